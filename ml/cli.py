@@ -1,0 +1,208 @@
+"""The `ml` command line: thin click commands, one pure function each (the modules do the work).
+
+Imports of the heavy parts (TensorFlow, gensim, Great Expectations) live inside the commands so
+`ml --help` and `ml data generate` start fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ml.config import DEFAULT_SEED, Paths
+
+
+def _paths() -> Paths:
+    return Paths.from_env()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """music-recsys: playlist continuation from the Spotify playlists file."""
+
+
+# --- data -------------------------------------------------------------------------------------
+
+
+@main.group()
+def data() -> None:
+    """Raw data: the realistic generator."""
+
+
+@data.command("generate")
+@click.option("--preset", type=click.Choice(["tiny", "small", "full"]), default="small", show_default=True)
+@click.option("--rows", type=int, default=None, help="Target row count (overrides the preset's).")
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Output CSV; an explicit --out is overwritten. Default: RAW_CSV, never overwritten.")
+@click.option("--force", is_flag=True, help="Overwrite RAW_CSV when --out is not given.")
+def data_generate(preset: str, rows: int | None, seed: int, out: Path | None, force: bool) -> None:
+    """Write a realistic stand-in for spotify_dataset.csv, in its exact raw format."""
+    from ml.data.generate import generate
+
+    if out is None:
+        out = _paths().raw_csv
+        # RAW_CSV may be the real Kaggle file: never replace it by accident.
+        if out.exists() and not force:
+            raise click.ClickException(f"{out} exists; pass --force (or --out) to write anyway")
+    result = generate(preset=preset, rows=rows, seed=seed, out=out)
+    click.echo(result.summary())
+
+
+# --- quality gate -----------------------------------------------------------------------------
+
+
+@main.group()
+def validate() -> None:
+    """Great Expectations gates (raw file, marts)."""
+
+
+@validate.command("raw")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None, help="Default: RAW_CSV.")
+def validate_raw_cmd(csv_path: Path | None) -> None:
+    """Gate the raw file before dbt reads it."""
+    from ml.quality.gate import validate_raw
+
+    result = validate_raw(csv_path or _paths().raw_csv, paths=_paths())
+    click.echo(result.summary())
+    if not result.success:
+        sys.exit(1)
+
+
+@validate.command("marts")
+def validate_marts_cmd() -> None:
+    """Gate the marts the model reads."""
+    from ml.quality.gate import validate_marts
+
+    result = validate_marts(paths=_paths())
+    click.echo(result.summary())
+    if not result.success:
+        sys.exit(1)
+
+
+# --- warehouse ---------------------------------------------------------------------------------
+
+
+@main.command("sql")
+@click.argument("query")
+@click.option("--limit", type=int, default=50, show_default=True, help="Rows to print.")
+def sql_cmd(query: str, limit: int) -> None:
+    """Run read-only SQL against the warehouse (DUCKDB_PATH) and print the result."""
+    from ml.warehouse import run_sql
+
+    click.echo(run_sql(query, _paths().duckdb_path, limit=limit))
+
+
+# --- reports -----------------------------------------------------------------------------------
+
+
+@main.group()
+def report() -> None:
+    """Reports: the dataset profile."""
+
+
+@report.command("data")
+def report_data_cmd() -> None:
+    """Dataset profile: distributions, power law, ingestion accounting (reports/)."""
+    from ml.report.data_profile import build_data_report
+
+    result = build_data_report(_paths())
+    click.echo(f"data profile: {result['html']}")
+
+
+# --- model -------------------------------------------------------------------------------------
+
+
+@main.command("train")
+@click.option("--grid", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Search grid (default: ml/grid.yml).")
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
+@click.option("--no-search", is_flag=True, help="Skip the search; fit the grid's default params.")
+def train_cmd(grid: Path | None, seed: int, no_search: bool) -> None:
+    """Train, search and evaluate track2vec from the marts; writes models/<run_id> and models/latest."""
+    from ml.train import run_training
+
+    result = run_training(_paths(), grid_path=grid, seed=seed, search=not no_search)
+    click.echo(result.summary())
+
+
+@main.command("recommend")
+@click.option("--track", "tracks", multiple=True, required=True, help='"Artist - Title" (repeatable).')
+@click.option("-k", "k", type=int, default=10, show_default=True)
+def recommend_cmd(tracks: tuple[str, ...], k: int) -> None:
+    """Suggest tracks for a playlist, by name, from the offline model in models/latest."""
+    from ml.recommend import recommend_by_name
+
+    click.echo(recommend_by_name(list(tracks), k=k, paths=_paths()))
+
+
+@main.command("export")
+def export_cmd() -> None:
+    """Export models/latest as a Keras KNN SavedModel and model.tar.gz (TF Serving layout)."""
+    from ml.export import export_latest
+
+    result = export_latest(_paths())
+    click.echo(result.summary())
+
+
+# --- serving and deployment ---------------------------------------------------------------------
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8080, show_default=True)
+@click.option("--model", "model_path", type=click.Path(path_type=Path), default=None,
+              help="model.tar.gz or SavedModel dir (default: models/latest/model.tar.gz).")
+def serve_cmd(host: str, port: int, model_path: Path | None) -> None:
+    """Serve the exported model over HTTP with the SageMaker container contract."""
+    from ml.serve import serve_forever
+
+    serve_forever(model_path, host=host, port=port, paths=_paths())
+
+
+@main.command("deploy")
+@click.option("--target", type=click.Choice(["local", "sagemaker"]), default="local", show_default=True)
+def deploy_cmd(target: str) -> None:
+    """Deploy models/latest/model.tar.gz and check the live endpoint."""
+    from ml.deploy import deploy
+
+    result = deploy(target, _paths())
+    click.echo(result.summary())
+    if not result.success:
+        sys.exit(1)
+
+
+@main.command("undeploy")
+@click.option("--target", type=click.Choice(["local", "sagemaker"]), default="local", show_default=True)
+def undeploy_cmd(target: str) -> None:
+    """Stop the local endpoint, or delete the SageMaker endpoint and what deploy created."""
+    from ml.deploy import undeploy
+
+    click.echo(undeploy(target, _paths()))
+
+
+@main.command("check")
+@click.option("--target", type=click.Choice(["local", "sagemaker"]), default="local", show_default=True)
+@click.option("--n", "n_playlists", type=int, default=50, show_default=True)
+def check_cmd(target: str, n_playlists: int) -> None:
+    """Invoke the deployed endpoint with test playlists; compare with the offline predictions."""
+    from ml.deploy import check
+
+    result = check(target, _paths(), n_playlists=n_playlists)
+    click.echo(result.summary())
+    if not result.success:
+        sys.exit(1)
+
+
+@main.command("demo-summary")
+def demo_summary_cmd() -> None:
+    """Print where to look after `make demo`."""
+    from ml.deploy import demo_summary
+
+    click.echo(demo_summary(_paths()))
+
+
+if __name__ == "__main__":
+    main()
