@@ -1,0 +1,293 @@
+"""`ml export`: models/latest -> a TensorFlow SavedModel answering KNN queries, and model.tar.gz.
+
+The SavedModel is a `tf.Module` (no Keras layer adds anything to a matrix product and a top-k):
+- `embeddings`: the L2-normalized float32 matrix, one variable, stored once;
+- `assets/track_ids.txt`: the vocabulary, one id per line (line number = row), read by two
+  `StaticHashTable`s (id -> row, row -> id);
+- `popular_ids`: the N_POPULAR most popular track ids, for playlists with no known track.
+
+`serving_default(tracks: string[batch, width], k: int32[batch])` scores with the rule of
+`ml.knn.top_k`: mean of the known seeds' normalized vectors, cosine against every track, seeds
+excluded, ties to the lower row (`tf.math.top_k` keeps the lower index first on equal values).
+
+`model.tar.gz` has the TensorFlow Serving layout the SageMaker TensorFlow inference container
+expects: `1/saved_model.pb`, `1/variables/`, `1/assets/`, and `code/inference.py` (the JSON
+contract, `ml/endpoint_contract.py`).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ml import endpoint_contract
+from ml.config import Paths
+
+VECTORS_FILE = "vectors.kv"
+POPULARITY_FILE = "popularity.parquet"
+EXPORT_DIR = "export"  # models/<run_id>/export/{1/,code/}, the tarball's content
+TARBALL = "model.tar.gz"
+MODEL_VERSION = "1"
+VOCAB_ASSET = "track_ids.txt"
+SERVING_TF_VERSION = "2.20"  # SageMaker TF inference image targeted; see README
+_TRACK_ID = re.compile(r"^[^\s]+$")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    run_dir: Path
+    saved_model_dir: Path
+    tarball: Path
+    n_tracks: int
+    dim: int
+    n_popular: int
+    saved_model_bytes: int
+    tarball_bytes: int
+    seconds: float
+    selfcheck_playlists: int
+    selfcheck_identical: int
+
+    def summary(self) -> str:
+        return "\n".join(
+            [
+                f"exported {self.n_tracks:,} tracks x {self.dim} dims from {self.run_dir}",
+                f"  SavedModel  {self.saved_model_dir}  ({self.saved_model_bytes / 2**20:.1f} MiB)",
+                f"  tarball     {self.tarball}  ({self.tarball_bytes / 2**20:.1f} MiB)",
+                f"  popular fallback: {self.n_popular} tracks; targets SageMaker TF inference {SERVING_TF_VERSION}",
+                f"  self-check: reloaded SavedModel gives the offline top-10 on "
+                f"{self.selfcheck_identical}/{self.selfcheck_playlists} sample playlists",
+                f"  took {self.seconds:.1f}s",
+            ]
+        )
+
+
+def export_latest(paths: Paths, run_dir: Path | None = None, selfcheck_playlists: int = 200) -> ExportResult:
+    """Export models/latest (or `run_dir`) to <run_dir>/export and <run_dir>/model.tar.gz."""
+    import tensorflow as tf
+
+    start = time.perf_counter()
+    run_dir = (run_dir or paths.models_dir / "latest").resolve()
+    track_ids, normed = load_normalized_vectors(run_dir)
+    popular = load_popular_ids(run_dir, endpoint_contract.N_POPULAR)
+
+    export_dir = run_dir / EXPORT_DIR
+    staging = run_dir / f".{EXPORT_DIR}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    version_dir = staging / MODEL_VERSION
+    vocab_path = staging / VOCAB_ASSET
+    staging.mkdir(parents=True)
+    vocab_path.write_text("".join(f"{t}\n" for t in track_ids))
+
+    module = PlaylistKnn(normed, str(vocab_path), popular)
+    tf.saved_model.save(module, str(version_dir), signatures={endpoint_contract.SIGNATURE_NAME: module.serve})
+    vocab_path.unlink()  # copied into 1/assets/ by the save
+    code_dir = staging / "code"
+    code_dir.mkdir()
+    shutil.copyfile(endpoint_contract.__file__, code_dir / "inference.py")
+
+    shutil.rmtree(export_dir, ignore_errors=True)
+    os.replace(staging, export_dir)
+    tarball = run_dir / TARBALL
+    write_tarball(export_dir, tarball)
+
+    n_identical, n_checked = _selfcheck(
+        export_dir / MODEL_VERSION, track_ids, normed, popular, selfcheck_playlists
+    )
+    return ExportResult(
+        run_dir=run_dir,
+        saved_model_dir=export_dir / MODEL_VERSION,
+        tarball=tarball,
+        n_tracks=len(track_ids),
+        dim=int(normed.shape[1]),
+        n_popular=len(popular),
+        saved_model_bytes=_dir_bytes(export_dir / MODEL_VERSION),
+        tarball_bytes=tarball.stat().st_size,
+        seconds=time.perf_counter() - start,
+        selfcheck_playlists=n_checked,
+        selfcheck_identical=n_identical,
+    )
+
+
+def load_normalized_vectors(run_dir: Path) -> tuple[list[str], np.ndarray]:
+    """Track ids in row order and their L2-normalized float32 vectors, from vectors.kv."""
+    from gensim.models import KeyedVectors
+
+    from ml.knn import normalize_rows
+
+    path = run_dir / VECTORS_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run `ml train` first (or set MODELS_DIR)")
+    kv = KeyedVectors.load(str(path), mmap="r")
+    track_ids = list(kv.index_to_key)
+    bad = [t for t in track_ids if not isinstance(t, str) or not _TRACK_ID.match(t)]
+    if bad:
+        raise ValueError(
+            f"{path}: {len(bad)} keys are not track id strings (empty, whitespace), e.g. {bad[0]!r}"
+        )
+    if len(set(track_ids)) != len(track_ids):
+        raise ValueError(f"{path}: {len(track_ids) - len(set(track_ids))} repeated track ids")
+    return track_ids, normalize_rows(kv.vectors)
+
+
+def load_popular_ids(run_dir: Path, n: int) -> list[str]:
+    """The n most popular track ids (popularity.parquet is sorted most popular first)."""
+    import pyarrow.parquet as pq
+
+    path = run_dir / POPULARITY_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run `ml train` first (or set MODELS_DIR)")
+    table = pq.read_table(path, columns=["track_id", "count"])
+    ids = [str(t) for t in table.column("track_id").to_pylist()[:n]]
+    if not ids:
+        raise ValueError(f"{path} is empty: the fallback for empty playlists needs popular tracks")
+    return ids
+
+
+def write_tarball(export_dir: Path, tarball: Path) -> None:
+    """gzip tar of export_dir's content at the archive root (1/..., code/...), written atomically."""
+    tmp = tarball.with_name(tarball.name + ".tmp")
+    # Level 1: float32 weights barely compress, so higher levels only cost time.
+    with tarfile.open(tmp, "w:gz", compresslevel=1) as tar:
+        for child in sorted(export_dir.iterdir()):
+            tar.add(child, arcname=child.name)
+    os.replace(tmp, tarball)
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _selfcheck(
+    saved_model_dir: Path, track_ids: list[str], normed: np.ndarray, popular: list[str], n_playlists: int
+) -> tuple[int, int]:
+    """Reload the SavedModel and compare top-10 with ml.knn on seeded random playlists."""
+    import tensorflow as tf
+
+    from ml.knn import top_k
+
+    if n_playlists <= 0:
+        return 0, 0
+    rng = np.random.default_rng(0)
+    seed_rows = [
+        sorted(rng.choice(len(track_ids), size=min(int(rng.integers(1, 21)), len(track_ids)), replace=False))
+        for _ in range(n_playlists)
+    ]
+    expected = top_k(normed, seed_rows, k=10).rows
+    loaded = tf.saved_model.load(str(saved_model_dir))
+    width = max(len(r) for r in seed_rows)
+    tracks = [[track_ids[r] for r in rows] + [""] * (width - len(rows)) for rows in seed_rows]
+    out = loaded.signatures[endpoint_contract.SIGNATURE_NAME](
+        tracks=tf.constant(tracks), k=tf.constant([10] * n_playlists, dtype=tf.int32)
+    )
+    got = out["track_ids"].numpy().astype(str)
+    row_of = {t: i for i, t in enumerate(track_ids)}
+    identical = sum([row_of[t] for t in got[i]] == expected[i].tolist() for i in range(n_playlists))
+    return identical, n_playlists
+
+
+@functools.cache
+def _make_module_class():
+    import tensorflow as tf
+
+    class _PlaylistKnn(tf.Module):
+        def __init__(self, normed: np.ndarray, vocab_path: str, popular_ids: list[str]) -> None:
+            super().__init__(name="playlist_knn")
+            self.embeddings = tf.Variable(normed, trainable=False, name="embeddings", dtype=tf.float32)
+            whole_line, line_number = tf.lookup.TextFileIndex.WHOLE_LINE, tf.lookup.TextFileIndex.LINE_NUMBER
+            self.row_of_id = tf.lookup.StaticHashTable(
+                tf.lookup.TextFileInitializer(vocab_path, tf.string, whole_line, tf.int64, line_number),
+                default_value=tf.constant(-1, tf.int64),
+            )
+            self.id_of_row = tf.lookup.StaticHashTable(
+                tf.lookup.TextFileInitializer(vocab_path, tf.int64, line_number, tf.string, whole_line),
+                default_value=tf.constant(endpoint_contract.PAD),
+            )
+            self.popular_ids = tf.Variable(popular_ids, trainable=False, name="popular_ids", dtype=tf.string)
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, None], tf.string, name="tracks"),
+                tf.TensorSpec([None], tf.int32, name="k"),
+            ]
+        )
+        def serve(self, tracks, k):
+            return self._serve(tracks, k)
+
+        def _serve(self, tracks, k):
+            embeddings = self.embeddings
+            n_items = tf.shape(embeddings)[0]
+            batch = tf.shape(tracks)[0]
+            present = tf.not_equal(tracks, endpoint_contract.PAD)
+            rows = self.row_of_id.lookup(tracks)  # -1 for unknown ids and padding
+            n_unknown = tf.reduce_sum(tf.cast(present & (rows < 0), tf.int32), axis=1)
+
+            # A playlist is a set: drop repeated rows (sorted, so repeats are neighbours).
+            rows = tf.sort(rows, axis=1)
+            repeat = tf.concat([tf.zeros([batch, 1], tf.bool), tf.equal(rows[:, 1:], rows[:, :-1])], axis=1)
+            seed = (rows >= 0) & ~repeat
+            n_known = tf.reduce_sum(tf.cast(seed, tf.int32), axis=1)
+
+            # Query: mean of the seeds' normalized vectors (zero for an empty playlist).
+            seed_vectors = tf.gather(embeddings, tf.where(seed, rows, tf.zeros_like(rows)))
+            summed = tf.reduce_sum(seed_vectors * tf.cast(seed, tf.float32)[:, :, None], axis=1)
+            query = summed / tf.cast(tf.maximum(n_known, 1), tf.float32)[:, None]
+            scores = tf.matmul(query, embeddings, transpose_b=True)  # [batch, n_items]
+
+            seed_at = tf.where(seed)  # [n_seeds, 2] (playlist, position)
+            scores = tf.tensor_scatter_nd_update(
+                scores,
+                tf.stack([seed_at[:, 0], tf.gather_nd(rows, seed_at)], axis=1),
+                tf.fill([tf.shape(seed_at)[0]], tf.constant(-np.inf, tf.float32)),
+            )
+            k = tf.clip_by_value(k, 0, n_items)
+            k_max = tf.minimum(tf.reduce_max(tf.concat([k, [0]], axis=0)), n_items)
+            top = tf.math.top_k(scores, k=k_max, sorted=True)
+            knn_ids = self.id_of_row.lookup(tf.cast(top.indices, tf.int64))
+            knn_n = tf.minimum(k, n_items - n_known)
+
+            fallback = tf.equal(n_known, 0)
+            pop_ids, pop_n = tf.cond(
+                tf.reduce_any(fallback),
+                lambda: self._popular(tracks, k, k_max),
+                lambda: (tf.fill([batch, k_max], endpoint_contract.PAD), tf.zeros([batch], tf.int32)),
+            )
+            return {
+                "track_ids": tf.where(fallback[:, None], pop_ids, knn_ids),
+                "scores": tf.where(fallback[:, None], tf.zeros_like(top.values), top.values),
+                "n_results": tf.where(fallback, pop_n, knn_n),
+                "n_unknown": n_unknown,
+                "fallback": fallback,
+            }
+
+        def _popular(self, tracks, k, k_max):
+            """Most popular tracks not in the playlist, padded to k_max."""
+            popular = self.popular_ids
+            n_popular = tf.shape(popular)[0]
+            in_playlist = tf.reduce_any(tf.equal(popular[None, :, None], tracks[:, None, :]), axis=2)
+            # Rank by popularity order; tracks of the playlist sink to the bottom.
+            rank = tf.where(
+                in_playlist,
+                tf.constant(-np.inf, tf.float32),
+                -tf.cast(tf.range(n_popular), tf.float32)[None, :],
+            )
+            take = tf.minimum(k_max, n_popular)
+            picked = tf.math.top_k(rank, k=take).indices
+            ids = tf.gather(popular, picked)
+            ids = tf.pad(ids, [[0, 0], [0, k_max - take]], constant_values=endpoint_contract.PAD)
+            available = n_popular - tf.reduce_sum(tf.cast(in_playlist, tf.int32), axis=1)
+            return ids, tf.minimum(tf.minimum(k, available), take)
+
+    return _PlaylistKnn
+
+
+def PlaylistKnn(normed: np.ndarray, vocab_path: str, popular_ids: list[str]):  # noqa: N802 - a class factory
+    """The KNN tf.Module (built lazily so importing ml.export does not import TensorFlow)."""
+    return _make_module_class()(normed, vocab_path, popular_ids)

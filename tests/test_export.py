@@ -1,0 +1,174 @@
+"""Export: the SavedModel's layout, size, and identical answers to the offline scoring (ml.knn)."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ml.deploy.check import SCORE_TOL, compare, offline_expected
+from ml.endpoint_contract import N_POPULAR, SIGNATURE_NAME
+from ml.export import export_latest, load_normalized_vectors
+from ml.knn import top_k
+
+
+@pytest.fixture(scope="module")
+def signature(synthetic_run):
+    loaded = tf.saved_model.load(str(synthetic_run.export.saved_model_dir))
+    signature = loaded.signatures[SIGNATURE_NAME]
+    signature._keep = loaded  # the signature's tables and variables belong to `loaded`
+    return signature
+
+
+def run(signature, playlists: list[list[str]], k: int | list[int] = 10) -> dict[str, np.ndarray]:
+    width = max(1, max(len(p) for p in playlists))
+    ks = k if isinstance(k, list) else [k] * len(playlists)
+    out = signature(
+        tracks=tf.constant([p + [""] * (width - len(p)) for p in playlists]),
+        k=tf.constant(ks, dtype=tf.int32),
+    )
+    return {name: value.numpy() for name, value in out.items()}
+
+
+def as_prediction(out: dict[str, np.ndarray], i: int) -> dict:
+    n = int(out["n_results"][i])
+    return {
+        "track_ids": out["track_ids"][i, :n].astype(str).tolist(),
+        "scores": out["scores"][i, :n].tolist(),
+        "n_unknown": int(out["n_unknown"][i]),
+        "fallback": bool(out["fallback"][i]),
+    }
+
+
+def test_tarball_has_the_tf_serving_layout(synthetic_run):
+    with tarfile.open(synthetic_run.export.tarball) as tar:
+        names = set(tar.getnames())
+    assert {
+        "1/saved_model.pb",
+        "1/variables/variables.index",
+        "1/assets/track_ids.txt",
+        "code/inference.py",
+    } <= names
+    assert any(n.startswith("1/variables/variables.data-") for n in names)
+    assert {n.split("/")[0] for n in names} == {"1", "code"}
+    assert (
+        synthetic_run.export.tarball
+        == synthetic_run.paths.models_dir.resolve() / "run-synthetic" / "model.tar.gz"
+    )
+
+
+def test_embeddings_are_stored_once(synthetic_run):
+    ids, normed = load_normalized_vectors(synthetic_run.model.run_dir)
+    saved = synthetic_run.export.saved_model_dir
+    variables = tf.train.list_variables(str(saved / "variables" / "variables"))
+    float_matrices = [(name, shape) for name, shape in variables if list(shape) == list(normed.shape)]
+    assert len(float_matrices) == 1, variables
+    matrix_bytes = normed.nbytes
+    # The graph holds no copy of the matrix, and the checkpoint only one (plus popular ids).
+    assert (saved / "saved_model.pb").stat().st_size < matrix_bytes / 4
+    data = sum(p.stat().st_size for p in (saved / "variables").glob("variables.data-*"))
+    assert matrix_bytes <= data < matrix_bytes + N_POPULAR * 40
+    assert (saved / "assets" / "track_ids.txt").read_text().split("\n")[:-1] == ids
+
+
+def test_identical_top10_to_offline_on_1000_playlists(synthetic_run, signature):
+    """The parity test: TF top-10 == ml.knn top-10, except float near-ties (documented tolerance)."""
+    ids, normed = load_normalized_vectors(synthetic_run.model.run_dir)
+    rng = np.random.default_rng(11)
+    playlists = []
+    for i in range(1000):
+        rows = rng.choice(len(ids), size=int(rng.integers(1, 31)), replace=False)
+        playlist = [ids[r] for r in rows]
+        if i % 10 == 0:
+            playlist.append(f"nope{i:012d}")  # unknown ids are ignored and counted
+        playlists.append(playlist)
+    expected = offline_expected(synthetic_run.model.run_dir, playlists, k=10)
+    out = run(signature, playlists)
+    verdicts = [compare(e, as_prediction(out, i)) for i, e in enumerate(expected)]
+    mismatches = [(i, v) for i, v in enumerate(verdicts) if v not in (None, "tie")]
+    assert not mismatches, mismatches[:5]
+    identical = sum(v is None for v in verdicts)
+    # Exact equality on >= 99% of playlists; the rest are ties within SCORE_TOL (duplicate vectors).
+    assert identical >= 990, f"only {identical}/1000 identical"
+    assert int(out["n_unknown"].sum()) == 100
+
+
+def test_ties_go_to_the_lower_row(synthetic_run, signature):
+    """Two tracks with the same vector score exactly alike in TF: the lower row comes first."""
+    ids, normed = load_normalized_vectors(synthetic_run.model.run_dir)
+    first, second = synthetic_run.model.duplicate_pairs[0]
+    similarity = normed @ normed[first]
+    similarity[[first, second]] = -np.inf
+    neighbour = int(np.argmax(similarity))  # seeds the query; both twins rank near the top
+    out = run(signature, [[ids[neighbour]]], k=20)
+    got = out["track_ids"][0].astype(str).tolist()
+    assert ids[first] in got and got.index(ids[second]) == got.index(ids[first]) + 1
+    scores = out["scores"][0]
+    assert scores[got.index(ids[first])] == scores[got.index(ids[second])]
+
+
+def test_playlist_is_a_set_and_seeds_are_excluded(synthetic_run, signature):
+    ids = synthetic_run.model.track_ids
+    out = run(signature, [[ids[5], ids[9], ids[5]], [ids[9], ids[5]]], k=50)
+    assert as_prediction(out, 0) == as_prediction(out, 1)
+    assert not {ids[5], ids[9]} & set(as_prediction(out, 0)["track_ids"])
+    assert as_prediction(out, 0)["n_unknown"] == 0
+
+
+def test_no_known_track_gets_the_most_popular(synthetic_run, signature):
+    import pyarrow.parquet as pq
+
+    popular = pq.read_table(synthetic_run.model.run_dir / "popularity.parquet").column("track_id").to_pylist()
+    rare_popular = synthetic_run.model.popular_not_in_vocab[0]  # third most popular, not in the vectors
+    assert popular[2] == rare_popular
+    out = run(signature, [[], ["nope1", "nope2"], ["nope3", rare_popular, popular[0]]], k=[5, 5, 5])
+    empty, unknown, with_popular = (as_prediction(out, i) for i in range(3))
+    # popular[0] is known, so the third playlist is a KNN query; unknown ones fall back.
+    assert empty == {"track_ids": popular[:5], "scores": [0.0] * 5, "n_unknown": 0, "fallback": True}
+    assert unknown == {"track_ids": popular[:5], "scores": [0.0] * 5, "n_unknown": 2, "fallback": True}
+    assert not with_popular["fallback"] and with_popular["n_unknown"] == 2
+    out = run(signature, [["nope3", rare_popular]], k=4)
+    assert as_prediction(out, 0)["track_ids"] == [popular[0], popular[1], popular[3], popular[4]]
+
+
+def test_k_per_playlist_and_k_beyond_the_catalogue(tmp_path):
+    from ml.config import Paths
+    from ml.deploy.synthetic import write_synthetic_model
+
+    model = write_synthetic_model(
+        tmp_path / "models" / "small", n_tracks=12, dim=4, n_clusters=2, n_duplicate_pairs=0
+    )
+    (tmp_path / "models" / "latest").symlink_to("small")
+    paths = Paths(tmp_path / "r", tmp_path / "d", tmp_path / "models", tmp_path / "rep")
+    result = export_latest(paths, selfcheck_playlists=20)
+    assert result.selfcheck_identical == 20
+    loaded = tf.saved_model.load(str(result.saved_model_dir))
+    out = run(loaded.signatures[SIGNATURE_NAME], [model.track_ids[:3], model.track_ids[:1]], k=[50, 2])
+    assert out["n_results"].tolist() == [9, 2]
+    ids, normed = load_normalized_vectors(model.run_dir)
+    expected = top_k(normed, [[0, 1, 2]], k=9).rows[0]
+    assert as_prediction(out, 0)["track_ids"] == [ids[r] for r in expected]
+
+
+def test_export_summary_and_missing_model(synthetic_run, tmp_path):
+    summary = synthetic_run.export.summary()
+    assert "3,000 tracks x 32 dims" in summary and "model.tar.gz" in summary and "2.20" in summary
+    assert synthetic_run.export.selfcheck_identical >= synthetic_run.export.selfcheck_playlists - 2
+    from ml.config import Paths
+
+    empty = Paths(tmp_path / "r", tmp_path / "d", tmp_path / "models", tmp_path / "rep")
+    (tmp_path / "models" / "latest").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="vectors.kv not found"):
+        export_latest(empty)
+
+
+def test_scores_match_offline_values(synthetic_run, signature):
+    ids = synthetic_run.model.track_ids
+    playlist = [ids[1], ids[2], ids[3]]
+    expected = offline_expected(synthetic_run.model.run_dir, [playlist], k=10)[0]
+    out = as_prediction(run(signature, [playlist]), 0)
+    assert np.allclose(out["scores"], expected.scores, atol=SCORE_TOL)
+    assert Path(synthetic_run.export.tarball).stat().st_size == synthetic_run.export.tarball_bytes

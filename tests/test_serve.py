@@ -1,0 +1,174 @@
+"""`ml serve`: the SageMaker container contract over the exported model, its 4xx answers, and load."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+import uvicorn
+
+from ml.deploy.check import compare, offline_expected, request_bodies
+from ml.endpoint_contract import MAX_BODY_BYTES, MAX_INSTANCES, MAX_K, MAX_TRACKS
+from ml.serve import create_app, load_model
+
+
+@pytest.fixture(scope="module")
+def model(synthetic_run):
+    return load_model(synthetic_run.export.tarball)
+
+
+@pytest.fixture(scope="module")
+def live_url(model):
+    """uvicorn serving the model on a free 127.0.0.1 port, in a thread."""
+    config = uvicorn.Config(
+        create_app(model), host="127.0.0.1", port=0, log_level="warning", access_log=False
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def client(live_url):
+    with httpx.Client(base_url=live_url, timeout=30) as http:
+        yield http
+
+
+@pytest.fixture(scope="module")
+def expected(synthetic_run):
+    ids = synthetic_run.model.track_ids
+    playlists = [ids[i : i + 1 + i % 15] for i in range(0, 1200, 40)] + [
+        [],
+        ["unknown-id"],
+        [ids[3], "unknown-id"],
+    ]
+    return offline_expected(synthetic_run.model.run_dir, playlists, k=10)
+
+
+def test_ping(client):
+    response = client.get("/ping")
+    assert response.status_code == 200 and response.json()["n_tracks"] == 3000
+
+
+def test_invocations_match_offline(client, expected):
+    for body in request_bodies(expected, per_request=16):
+        response = client.post("/invocations", content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 200
+        sent = json.loads(body)["instances"]
+        predictions = response.json()["predictions"]
+        assert len(predictions) == len(sent)
+        for instance, prediction in zip(sent, predictions, strict=True):
+            match = next(e for e in expected if list(e.tracks) == instance["tracks"])
+            assert compare(match, prediction) is None, prediction
+    last = client.post("/invocations", json={"instances": [{"tracks": []}]}).json()["predictions"][0]
+    assert last["fallback"] is True and len(last["track_ids"]) == 10  # k defaults to 10
+
+
+BAD_BODIES = [
+    (b"{", 400, "not valid JSON"),
+    (b"\xff\xfe", 400, "not UTF-8"),
+    (b"[1, 2]", 400, "expected a JSON object"),
+    (b'{"instances": {}}', 400, "non-empty list"),
+    (b'{"instances": []}', 400, "non-empty list"),
+    (b'{"instances": [7]}', 400, "instances[0] must be an object"),
+    (b'{"instances": [{"tracks": "abc"}]}', 400, "tracks must be a list"),
+    (b'{"instances": [{"tracks": [1]}]}', 400, "tracks[0] must be a non-empty string"),
+    (b'{"instances": [{"tracks": [""]}]}', 400, "tracks[0] must be a non-empty string"),
+    (b'{"instances": [{"tracks": [], "k": "10"}]}', 400, "k must be an integer"),
+    (b'{"instances": [{"tracks": [], "k": true}]}', 400, "k must be an integer"),
+    (b'{"instances": [{"tracks": [], "k": 0}]}', 400, "between 1 and"),
+    (json.dumps({"instances": [{"tracks": [], "k": MAX_K + 1}]}).encode(), 400, "between 1 and"),
+    (b'{"instances": [{"tracks": [], "kk": 3}]}', 400, "unknown field"),
+    (json.dumps({"instances": [{"tracks": ["a"] * (MAX_TRACKS + 1)}]}).encode(), 413, "limit is 500"),
+    (json.dumps({"instances": [{"tracks": []}] * (MAX_INSTANCES + 1)}).encode(), 413, "limit is 64"),
+    (b"[" * 100_000 + b"]" * 100_000, 400, "not valid JSON"),
+    (b" " * (MAX_BODY_BYTES + 1), 413, "limit is 1048576"),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "message"), BAD_BODIES)
+def test_bad_requests_get_a_4xx_json_error(client, body, status, message):
+    response = client.post("/invocations", content=body)
+    assert response.status_code == status
+    assert message in response.json()["error"]
+
+
+def test_unknown_routes_and_methods_answer_json(client):
+    assert client.get("/invocations").status_code == 405
+    assert client.get("/invocations").json() == {"error": "Method Not Allowed"}
+    assert client.post("/nowhere", content=b"{}").json() == {"error": "Not Found"}
+
+
+def test_requests_are_logged(client, caplog):
+    with caplog.at_level(logging.INFO, logger="ml.serve"):
+        client.post("/invocations", json={"instances": [{"tracks": [], "k": 3}] * 2})
+        client.post("/invocations", content=b"{")
+        time.sleep(0.1)  # the server thread logs after sending the answer
+    lines = [r.getMessage() for r in caplog.records if r.name == "ml.serve"]
+    assert any("POST /invocations 200 instances=2" in line for line in lines)
+    assert any("POST /invocations 400" in line for line in lines)
+
+
+def test_serving_imports_no_training_code(synthetic_run):
+    """The endpoint needs only the exported artefact, as the SageMaker container does."""
+    code = (
+        "import sys; from ml.serve import load_model; "
+        f"m = load_model({str(synthetic_run.export.tarball)!r}); "
+        "bad = [n for n in sys.modules if n.split('.')[0] == 'gensim' or n in "
+        "('ml.train', 'ml.corpus', 'ml.evaluate', 'ml.knn', 'ml.export')]; "
+        "print(m.n_tracks, bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "3000 []"
+
+
+def test_2000_requests_from_8_clients(live_url, expected):
+    """Good and bad bodies mixed: no 5xx, no dropped connection, every good answer = offline."""
+    good = [(b, None) for b in request_bodies(expected, per_request=4)]
+    bad = [(body, status) for body, status, _ in BAD_BODIES if len(body) < 200_000]
+    mix = [good[i % len(good)] if i % 3 else bad[i % len(bad)] for i in range(2000)]
+    by_tracks = {tuple(e.tracks): e for e in expected}
+
+    def client_run(worker: int) -> list[str]:
+        problems = []
+        with httpx.Client(base_url=live_url, timeout=30) as http:
+            for body, bad_status in mix[worker::8]:
+                try:
+                    response = http.post(
+                        "/invocations", content=body, headers={"content-type": "application/json"}
+                    )
+                except httpx.HTTPError as exc:
+                    problems.append(f"connection: {exc!r}")
+                    continue
+                if bad_status is not None:
+                    if response.status_code != bad_status or "error" not in response.json():
+                        problems.append(f"bad body got {response.status_code}")
+                    continue
+                if response.status_code != 200:
+                    problems.append(f"good body got {response.status_code}: {response.text[:100]}")
+                    continue
+                instances = json.loads(body)["instances"]
+                for instance, prediction in zip(instances, response.json()["predictions"], strict=True):
+                    verdict = compare(by_tracks[tuple(instance["tracks"])], prediction)
+                    if verdict is not None:
+                        problems.append(f"answer differs: {verdict}")
+        return problems
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        problems = [p for ps in pool.map(client_run, range(8)) for p in ps]
+    assert problems == []
+    assert sum(1 for _, s in mix if s is None) > 1300
