@@ -33,3 +33,31 @@ def tiny_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("raw") / "spotify_dataset.csv"
     generate(preset="tiny", rows=None, seed=TEST_SEED, out=out)
     return out
+
+
+# --- export, serving, deployment ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def synthetic_run(tmp_path_factory: pytest.TempPathFactory):
+    """A seeded stand-in for a trained run (3,000 clustered vectors, popularity), exported once.
+
+    Lets the export/serve/deploy tests run without training; `paths.models_dir/latest` points at
+    it. Attributes: paths, model (ml.deploy.synthetic.SyntheticModel), export (ExportResult).
+    """
+    from types import SimpleNamespace
+
+    from ml.config import Paths
+    from ml.deploy.synthetic import write_synthetic_model
+    from ml.export import export_latest
+
+    root = tmp_path_factory.mktemp("serving")
+    model = write_synthetic_model(root / "models" / "run-synthetic", seed=TEST_SEED)
+    (root / "models" / "latest").symlink_to("run-synthetic")
+    paths = Paths(
+        raw_csv=root / "raw.csv",
+        duckdb_path=root / "warehouse.duckdb",
+        models_dir=root / "models",
+        reports_dir=root / "reports",
+    )
+    return SimpleNamespace(paths=paths, model=model, export=export_latest(paths))
