@@ -9,10 +9,8 @@ TensorFlow Serving's REST predict API. `ml serve` imports the same functions, so
 validate and answer alike.
 """
 
-from __future__ import annotations
-
 import json
-from dataclasses import dataclass
+from typing import NamedTuple
 
 SIGNATURE_NAME = "serving_default"
 # Padding in the model's [batch, max_tracks] string input; never a track id.
@@ -38,8 +36,9 @@ class ContractError(ValueError):
         self.status = status
 
 
-@dataclass(frozen=True)
-class Instance:
+# A NamedTuple, not a dataclass: the container imports this file without registering it in
+# sys.modules, which dataclasses need; and no `from __future__ import annotations` for the same reason.
+class Instance(NamedTuple):
     tracks: tuple[str, ...]
     k: int
 

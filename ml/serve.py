@@ -38,18 +38,19 @@ DEFAULT_MODEL = Path("latest") / "model.tar.gz"  # under MODELS_DIR
 
 @dataclass(frozen=True)
 class ServingModel:
-    """A loaded SavedModel and its serving signature."""
+    """A loaded SavedModel (which owns the signature's tables and variables) and its signature."""
 
     source: Path
     saved_model_dir: Path
     n_tracks: int
-    _signature: object
+    loaded: object
+    signature: object
 
     def predict(self, instances: list[Instance]) -> list[dict[str, object]]:
         import tensorflow as tf
 
         inputs = endpoint_contract.model_inputs(instances)
-        out = self._signature(
+        out = self.signature(
             tracks=tf.constant(inputs["tracks"], dtype=tf.string),
             k=tf.constant(inputs["k"], dtype=tf.int32),
         )
@@ -69,8 +70,6 @@ class ServingModel:
 
 def load_model(path: Path) -> ServingModel:
     """Load model.tar.gz (extracted to a temporary dir) or a SavedModel dir (or its parent)."""
-    import tensorflow as tf
-
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run `ml export` first")
@@ -83,15 +82,12 @@ def load_model(path: Path) -> ServingModel:
     else:
         root = path
     saved_model_dir = _find_saved_model(root)
+    import tensorflow as tf  # after the cheap checks: a bad path fails in a second, not ten
+
     loaded = tf.saved_model.load(str(saved_model_dir))
     signature = loaded.signatures[endpoint_contract.SIGNATURE_NAME]
     n_tracks = int(loaded.embeddings.shape[0]) if hasattr(loaded, "embeddings") else -1
-    # Keep `loaded` alive: the signature's resources (tables, variables) belong to it.
-    model = ServingModel(
-        source=path, saved_model_dir=saved_model_dir, n_tracks=n_tracks, _signature=signature
-    )
-    object.__setattr__(model, "_loaded", loaded)
-    return model
+    return ServingModel(path, saved_model_dir, n_tracks, loaded, signature)
 
 
 def _find_saved_model(root: Path) -> Path:
