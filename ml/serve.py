@@ -13,6 +13,8 @@ from __future__ import annotations
 import atexit
 import logging
 import shutil
+import signal
+import sys
 import tarfile
 import tempfile
 import time
@@ -208,5 +210,8 @@ def serve_forever(model_path: Path | None, host: str, port: int, paths) -> None:
         host,
         port,
     )
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it with the previous handler: make
+    # that a normal exit so atexit removes the extracted model.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     # uvicorn's own access log is off: RequestLog writes one line per request instead.
     uvicorn.run(create_app(model), host=host, port=port, access_log=False, log_level="info")

@@ -22,7 +22,7 @@ import pytest
 from moto_sagemaker import ACCOUNT, REGION, moto_server, queue_invoke_results, reset
 
 from ml.deploy import check, deploy, undeploy
-from ml.deploy.check import offline_expected, request_bodies, sample_playlists
+from ml.deploy.check import expected_answers, request_bodies
 from ml.deploy.config import DeployConfig, LocalConfig, SageMakerConfig
 
 ENDPOINT = "music-recsys-test"
@@ -117,9 +117,8 @@ def wrong_container(tmp_path_factory):
 
 
 def check_bodies(synthetic_run) -> list[bytes]:
-    run_dir = synthetic_run.model.run_dir
-    playlists, _ = sample_playlists(run_dir, N_CHECK)
-    return request_bodies(offline_expected(run_dir, playlists))
+    expected, _ = expected_answers(synthetic_run.model.run_dir, N_CHECK)
+    return request_bodies(expected)
 
 
 def queue_answers(aws, synthetic_run, container) -> None:

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from ml.config import Paths
-from ml.deploy.check import CheckResult, http_invoker, offline_expected, run_check, sample_playlists
+from ml.deploy.check import CheckResult, expected_answers, http_invoker, run_check
 from ml.deploy.config import DeployConfig
 
 TARGETS = ("local", "sagemaker")
@@ -87,8 +87,7 @@ def check_url(url: str, run_dir: Path, n_playlists: int) -> CheckResult:
 
 
 def _check(invoke, run_dir: Path, n_playlists: int, target: str, endpoint: str) -> CheckResult:  # noqa: ANN001
-    playlists, source = sample_playlists(run_dir, n_playlists)
-    expected = offline_expected(run_dir, playlists)
+    expected, source = expected_answers(run_dir, n_playlists)
     return run_check(invoke, expected, target=target, endpoint=endpoint, source=source)
 
 

@@ -1,10 +1,10 @@
 """The deployment check: invoke a live endpoint with sample playlists, compare with offline results.
 
-Offline results come from the training run's vectors through `ml.knn.top_k` (the rule the
-evaluation uses) and the popularity list for playlists with no known track. Sample playlists are
-the test split's seeds when the run saved them (`check_playlists.json`, written by training), else
-seeded random playlists over the vocabulary; a few carry unknown ids and one is empty, so the
-`n_unknown` count and the popularity fallback are checked too.
+When the run holds `offline_test_predictions.parquet` (written by `ml train`: the test split's
+seeds and their offline top-10), the check sends those seeds and expects those predictions.
+Otherwise (a run without it, e.g. the synthetic one of the tests) it sends seeded random playlists
+over the vocabulary - a few with unknown ids, one empty - and computes the expected answers from
+the run's vectors with `ml.knn.top_k` and the popularity list, the rule the evaluation uses.
 
 Equality is exact on track ids, except where two tracks' scores are equal within `SCORE_TOL`:
 numpy (OpenBLAS) and TensorFlow (Eigen/oneDNN) sum the 64-term dot products in different orders,
@@ -25,7 +25,7 @@ from ml.endpoint_contract import MAX_INSTANCES
 
 SCORE_TOL = 1e-6
 CHECK_K = 10
-CHECK_PLAYLISTS_FILE = "check_playlists.json"  # optional: {"playlists": [[track_id, ...], ...]}
+OFFLINE_PREDICTIONS_FILE = "offline_test_predictions.parquet"  # from ml train
 
 
 @dataclass(frozen=True)
@@ -71,12 +71,34 @@ class CheckResult:
         return "\n".join(lines)
 
 
-def sample_playlists(run_dir: Path, n_playlists: int, seed: int = 0) -> tuple[list[list[str]], str]:
-    """Playlists to send: the run's saved test seeds if any, else seeded random ones."""
-    saved = run_dir / CHECK_PLAYLISTS_FILE
-    if saved.exists():
-        playlists = [list(p) for p in json.loads(saved.read_text())["playlists"]][:n_playlists]
-        return playlists, f"test playlists from {saved.name}"
+def expected_answers(run_dir: Path, n_playlists: int, seed: int = 0) -> tuple[list[Expected], str]:
+    """What the check sends and expects: the run's offline test predictions, else computed ones."""
+    saved = run_dir / OFFLINE_PREDICTIONS_FILE
+    if not saved.exists():
+        playlists = sample_playlists(run_dir, n_playlists, seed)
+        return offline_expected(run_dir, playlists), f"random playlists, seed {seed}, expected from ml.knn"
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(saved).slice(0, n_playlists).to_pylist()
+    seeds = [list(r["seed_track_ids"]) for r in rows]
+    # ml.knn over the same vectors gives the score just past the top-10 (boundary ties).
+    computed = offline_expected(run_dir, seeds)
+    expected = [
+        Expected(
+            tracks=tuple(r["seed_track_ids"]),
+            track_ids=tuple(r["top10_track_ids"]),
+            scores=tuple(float(x) for x in r["top10_scores"]),
+            n_unknown=int(r["n_unknown"]),
+            fallback=bool(r["is_fallback"]),
+            tie_score=c.tie_score,
+        )
+        for r, c in zip(rows, computed, strict=True)
+    ]
+    return expected, f"test playlists from {saved.name}"
+
+
+def sample_playlists(run_dir: Path, n_playlists: int, seed: int = 0) -> list[list[str]]:
+    """Seeded random playlists over the run's vocabulary, with a few unknown ids and an empty one."""
     track_ids = _vocabulary(run_dir)
     rng = np.random.default_rng(seed)
     playlists: list[list[str]] = []
@@ -85,15 +107,14 @@ def sample_playlists(run_dir: Path, n_playlists: int, seed: int = 0) -> tuple[li
             playlists.append([])  # no known track: the popularity fallback
             continue
         size = int(rng.integers(1, 21))
-        tracks = [
-            track_ids[r] for r in rng.choice(len(track_ids), size=min(size, len(track_ids)), replace=False)
-        ]
+        rows = rng.choice(len(track_ids), size=min(size, len(track_ids)), replace=False)
+        tracks = [track_ids[r] for r in rows]
         if i % 7 == 0:
             tracks.append(f"unknown{i:012d}")
         if i % 23 == 0:  # only unknown ids: the popularity fallback again
             tracks = [f"unknown{i:012d}"]
         playlists.append(tracks)
-    return playlists, f"seeded random playlists over the vocabulary (seed {seed})"
+    return playlists
 
 
 def offline_expected(run_dir: Path, playlists: Sequence[Sequence[str]], k: int = CHECK_K) -> list[Expected]:
