@@ -49,6 +49,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from scipy.special import ndtri
 from tqdm import tqdm
 
 from ml.config import AUTO_PLAYLIST_NAMES, RAW_HEADER
@@ -94,8 +95,8 @@ PRESETS: dict[str, Preset] = {
         rows=12_900_000,
         users=15_900,
         playlists=230_000,
-        artists=330_000,
-        catalogue_tracks=3_600_000,
+        artists=315_000,
+        catalogue_tracks=11_000_000,
         communities=40,
     ),
 }
@@ -103,18 +104,20 @@ PRESETS: dict[str, Preset] = {
 # --- structure -------------------------------------------------------------------------------------
 
 COMMUNITY_ZIPF = 0.6  # how unequal the communities' overall popularity is
-ARTIST_ZIPF = 1.0  # artist popularity inside a community
-TRACK_ZIPF = 0.9  # track popularity inside an artist
+NON_ENGLISH_WEIGHT = 0.2  # relative popularity of communities writing in other scripts/languages
+ARTIST_ZIPF = 1.1  # artist popularity inside a community
+TRACK_ZIPF = 1.0  # track popularity inside an artist
 ARTIST_TRACKS_SIGMA = 1.1  # lognormal spread of catalogue size per artist
 USER_TASTE_SIZES = (1, 2, 3)
 USER_TASTE_SIZE_P = (0.45, 0.35, 0.20)
 USER_ACTIVITY_SIGMA = 1.3  # lognormal spread of playlists per user
 PLAYLIST_SIZE_MEDIAN = 17
 PLAYLIST_SIZE_SIGMA = 1.55  # lognormal: mean about 3x the median, rare playlists of thousands
+MAX_PLAYLIST_ROW_SHARE = 0.1  # the largest playlist's share of all rows, at most
 FULL_SCALE_MAX_PLAYLIST = 12_000  # at >= 5M rows the largest playlist is at least this (pre-dedupe)
 STARRED_SHARE = 0.7  # users with a `Starred` playlist
 RADIO_SHARE = 0.3  # users with a `Liked from Radio` playlist
-STARRED_SIZE_FACTOR = 4.0
+STARRED_SIZE_FACTOR = 2.0
 RADIO_SIZE_FACTOR = 1.5
 ARTIST_PLAYLIST_SHARE = 0.18  # small playlists named after, and focused on, one artist
 ARTIST_PLAYLIST_MAX_SIZE = 40
@@ -125,25 +128,26 @@ OWNER_COMMUNITY_SHARE = 0.12  # ... from the owner's mixture; the rest from anyw
 AUTO_GLOBAL_SHARE = 0.1  # runs of an auto playlist from anywhere (radio discoveries)
 RUN_MEAN = 2.2  # mean length of a run of one artist
 ALBUM_RUN_SHARE = 0.04  # runs that are a stretch of an album: 6-14 consecutive tracks
-MAX_TOPUPS = 4  # rounds of redrawing tracks that repeated inside a playlist
+MAX_TOPUPS = 6  # rounds of redrawing tracks that repeated inside a playlist
+FLAT_FROM_TOPUP = 2  # from this round on, top-ups ignore popularity (deep cuts)
 TOPUP_TOLERANCE = 0.003  # stop when this share of rows is still missing
 
 # --- quirks (shares of rows unless named otherwise) -----------------------------------------------
 
 EMPTY_ARTIST_ROW_SHARE = 0.0026
 UNESCAPED_QUOTE_ROW_SHARE = 0.0007
-UNSPLITTABLE_SHARE_OF_UNESCAPED = 0.15  # of those tracks: a name containing `","` itself
+UNSPLITTABLE_SHARE_OF_UNESCAPED = 0.1  # of those tracks: a name containing `","` itself
 EMPTY_TRACK_ROW_SHARE = 0.0001
 EMPTY_PLAYLIST_SHARE = 0.0005  # of playlists (at least one)
 ESCAPED_QUOTE_TRACK_SHARE = 0.003  # of tracks: a title with quotes, escaped correctly
 QUOTED_ARTIST_SHARE = 0.001  # of artists: a nickname in quotes, escaped correctly
 LITERAL_NAMES = ("NA", "null", "None", "NaN")
 LITERAL_TRACKS_PER_100K_ROWS = 2.0  # tracks titled with each literal name (at least one each)
-ARTIST_TRAILING_SPACE_SHARE = 0.004  # of artists
-ARTIST_LEADING_SPACE_SHARE = 0.001
+ARTIST_TRAILING_SPACE_SHARE = 0.0015  # of artists
+ARTIST_LEADING_SPACE_SHARE = 0.0005
 TITLE_TRAILING_SPACE_SHARE = 0.002  # of tracks
 TITLE_LEADING_SPACE_SHARE = 0.0005
-PLAYLIST_TRAILING_SPACE_SHARE = 0.03  # of playlists
+PLAYLIST_TRAILING_SPACE_SHARE = 0.015  # of playlists
 PLAYLIST_LEADING_SPACE_SHARE = 0.002
 DUPLICATE_ROW_SHARE = 0.007
 QUIRK_CANDIDATE_MAX_ROWS = 20  # calibrated per-track quirks go to tracks with at most this many rows
@@ -195,6 +199,24 @@ def _grouped_cdf(group: np.ndarray, weights: np.ndarray, n_groups: int) -> np.nd
     return group.astype(np.float64) + within
 
 
+def _sorted_unique(x: np.ndarray) -> np.ndarray:
+    """np.unique by sorting (numpy 2's hash-based unique is several times slower on large int arrays)."""
+    x = np.sort(x)
+    if len(x) == 0:
+        return x
+    keep = np.empty(len(x), dtype=bool)
+    keep[0] = True
+    np.not_equal(x[1:], x[:-1], out=keep[1:])
+    return x[keep]
+
+
+def _without(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elements of `a` not in `b` (both small-int index arrays), order of `a` kept."""
+    mask = np.ones(int(max(a.max(initial=0), b.max(initial=0))) + 1, dtype=bool)
+    mask[b] = False
+    return a[mask[a]]
+
+
 def _draw_in_group(
     rng: np.random.Generator, cdf: np.ndarray, groups: np.ndarray, starts: np.ndarray
 ) -> np.ndarray:
@@ -232,8 +254,9 @@ class _Catalogue:
 
 def _catalogue(rng: np.random.Generator, spec: Preset) -> _Catalogue:
     k, a = spec.communities, spec.artists
-    cw = (np.arange(k) + 1.0) ** -COMMUNITY_ZIPF
-    cw = rng.permutation(cw)
+    cw = rng.permutation((np.arange(k) + 1.0) ** -COMMUNITY_ZIPF)
+    # Non-English scenes are smaller, so about one line in seven carries non-ASCII text, as in the real file.
+    cw *= np.where([nm.COMMUNITIES[c].script == "en" for c in range(k)], 1.0, NON_ENGLISH_WEIGHT)
     cw /= cw.sum()
     artist_comm = np.sort(np.concatenate([np.arange(k), rng.choice(k, size=a - k, p=cw)])).astype(np.int32)
     artist_starts = np.searchsorted(artist_comm, np.arange(k + 1))
@@ -292,7 +315,9 @@ def _playlists(
     owner = np.repeat(np.arange(u, dtype=np.int32), per_user)
     first = np.concatenate(([0], np.cumsum(per_user)[:-1]))
     kind = np.where(rng.random(p) < TASTE_PLAYLIST_SHARE, KIND_TASTE, KIND_GENERIC).astype(np.int8)
-    size = np.maximum(1, np.round(rng.lognormal(np.log(PLAYLIST_SIZE_MEDIAN), PLAYLIST_SIZE_SIGMA, p)))
+    # Stratified lognormal draws: the heavy tail without letting one draw swing a small file's total.
+    q = rng.permutation((np.arange(p) + rng.random(p)) / p)
+    size = PLAYLIST_SIZE_MEDIAN * np.exp(PLAYLIST_SIZE_SIGMA * ndtri(q))
     artist_pl = (rng.random(p) < ARTIST_PLAYLIST_SHARE) & (size <= ARTIST_PLAYLIST_MAX_SIZE)
     kind[artist_pl] = KIND_ARTIST
     starred = first[rng.random(u) < STARRED_SHARE]
@@ -301,7 +326,11 @@ def _playlists(
     kind[first[radio_users] + 1] = KIND_RADIO
     size[kind == KIND_STARRED] *= STARRED_SIZE_FACTOR
     size[kind == KIND_RADIO] *= RADIO_SIZE_FACTOR
-    size = np.maximum(1, np.round(size * (spec.rows / size.sum()))).astype(np.int64)
+    # Scale to the target rows; no playlist holds more than a small share of a (small) file.
+    cap = max(50.0, MAX_PLAYLIST_ROW_SHARE * spec.rows)
+    for _ in range(5):
+        size = np.minimum(cap, size * (spec.rows / size.sum()))
+    size = np.maximum(1, np.round(size)).astype(np.int64)
     if spec.rows >= 5_000_000 and size.max() < FULL_SCALE_MAX_PLAYLIST:
         size[int(np.argmax(size))] = FULL_SCALE_MAX_PLAYLIST + int(rng.integers(0, 2_000))
     primary = _from_mixture(rng, comms, cum, owner)
@@ -316,8 +345,12 @@ def _draw_rows(
     comms: np.ndarray,
     cum: np.ndarray,
     size: np.ndarray,
+    flat: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Draw `size[p]` rows (playlist, catalogue track) for each playlist p; repeats are possible."""
+    """Draw `size[p]` rows (playlist, catalogue track) for each playlist p; repeats are possible.
+
+    `flat` draws artists and tracks uniformly inside the community instead of by popularity: the
+    deep cuts that fill a large library once its owner has every hit."""
     n = int(size.sum())
     pl_start = np.concatenate(([0], np.cumsum(size)))
     # Run lengths: geometric, with a share of album stretches; runs never cross playlists.
@@ -353,10 +386,18 @@ def _draw_rows(
         auto, x >= 1 - AUTO_GLOBAL_SHARE, x >= PRIMARY_COMMUNITY_SHARE + OWNER_COMMUNITY_SHARE
     )
     comm[anywhere] = rng.choice(len(cat.community_weight), size=int(anywhere.sum()), p=cat.community_weight)
-    artist = _draw_in_group(rng, cat.artist_cdf, comm, cat.artist_starts)
+    if flat:
+        lo, hi = cat.artist_starts[comm], cat.artist_starts[comm + 1]
+        artist = lo + (rng.random(r) * (hi - lo)).astype(np.int64)
+    else:
+        artist = _draw_in_group(rng, cat.artist_cdf, comm, cat.artist_starts)
     focus = (kind == KIND_ARTIST) & (rng.random(r) < ARTIST_PLAYLIST_FOCUS)
     artist[focus] = pls.focus_artist[run_pl[focus]]
-    first_track = _draw_in_group(rng, cat.track_cdf, artist, cat.track_starts)
+    if flat:
+        lo, hi = cat.track_starts[artist], cat.track_starts[artist + 1]
+        first_track = lo + (rng.random(r) * (hi - lo)).astype(np.int64)
+    else:
+        first_track = _draw_in_group(rng, cat.track_cdf, artist, cat.track_starts)
     # Inside a run: consecutive tracks of the artist's catalogue, like a stretch of an album.
     run_id = np.cumsum(starts) - 1
     del starts
@@ -376,9 +417,9 @@ def _rows(
     n_tracks = len(cat.track_artist)
     keys = np.empty(0, dtype=np.int64)
     missing = pls.size
-    for _ in range(MAX_TOPUPS):
-        row_pl, track = _draw_rows(rng, cat, pls, comms, cum, missing)
-        keys = np.unique(np.concatenate([keys, row_pl.astype(np.int64) * n_tracks + track]))
+    for round_ in range(MAX_TOPUPS):
+        row_pl, track = _draw_rows(rng, cat, pls, comms, cum, missing, flat=round_ >= FLAT_FROM_TOPUP)
+        keys = _sorted_unique(np.concatenate([keys, row_pl.astype(np.int64) * n_tracks + track]))
         del row_pl, track
         missing = np.maximum(0, pls.size - np.bincount(keys // n_tracks, minlength=len(pls.size)))
         if missing.sum() <= TOPUP_TOLERANCE * pls.size.sum():
@@ -415,7 +456,7 @@ def _track_vocab(
     rng: np.random.Generator, cat: _Catalogue, used: np.ndarray, counts: np.ndarray, total_rows: int
 ) -> _Vocab:
     scripts_by_comm = [nm.COMMUNITIES[c].script for c in range(len(cat.community_weight))]
-    used_artists = np.unique(cat.track_artist[used])
+    used_artists = _sorted_unique(cat.track_artist[used])
     a_scripts = [scripts_by_comm[c] for c in cat.artist_comm[used_artists]]
     a_names = nm.artist_names(rng, a_scripts)
     # A few artists go by quoted nicknames ("Weird Al" Yankovic); each literal name is one artist.
@@ -443,11 +484,11 @@ def _track_vocab(
 
     # Calibrated per-track quirks go to rarely played tracks so their row shares land on target.
     cand = np.flatnonzero(used_counts <= QUIRK_CANDIDATE_MAX_ROWS)
-    cand = np.setdiff1d(cand, lit_tracks)
+    cand = _without(cand, lit_tracks)
     unescaped = _pick_by_rows(rng, used_counts, cand, UNESCAPED_QUOTE_ROW_SHARE * total_rows)
-    cand = np.setdiff1d(cand, unescaped)
+    cand = _without(cand, unescaped)
     empty_artist = _pick_by_rows(rng, used_counts, cand, EMPTY_ARTIST_ROW_SHARE * total_rows)
-    cand = np.setdiff1d(cand, empty_artist)
+    cand = _without(cand, empty_artist)
     empty_title = _pick_by_rows(rng, used_counts, cand, EMPTY_TRACK_ROW_SHARE * total_rows)
     for i in unescaped:
         v = rng.random()
@@ -654,16 +695,16 @@ def generate(
     stages.update()
     stages.close()
 
-    n_pl = int(np.unique(pl_of_row).size)
+    pl_present = np.flatnonzero(np.bincount(pl_of_row, minlength=len(pl_order)))
     return GenerateResult(
         path=out,
         sidecar=sc,
         preset=preset,
         seed=seed,
         rows=len(track_of_row),
-        users=int(np.unique(pls.owner[pl_order[np.unique(pl_of_row)]]).size),
-        playlists=n_pl,
+        users=int(_sorted_unique(pls.owner[pl_order[pl_present]]).size),
+        playlists=len(pl_present),
         tracks=int((final_counts > 0).sum()),
-        artists=int(np.unique(cat.track_artist[used][final_counts > 0]).size),
+        artists=int(_sorted_unique(cat.track_artist[used][final_counts > 0]).size),
         seconds=time.perf_counter() - t0,
     )

@@ -369,13 +369,13 @@ def _pick(rng: np.random.Generator, pool: tuple[str, ...] | list[str], n: int) -
 def artist_names(rng: np.random.Generator, scripts: list[str]) -> list[str]:
     """One name per artist, in the artist's script. Not yet unique: see `make_unique`."""
     n = len(scripts)
-    kind = rng.random(n)
-    u = rng.integers(0, 1 << 30, size=(n, 4))
+    kind = rng.random(n).tolist()
+    u = rng.integers(0, 1 << 30, size=(n, 4)).tolist()
     out: list[str] = []
     for i in range(n):
         s = scripts[i]
         k = kind[i]
-        a, b, c, d = (int(x) for x in u[i])
+        a, b, c, d = u[i]
         if s in SCRIPT_WORDS and s not in ("es", "pt", "fr", "de", "sv"):
             first, last, words = SCRIPT_FIRST[s], SCRIPT_LAST[s], SCRIPT_WORDS[s]
             if k < 0.45:
@@ -427,15 +427,15 @@ def artist_names(rng: np.random.Generator, scripts: list[str]) -> list[str]:
 def track_titles(rng: np.random.Generator, scripts: list[str], feat_pool: list[str]) -> list[str]:
     """One title per track, in its artist's script; a share are titles many artists share."""
     n = len(scripts)
-    kind = rng.random(n)
-    suffix = rng.random(n)
-    u = rng.integers(0, 1 << 30, size=(n, 4))
+    kind = rng.random(n).tolist()
+    suffix = rng.random(n).tolist()
+    u = rng.integers(0, 1 << 30, size=(n, 4)).tolist()
     out: list[str] = []
     nw, nv, no = len(EN_WORDS), len(EN_VERBS), len(EN_OBJ)
     for i in range(n):
         s = scripts[i]
         k = kind[i]
-        a, b, c, d = (int(x) for x in u[i])
+        a, b, c, d = u[i]
         native = SCRIPT_WORDS.get(s)
         if k < 0.03:
             title = SHARED_TITLES[a % len(SHARED_TITLES)]
