@@ -59,24 +59,42 @@ def validate() -> None:
     """Great Expectations gates (raw file, marts)."""
 
 
+_GATE_PROFILE = click.option(
+    "--profile", envvar="GATE_PROFILE", default=None,
+    help="Threshold profile from gx/thresholds.yml (e.g. full, sample). Env: GATE_PROFILE.",
+)
+
+
 @validate.command("raw")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None, help="Default: RAW_CSV.")
-def validate_raw_cmd(csv_path: Path | None) -> None:
-    """Gate the raw file before dbt reads it."""
+@_GATE_PROFILE
+@click.option("--rows", "rows_range", default=None, metavar="MIN:MAX",
+              help="Expected data-line range for this run (overrides the thresholds file), e.g. 1:1000.")
+def validate_raw_cmd(csv_path: Path | None, profile: str | None, rows_range: str | None) -> None:
+    """Gate the raw file before dbt reads it (thresholds: gx/thresholds.yml; Data Docs under gx/)."""
     from ml.quality.gate import validate_raw
+    from ml.quality.thresholds import Range
 
-    result = validate_raw(csv_path or _paths().raw_csv, paths=_paths())
+    overrides = None
+    if rows_range:
+        try:
+            rng = Range.parse(rows_range)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--rows") from err
+        overrides = {"raw": {"data_lines": {"min": rng.min, "max": rng.max}}}
+    result = validate_raw(csv_path or _paths().raw_csv, paths=_paths(), profile=profile, overrides=overrides)
     click.echo(result.summary())
     if not result.success:
         sys.exit(1)
 
 
 @validate.command("marts")
-def validate_marts_cmd() -> None:
-    """Gate the marts the model reads."""
+@_GATE_PROFILE
+def validate_marts_cmd(profile: str | None) -> None:
+    """Gate the marts the model reads (sizes, split shares, leakage, held-out tracks)."""
     from ml.quality.gate import validate_marts
 
-    result = validate_marts(paths=_paths())
+    result = validate_marts(paths=_paths(), profile=profile)
     click.echo(result.summary())
     if not result.success:
         sys.exit(1)

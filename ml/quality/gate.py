@@ -1,0 +1,270 @@
+"""The data-quality gates: the raw file before dbt reads it, the marts before the model reads them.
+
+Each returns a GateResult whose summary() says which check failed, what was observed and what the
+threshold is; `ml validate raw|marts` prints it and exits non-zero when `success` is false.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import yaml
+
+from ml.config import Paths
+from ml.quality.gx_run import Outcome, data_docs_index, open_context, run_suites
+from ml.quality.raw_scan import RawFileError, read_raw_frames
+from ml.quality.suites import (
+    EVALUATION_SPLITS,
+    MART_RELATIONS,
+    SPLITS,
+    marts_parameters,
+    marts_suites,
+    raw_parameters,
+    raw_suites,
+)
+from ml.quality.thresholds import THRESHOLDS_PATH, Thresholds, load_thresholds
+
+
+@dataclass(frozen=True)
+class GateResult:
+    gate: str  # "raw" or "marts"
+    target: Path
+    success: bool
+    outcomes: tuple[Outcome, ...] = ()
+    error: str | None = None  # the gate could not run at all (missing file, missing relation...)
+    data_docs: Path | None = None
+    profile: str | None = None
+    elapsed_s: float = 0.0
+    counts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failures(self) -> tuple[Outcome, ...]:
+        return tuple(o for o in self.outcomes if not o.success)
+
+    def summary(self) -> str:
+        profile = self.profile or "default"
+        head = f"{self.gate} gate on {self.target} (profile {profile})"
+        if self.error:
+            return f"{head}: FAILED\n  error: {self.error}"
+        verdict = (
+            "passed" if self.success else f"FAILED ({len(self.failures)} of {len(self.outcomes)} checks)"
+        )
+        lines = [f"{head}: {verdict}, {len(self.outcomes)} checks in {self.elapsed_s:.1f} s"]
+        if self.counts:
+            lines.append("  " + ", ".join(f"{k} {_num(v)}" for k, v in self.counts.items()))
+        width = max((len(o.label) for o in self.outcomes), default=0)
+        for o in sorted(self.outcomes, key=lambda o: o.success):
+            mark = "ok  " if o.success else "FAIL"
+            lines.append(f"  {mark} {o.label:<{width}}  observed {o.observed}; threshold {o.threshold}")
+            if o.examples:
+                lines.append(f"       e.g. {o.examples}")
+        if self.data_docs:
+            lines.append(f"  Data Docs: {self.data_docs}")
+        return "\n".join(lines)
+
+
+def _num(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _thresholds(
+    thresholds: Thresholds | None, profile: str | None, overrides: dict[str, Any] | None
+) -> Thresholds:
+    if thresholds is not None:
+        return thresholds
+    return load_thresholds(THRESHOLDS_PATH, profile=profile, overrides=overrides)
+
+
+def validate_raw(
+    csv_path: Path,
+    paths: Paths,
+    *,
+    profile: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    thresholds: Thresholds | None = None,
+    threads: int | None = None,
+) -> GateResult:
+    """Gate the raw CSV: header, file-level bytes, user ids, parse shares, sizes (see gx/thresholds.yml)."""
+    start = time.perf_counter()
+    csv_path = Path(csv_path)
+    try:
+        t = _thresholds(thresholds, profile, overrides)
+        frames = read_raw_frames(csv_path, threads=threads)
+    except (RawFileError, ValueError, FileNotFoundError) as err:
+        return GateResult("raw", csv_path, False, error=str(err), profile=profile)
+    except duckdb.Error as err:
+        first = str(err).strip().splitlines()[0]
+        return GateResult(
+            "raw", csv_path, False, error=f"DuckDB cannot read {csv_path}: {first}", profile=profile
+        )
+
+    file_suite, users_suite, lines_suite = raw_suites(t.raw)
+    batches = [(file_suite, frames.file)]
+    counts: dict[str, Any] = {"physical lines": frames.facts.physical_lines}
+    if frames.lines is not None and frames.users is not None:
+        batches += [(users_suite, frames.users), (lines_suite, frames.lines)]
+        status = frames.lines["parse_status"].value_counts()
+        counts |= {
+            "data lines": len(frames.lines),
+            "strict": int(status.get("strict", 0)),
+            "recovered": int(status.get("recovered", 0)),
+            "rejected": int(status.get("rejected", 0)),
+            "distinct users": len(frames.users),
+        }
+    context = open_context(paths.gx_dir)
+    outcomes = run_suites(context, batches, run_name=f"raw:{csv_path.name}", parameters=raw_parameters(t.raw))
+    return GateResult(
+        gate="raw",
+        target=csv_path,
+        success=all(o.success for o in outcomes),
+        outcomes=tuple(outcomes),
+        data_docs=data_docs_index(paths.gx_dir),
+        profile=t.profile,
+        elapsed_s=time.perf_counter() - start,
+        counts=counts,
+    )
+
+
+# --- marts --------------------------------------------------------------------------------------
+
+
+def _connect(db_path: Path) -> duckdb.DuckDBPyConnection:
+    if not db_path.exists():
+        raise FileNotFoundError(f"warehouse not found: {db_path} (run `make dbt`, or set DUCKDB_PATH)")
+    return duckdb.connect(str(db_path), read_only=True)
+
+
+@dataclass(frozen=True)
+class SplitVars:
+    """dbt's split vars (dbt_project.yml): the expected shares and the unit the split hashes."""
+
+    shares: dict[str, float]
+    split_by: str  # "playlist" or "user"
+
+    @property
+    def unit_column(self) -> str:
+        return "playlist_id" if self.split_by == "playlist" else "user_id"
+
+
+def read_split_vars(dbt_project_dir: Path) -> SplitVars:
+    doc = yaml.safe_load((dbt_project_dir / "dbt_project.yml").read_text())
+    dbt_vars = doc.get("vars", {})
+    train, valid = float(dbt_vars["train_share"]), float(dbt_vars["valid_share"])
+    shares = {"train": train, "valid": valid, "test": round(1.0 - train - valid, 10)}
+    return SplitVars(shares=shares, split_by=str(dbt_vars.get("split_by", "playlist")))
+
+
+def read_mart_frames(
+    con: duckdb.DuckDBPyConnection, split_vars: SplitVars
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, int]:
+    """Small aggregate frames: one summary row, one row per playlist, one per evaluated session.
+
+    Returns them with the number of split units (playlists or users, as dbt's split_by says).
+    """
+    present = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
+    missing = [rel for rel in MART_RELATIONS if rel not in present]
+    if missing:
+        raise LookupError(f"relations missing from the warehouse: {', '.join(missing)} (run `make dbt`)")
+
+    summary: dict[str, Any] = {
+        f"rows_{rel}": con.execute(f"select count(*) from {rel}").fetchone()[0] for rel in MART_RELATIONS
+    }
+    unit = split_vars.unit_column
+    per_split = dict(
+        con.execute(
+            f"""
+            select s.split, count(distinct p.{unit})
+            from ml_playlist_splits as s
+            inner join dim_playlists as p on s.session_id = p.session_id
+            group by s.split
+            """
+        ).fetchall()
+    )
+    n_units = sum(per_split.values())
+    for split in SPLITS:
+        summary[f"{split}_share"] = per_split.get(split, 0) / n_units if n_units else 0.0
+    evaluated = con.execute(
+        """
+        select
+            session_id,
+            any_value(split) as split,
+            count(*) filter (where role = 'seed') as n_seed,
+            count(*) filter (where role = 'holdout') as n_holdout,
+        from ml_playlist_splits
+        where split in ('valid', 'test') and role in ('seed', 'holdout')
+        group by session_id
+        order by session_id
+        """
+    ).df()
+    for split in EVALUATION_SPLITS:
+        summary[f"evaluated_{split}_sessions"] = int((evaluated["split"] == split).sum())
+    playlists = con.execute(
+        """
+        select p.playlist_id, count(distinct s.split) as n_splits,
+        from ml_playlist_splits as s
+        inner join dim_playlists as p on s.session_id = p.session_id
+        group by p.playlist_id
+        order by p.playlist_id
+        """
+    ).df()
+    return (
+        pd.DataFrame([summary]),
+        playlists.set_index("playlist_id"),
+        evaluated.set_index("session_id"),
+        n_units,
+    )
+
+
+def validate_marts(
+    paths: Paths,
+    *,
+    profile: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    thresholds: Thresholds | None = None,
+) -> GateResult:
+    """Gate the marts the model reads: sizes, split shares, no playlist in two splits, held-out tracks."""
+    start = time.perf_counter()
+    db_path = paths.duckdb_path
+    try:
+        t = _thresholds(thresholds, profile, overrides)
+        split_vars = read_split_vars(paths.dbt_project_dir)
+        con = _connect(db_path)
+        try:
+            summary, playlists, evaluated, n_units = read_mart_frames(con, split_vars)
+        finally:
+            con.close()
+    except (FileNotFoundError, LookupError, ValueError, KeyError) as err:
+        return GateResult("marts", db_path, False, error=str(err), profile=profile)
+    except duckdb.Error as err:
+        first = str(err).strip().splitlines()[0]
+        return GateResult(
+            "marts", db_path, False, error=f"DuckDB cannot read {db_path}: {first}", profile=profile
+        )
+
+    summary_suite, playlists_suite, evaluated_suite = marts_suites(t.marts)
+    context = open_context(paths.gx_dir)
+    outcomes = run_suites(
+        context,
+        [(summary_suite, summary), (playlists_suite, playlists), (evaluated_suite, evaluated)],
+        run_name=f"marts:{db_path.name}",
+        parameters=marts_parameters(t.marts, split_vars.shares, n_units),
+    )
+    return GateResult(
+        gate="marts",
+        target=db_path,
+        success=all(o.success for o in outcomes),
+        outcomes=tuple(outcomes),
+        data_docs=data_docs_index(paths.gx_dir),
+        profile=t.profile,
+        elapsed_s=time.perf_counter() - start,
+        counts={
+            f"split units ({split_vars.split_by})": n_units,
+            "playlists": len(playlists),
+            "evaluated sessions": len(evaluated),
+        },
+    )
