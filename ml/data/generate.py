@@ -95,8 +95,8 @@ PRESETS: dict[str, Preset] = {
         rows=12_900_000,
         users=15_900,
         playlists=230_000,
-        artists=315_000,
-        catalogue_tracks=11_000_000,
+        artists=300_000,
+        catalogue_tracks=7_200_000,
         communities=40,
     ),
 }
@@ -105,7 +105,7 @@ PRESETS: dict[str, Preset] = {
 
 COMMUNITY_ZIPF = 0.6  # how unequal the communities' overall popularity is
 NON_ENGLISH_WEIGHT = 0.2  # relative popularity of communities writing in other scripts/languages
-ARTIST_ZIPF = 1.1  # artist popularity inside a community
+ARTIST_ZIPF = 1.0  # artist popularity inside a community
 TRACK_ZIPF = 1.0  # track popularity inside an artist
 ARTIST_TRACKS_SIGMA = 1.1  # lognormal spread of catalogue size per artist
 USER_TASTE_SIZES = (1, 2, 3)
@@ -126,6 +126,8 @@ TASTE_PLAYLIST_SHARE = 0.5  # of the remaining non-auto playlists: named from ta
 PRIMARY_COMMUNITY_SHARE = 0.85  # runs of a normal playlist from its primary community
 OWNER_COMMUNITY_SHARE = 0.12  # ... from the owner's mixture; the rest from anywhere
 AUTO_GLOBAL_SHARE = 0.1  # runs of an auto playlist from anywhere (radio discoveries)
+USER_FAVOURITES = 12  # artists a user keeps coming back to, in any of their playlists
+USER_FAVOURITE_SHARE = 0.25  # share of runs by one of the owner's favourite artists
 RUN_MEAN = 2.2  # mean length of a run of one artist
 ALBUM_RUN_SHARE = 0.04  # runs that are a stretch of an album: 6-14 consecutive tracks
 MAX_TOPUPS = 6  # rounds of redrawing tracks that repeated inside a playlist
@@ -278,6 +280,7 @@ class _Playlists:
     primary: np.ndarray
     focus_artist: np.ndarray
     size: np.ndarray
+    favourites: np.ndarray  # (users, USER_FAVOURITES) artists each user returns to across playlists
 
 
 KIND_TASTE, KIND_GENERIC, KIND_ARTIST, KIND_STARRED, KIND_RADIO = range(5)
@@ -335,7 +338,10 @@ def _playlists(
         size[int(np.argmax(size))] = FULL_SCALE_MAX_PLAYLIST + int(rng.integers(0, 2_000))
     primary = _from_mixture(rng, comms, cum, owner)
     focus = _draw_in_group(rng, cat.artist_cdf, primary, cat.artist_starts).astype(np.int32)
-    return _Playlists(owner, kind, primary, focus, size)
+    fav_users = np.repeat(np.arange(u), USER_FAVOURITES)
+    fav_comm = _from_mixture(rng, comms, cum, fav_users)
+    favourites = _draw_in_group(rng, cat.artist_cdf, fav_comm, cat.artist_starts).reshape(u, USER_FAVOURITES)
+    return _Playlists(owner, kind, primary, focus, size, favourites)
 
 
 def _draw_rows(
@@ -391,6 +397,9 @@ def _draw_rows(
         artist = lo + (rng.random(r) * (hi - lo)).astype(np.int64)
     else:
         artist = _draw_in_group(rng, cat.artist_cdf, comm, cat.artist_starts)
+    if not flat:
+        fav = rng.random(r) < USER_FAVOURITE_SHARE
+        artist[fav] = pls.favourites[owner[fav], rng.integers(0, USER_FAVOURITES, int(fav.sum()))]
     focus = (kind == KIND_ARTIST) & (rng.random(r) < ARTIST_PLAYLIST_FOCUS)
     artist[focus] = pls.focus_artist[run_pl[focus]]
     if flat:
@@ -490,8 +499,8 @@ def _track_vocab(
     empty_artist = _pick_by_rows(rng, used_counts, cand, EMPTY_ARTIST_ROW_SHARE * total_rows)
     cand = _without(cand, empty_artist)
     empty_title = _pick_by_rows(rng, used_counts, cand, EMPTY_TRACK_ROW_SHARE * total_rows)
-    for i in unescaped:
-        v = rng.random()
+    for j, i in enumerate(unescaped):
+        v = rng.random() if j else 0.0  # at least one unsplittable line in any file
         if v < UNSPLITTABLE_SHARE_OF_UNESCAPED:
             other = nm.EN_WORDS[int(rng.integers(len(nm.EN_WORDS)))]
             titles[i] = f'{titles[i]}","{nm._cap(other)}'  # a name containing the separator itself
