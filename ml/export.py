@@ -1,7 +1,8 @@
 """`ml export`: models/latest -> a TensorFlow SavedModel answering KNN queries, and model.tar.gz.
 
 The SavedModel is a `tf.Module` (no Keras layer adds anything to a matrix product and a top-k):
-- `embeddings`: the L2-normalized float32 matrix, one variable, stored once;
+- `embeddings_t`: the L2-normalized float32 matrix, transposed to [dim, n_tracks], one variable,
+  stored once (a [1, dim] x [dim, n] product runs ~3x faster on CPU than one with transpose_b);
 - `assets/track_ids.txt`: the vocabulary, one id per line (line number = row), read by two
   `StaticHashTable`s (id -> row, row -> id);
 - `popular_ids`: the N_POPULAR most popular track ids, for playlists with no known track.
@@ -54,6 +55,7 @@ class ExportResult:
     seconds: float
     selfcheck_playlists: int
     selfcheck_identical: int
+    selfcheck_ties: int
 
     def summary(self) -> str:
         return "\n".join(
@@ -62,8 +64,9 @@ class ExportResult:
                 f"  SavedModel  {self.saved_model_dir}  ({self.saved_model_bytes / 2**20:.1f} MiB)",
                 f"  tarball     {self.tarball}  ({self.tarball_bytes / 2**20:.1f} MiB)",
                 f"  popular fallback: {self.n_popular} tracks; targets SageMaker TF inference {SERVING_TF_VERSION}",
-                f"  self-check: reloaded SavedModel gives the offline top-10 on "
-                f"{self.selfcheck_identical}/{self.selfcheck_playlists} sample playlists",
+                f"  self-check: the reloaded SavedModel gives ml.knn's top-10 on {self.selfcheck_playlists} "
+                f"random playlists: {self.selfcheck_identical} identical, {self.selfcheck_ties} equal up to "
+                "float ties",
                 f"  took {self.seconds:.1f}s",
             ]
         )
@@ -98,9 +101,7 @@ def export_latest(paths: Paths, run_dir: Path | None = None, selfcheck_playlists
     tarball = run_dir / TARBALL
     write_tarball(export_dir, tarball)
 
-    n_identical, n_checked = _selfcheck(
-        export_dir / MODEL_VERSION, track_ids, normed, popular, selfcheck_playlists
-    )
+    n_identical, n_ties = _selfcheck(export_dir / MODEL_VERSION, track_ids, normed, selfcheck_playlists)
     return ExportResult(
         run_dir=run_dir,
         saved_model_dir=export_dir / MODEL_VERSION,
@@ -111,8 +112,9 @@ def export_latest(paths: Paths, run_dir: Path | None = None, selfcheck_playlists
         saved_model_bytes=_dir_bytes(export_dir / MODEL_VERSION),
         tarball_bytes=tarball.stat().st_size,
         seconds=time.perf_counter() - start,
-        selfcheck_playlists=n_checked,
+        selfcheck_playlists=selfcheck_playlists,
         selfcheck_identical=n_identical,
+        selfcheck_ties=n_ties,
     )
 
 
@@ -166,31 +168,62 @@ def _dir_bytes(path: Path) -> int:
 
 
 def _selfcheck(
-    saved_model_dir: Path, track_ids: list[str], normed: np.ndarray, popular: list[str], n_playlists: int
+    saved_model_dir: Path, track_ids: list[str], normed: np.ndarray, n_playlists: int, chunk: int = 20
 ) -> tuple[int, int]:
-    """Reload the SavedModel and compare top-10 with ml.knn on seeded random playlists."""
+    """Reload the SavedModel; compare its top-10 with ml.knn on seeded random playlists.
+
+    Returns (identical, equal up to float ties); raises if any playlist differs beyond that.
+    Chunks keep the [playlists, tracks] score matrices small for a million-track model.
+    """
     import tensorflow as tf
 
+    from ml.deploy.check import Expected, compare
     from ml.knn import top_k
 
-    if n_playlists <= 0:
-        return 0, 0
     rng = np.random.default_rng(0)
+    size = min(20, len(track_ids))
     seed_rows = [
-        sorted(rng.choice(len(track_ids), size=min(int(rng.integers(1, 21)), len(track_ids)), replace=False))
+        sorted(rng.choice(len(track_ids), size=int(rng.integers(1, size + 1)), replace=False).tolist())
         for _ in range(n_playlists)
     ]
-    expected = top_k(normed, seed_rows, k=10).rows
-    loaded = tf.saved_model.load(str(saved_model_dir))
-    width = max(len(r) for r in seed_rows)
-    tracks = [[track_ids[r] for r in rows] + [""] * (width - len(rows)) for rows in seed_rows]
-    out = loaded.signatures[endpoint_contract.SIGNATURE_NAME](
-        tracks=tf.constant(tracks), k=tf.constant([10] * n_playlists, dtype=tf.int32)
-    )
-    got = out["track_ids"].numpy().astype(str)
-    row_of = {t: i for i, t in enumerate(track_ids)}
-    identical = sum([row_of[t] for t in got[i]] == expected[i].tolist() for i in range(n_playlists))
-    return identical, n_playlists
+    signature = tf.saved_model.load(str(saved_model_dir)).signatures[endpoint_contract.SIGNATURE_NAME]
+    identical = ties = 0
+    different: list[str] = []
+    for start in range(0, n_playlists, chunk):
+        rows = seed_rows[start : start + chunk]
+        reference = top_k(normed, rows, k=11, batch_size=chunk)
+        width = max(len(r) for r in rows)
+        out = signature(
+            tracks=tf.constant([[track_ids[r] for r in p] + [""] * (width - len(p)) for p in rows]),
+            k=tf.constant([10] * len(rows), dtype=tf.int32),
+        )
+        for i, playlist in enumerate(rows):
+            n = int(out["n_results"][i])
+            ref_rows, ref_scores = reference.rows[i], reference.scores[i]
+            expected = Expected(
+                tracks=(),
+                track_ids=tuple(track_ids[r] for r in ref_rows[:n]),
+                scores=tuple(float(x) for x in ref_scores[:n]),
+                n_unknown=0,
+                fallback=False,
+                tie_score=float(ref_scores[n]) if len(ref_scores) > n else -np.inf,
+            )
+            got = {
+                "track_ids": out["track_ids"][i, :n].numpy().astype(str).tolist(),
+                "scores": out["scores"][i, :n].numpy().tolist(),
+                "n_unknown": int(out["n_unknown"][i]),
+            }
+            verdict = compare(expected, got)
+            identical += verdict is None
+            ties += verdict == "tie"
+            if verdict not in (None, "tie"):
+                different.append(f"playlist {start + i} (rows {playlist}): {verdict}")
+    if different:
+        raise RuntimeError(
+            f"{saved_model_dir}: the SavedModel disagrees with ml.knn on {len(different)}/{n_playlists} "
+            f"playlists, e.g. {different[0]}"
+        )
+    return identical, ties
 
 
 @functools.cache
@@ -200,7 +233,9 @@ def _make_module_class():
     class _PlaylistKnn(tf.Module):
         def __init__(self, normed: np.ndarray, vocab_path: str, popular_ids: list[str]) -> None:
             super().__init__(name="playlist_knn")
-            self.embeddings = tf.Variable(normed, trainable=False, name="embeddings", dtype=tf.float32)
+            self.embeddings_t = tf.Variable(
+                np.ascontiguousarray(normed.T), trainable=False, name="embeddings_t", dtype=tf.float32
+            )
             whole_line, line_number = tf.lookup.TextFileIndex.WHOLE_LINE, tf.lookup.TextFileIndex.LINE_NUMBER
             self.row_of_id = tf.lookup.StaticHashTable(
                 tf.lookup.TextFileInitializer(vocab_path, tf.string, whole_line, tf.int64, line_number),
@@ -222,8 +257,8 @@ def _make_module_class():
             return self._serve(tracks, k)
 
         def _serve(self, tracks, k):
-            embeddings = self.embeddings
-            n_items = tf.shape(embeddings)[0]
+            embeddings_t = self.embeddings_t  # [dim, n_items]
+            n_items = tf.shape(embeddings_t)[1]
             batch = tf.shape(tracks)[0]
             present = tf.not_equal(tracks, endpoint_contract.PAD)
             rows = self.row_of_id.lookup(tracks)  # -1 for unknown ids and padding
@@ -236,10 +271,11 @@ def _make_module_class():
             n_known = tf.reduce_sum(tf.cast(seed, tf.int32), axis=1)
 
             # Query: mean of the seeds' normalized vectors (zero for an empty playlist).
-            seed_vectors = tf.gather(embeddings, tf.where(seed, rows, tf.zeros_like(rows)))
+            seed_rows = tf.where(seed, rows, tf.zeros_like(rows))
+            seed_vectors = tf.transpose(tf.gather(embeddings_t, seed_rows, axis=1), [1, 2, 0])
             summed = tf.reduce_sum(seed_vectors * tf.cast(seed, tf.float32)[:, :, None], axis=1)
             query = summed / tf.cast(tf.maximum(n_known, 1), tf.float32)[:, None]
-            scores = tf.matmul(query, embeddings, transpose_b=True)  # [batch, n_items]
+            scores = tf.matmul(query, embeddings_t)  # [batch, n_items]
 
             seed_at = tf.where(seed)  # [n_seeds, 2] (playlist, position)
             scores = tf.tensor_scatter_nd_update(

@@ -88,7 +88,7 @@ def load_model(path: Path) -> ServingModel:
 
     loaded = tf.saved_model.load(str(saved_model_dir))
     signature = loaded.signatures[endpoint_contract.SIGNATURE_NAME]
-    n_tracks = int(loaded.embeddings.shape[0]) if hasattr(loaded, "embeddings") else -1
+    n_tracks = int(loaded.embeddings_t.shape[1]) if hasattr(loaded, "embeddings_t") else -1
     return ServingModel(path, saved_model_dir, n_tracks, loaded, signature)
 
 
