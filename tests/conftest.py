@@ -35,6 +35,40 @@ def tiny_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+# --- warehouse ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_warehouse(tiny_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny preset built by a real `dbt build` (every model, data test and unit test).
+
+    Returns the Path of the DuckDB file (tables in schema main, docs/contracts.md); open it with
+    `duckdb.connect(str(path), read_only=True)` or `ml.warehouse.connect(path)`. Shared by the whole
+    test session: never write to it. The split seed is TEST_SEED (not the SEED env var), so the
+    splits are the same on every machine. Fails the requesting test with dbt's output if the build
+    fails.
+    """
+    from ml.warehouse import build_warehouse
+
+    db_path = tmp_path_factory.mktemp("warehouse") / "warehouse.duckdb"
+    result = build_warehouse(tiny_csv, db_path, dbt_vars={"split_seed": TEST_SEED}, check=False)
+    if not result.success:
+        pytest.fail(f"dbt build of the tiny warehouse failed:\n{result.tail(60)}", pytrace=False)
+    return db_path
+
+
+@pytest.fixture(scope="session")
+def real_sample_warehouse(real_sample_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 500 real rows built by a real `dbt build`; the Path of the DuckDB file (read-only use)."""
+    from ml.warehouse import build_warehouse
+
+    db_path = tmp_path_factory.mktemp("warehouse_real") / "warehouse.duckdb"
+    result = build_warehouse(real_sample_csv, db_path, dbt_vars={"split_seed": TEST_SEED}, check=False)
+    if not result.success:
+        pytest.fail(f"dbt build of the real sample failed:\n{result.tail(60)}", pytrace=False)
+    return db_path
+
+
 # --- export, serving, deployment ----------------------------------------------------------------
 
 
