@@ -1,6 +1,6 @@
 {#- Reconciliation: an aggregate over this model equals an aggregate over another relation
     (row counts by default). Fails with one row showing both values when they differ. -#}
-{% test equal_aggregate(model, compare_model, expression='count(*)', compare_expression=none, compare_where=none) %}
+{%- test equal_aggregate(model, compare_model, expression='count(*)', compare_expression=none, compare_where='true') -%}
 
 with
 
@@ -13,9 +13,7 @@ this_side as (
 other_side as (
 
     select {{ compare_expression or expression }} as other_value from {{ compare_model }}
-    {%- if compare_where %}
     where {{ compare_where }}
-    {%- endif %}
 
 ),
 
@@ -32,4 +30,4 @@ final as (
 
 select * from final
 
-{% endtest %}
+{%- endtest %}

@@ -17,16 +17,16 @@ physical_lines as (
 
     -- Split on '\n' only: element N of this list is line N of the file, whatever the line holds
     -- (blank, a stray '\r', quotes), so the list index is the physical line number.
-    select string_split(content, chr(10)) as lines from raw_file
+    select string_split(content, chr(10)) as file_lines from raw_file
 
 ),
 
 numbered as (
 
     select
-        unnest(range(1, len(lines) + 1)) as line_number,
-        unnest(lines) as raw_line,
-        len(lines) as n_elements
+        unnest(range(1, len(file_lines) + 1)) as line_number,
+        unnest(file_lines) as raw_line,
+        len(file_lines) as n_elements
     from physical_lines
 
 ),
@@ -56,7 +56,7 @@ split_fields as (
         and starts_with(line_text, '"')
         and ends_with(line_text, '"') as is_quoted,
         contains(line_text, '\') as has_backslash,
-        string_split(substring(line_text, 2, length(line_text) - 2), '","') as fields
+        string_split(substring(line_text, 2, length(line_text) - 2), '","') as field_values
     from data_lines
 
 ),
@@ -65,7 +65,7 @@ strictness as (
 
     select
         *,
-        len(fields) as n_fields,
+        len(field_values) as n_fields,
         -- The strict grammar: four quoted fields, inner quotes escaped with a backslash. Without a
         -- backslash a line is strict exactly when no split field holds a quote (cheap); with one,
         -- the full pattern decides.
@@ -73,8 +73,8 @@ strictness as (
             when has_backslash
                 then regexp_full_match(line_text, '"(?:[^"\\]|\\.)*"(?:,"(?:[^"\\]|\\.)*"){3}')
             else not (
-                contains(fields[1], '"') or contains(fields[2], '"')
-                or contains(fields[3], '"') or contains(fields[4], '"')
+                contains(field_values[1], '"') or contains(field_values[2], '"')
+                or contains(field_values[3], '"') or contains(field_values[4], '"')
             )
         end as is_strict
     from split_fields
@@ -90,10 +90,10 @@ unescaped as (
         is_quoted,
         is_strict,
         n_fields,
-        {{ raw_field_value('fields[1]', 'has_backslash') }} as user_id,
-        {{ raw_field_value('fields[2]', 'has_backslash') }} as artist_name,
-        {{ raw_field_value('fields[3]', 'has_backslash') }} as track_name,
-        {{ raw_field_value('fields[4]', 'has_backslash') }} as playlist_name
+        {{ raw_field_value('field_values[1]', 'has_backslash') }} as user_id,
+        {{ raw_field_value('field_values[2]', 'has_backslash') }} as artist_name,
+        {{ raw_field_value('field_values[3]', 'has_backslash') }} as track_name,
+        {{ raw_field_value('field_values[4]', 'has_backslash') }} as playlist_name
     from strictness
 
 ),

@@ -1,0 +1,36 @@
+"""Stand-ins for dbt's Jinja context, so SQLFluff's jinja templater can render the models without dbt.
+
+They render plausible DuckDB SQL for linting only; dbt itself never reads this folder.
+"""
+
+from types import SimpleNamespace
+
+
+def _sql(value):
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def _listagg(measure, delimiter_text="','", order_by_clause=None, limit_num=None):
+    return f"string_agg({measure}, {delimiter_text} {order_by_clause or ''})"
+
+
+dbt = SimpleNamespace(
+    hash=lambda field: f"md5(cast({field} as varchar))",
+    concat=lambda fields: " || ".join(str(f) for f in fields),
+    listagg=_listagg,
+    cast=lambda field, type: f"cast({field} as {type})",
+    safe_cast=lambda field, type: f"try_cast({field} as {type})",
+    type_string=lambda: "varchar",
+    type_int=lambda: "integer",
+    type_bigint=lambda: "bigint",
+)
+
+
+def _dispatch(macro_name, macro_namespace=None):
+    # a project macro dispatched per adapter renders as a plain function call
+    return lambda *args, **kwargs: f"{macro_name}({_sql([_sql(a) for a in args])})"
+
+
+adapter = SimpleNamespace(dispatch=_dispatch)
