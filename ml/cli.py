@@ -125,9 +125,18 @@ def report() -> None:
 def report_data_cmd() -> None:
     """Dataset profile: distributions, power law, ingestion accounting (reports/)."""
     from ml.report.data_profile import build_data_report
+    from ml.warehouse import WarehouseError
 
-    result = build_data_report(_paths())
-    click.echo(f"data profile: {result['html']}")
+    try:
+        result = build_data_report(_paths())
+    except WarehouseError as err:
+        raise click.ClickException(str(err)) from err
+    fit = result["numbers"]["power_law"]
+    click.echo(
+        f"artist popularity: alpha {fit['alpha']:.3f}, xmin {fit['xmin']:g}, KS D {fit['D']:.4f}; "
+        + "; ".join(t["verdict"] for t in result["numbers"]["power_law_verdicts"])
+    )
+    click.echo(f"data profile: {result['html']} (plots beside it, {result['elapsed_s']:.1f} s)")
 
 
 # --- model -------------------------------------------------------------------------------------

@@ -5,14 +5,17 @@ evaluated sessions without held-out tracks. Each run writes Data Docs into a scr
 from __future__ import annotations
 
 import json
+import shutil
+from dataclasses import replace
 from pathlib import Path
 
+import duckdb
 import pytest
 from click.testing import CliRunner
 
 from ml.cli import main as cli
 from ml.config import RAW_HEADER, Paths
-from ml.quality.gate import GateResult, validate_raw
+from ml.quality.gate import GateResult, validate_marts, validate_raw
 from ml.quality.thresholds import Range, load_thresholds
 
 
@@ -66,7 +69,7 @@ def test_raw_gate_passes_on_the_real_sample(real_sample_csv: Path, paths: Paths)
     assert result.success, result.summary()
     assert result.counts["data lines"] == 500
     empty_artist = next(o for o in result.outcomes if o.check == "empty_artist_share")
-    assert empty_artist.observed.startswith("0.2% of 500 rows (1 unexpected)")
+    assert empty_artist.observed.startswith("0.2% of 500 lines (1 unexpected)")
 
 
 def test_suites_stored_under_gx_do_not_change_between_runs(tiny_csv: Path, paths: Paths) -> None:
@@ -267,3 +270,123 @@ def _scratch_paths(root: Path, raw: Path) -> Paths:
         reports_dir=root / "reports",
         gx_dir=root / "gx",
     )
+
+
+# --- marts gate ---------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def warehouse_copy(tiny_warehouse: Path, tiny_csv: Path, tmp_path: Path) -> Paths:
+    """A private copy of the tiny warehouse (tests may break it) with a scratch GX context."""
+    db = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(tiny_warehouse, db)
+    return Paths(
+        raw_csv=tiny_csv,
+        duckdb_path=db,
+        models_dir=tmp_path / "models",
+        reports_dir=tmp_path / "reports",
+        gx_dir=tmp_path / "gx",
+    )
+
+
+def _sql(db: Path, query: str, params: list | None = None) -> list[tuple]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(query, params or []).fetchall()
+
+
+def test_marts_gate_passes_on_the_tiny_warehouse(warehouse_copy: Paths) -> None:
+    result = validate_marts(warehouse_copy)
+
+    assert result.success, result.summary()
+    db = warehouse_copy.duckdb_path
+    [(playlists, evaluated)] = _sql(
+        db,
+        "select (select count(distinct playlist_id) from dim_playlists), "
+        "(select count(distinct session_id) from ml_playlist_splits where role in ('seed', 'holdout'))",
+    )
+    assert result.counts["playlists"] == playlists
+    assert result.counts["evaluated sessions"] == evaluated > 0
+    observed = {o.check: o.observed for o in result.outcomes}
+    [(n_tracks,)] = _sql(db, "select count(*) from dim_tracks")
+    assert observed["rows_dim_tracks"] == f"{n_tracks:,}"
+    assert result.data_docs is not None and result.data_docs.exists()
+
+
+def test_playlist_in_two_splits_fails_naming_it(warehouse_copy: Paths) -> None:
+    db = warehouse_copy.duckdb_path
+    with duckdb.connect(str(db)) as con:
+        session_id, playlist_id = con.execute(
+            "select p.session_id, p.playlist_id from dim_playlists p "
+            "join ml_playlist_splits s using (session_id) where s.split = 'train' "
+            "group by all having count(*) >= 2 order by 1 limit 1"
+        ).fetchone()
+        # one track of a train session moves to the test split: the playlist leaks across splits
+        con.execute(
+            "update ml_playlist_splits set split = 'test', role = 'holdout' "
+            "where session_id = ? and track_id = (select min(track_id) from ml_playlist_splits where session_id = ?)",
+            [session_id, session_id],
+        )
+
+    result = validate_marts(warehouse_copy)
+
+    assert "playlist_in_one_split" in _failed(result)
+    outcome = next(o for o in result.failures if o.check == "playlist_in_one_split")
+    assert playlist_id in outcome.examples
+    assert "(1 unexpected)" in outcome.observed
+
+
+def test_evaluated_session_without_holdout_fails(warehouse_copy: Paths) -> None:
+    db = warehouse_copy.duckdb_path
+    with duckdb.connect(str(db)) as con:
+        [(session_id,)] = con.execute(
+            "select min(session_id) from ml_playlist_splits where role = 'holdout'"
+        ).fetchall()
+        con.execute("update ml_playlist_splits set role = 'seed' where session_id = ?", [session_id])
+
+    result = validate_marts(warehouse_copy)
+
+    assert _failed(result) == {"holdout_present"}
+    outcome = result.failures[0]
+    assert session_id in outcome.examples
+    assert "held-out tracks per evaluated session" in result.summary()
+
+
+def test_split_shares_are_checked_against_dbt_vars(warehouse_copy: Paths) -> None:
+    # with no tolerance at all, a real hash split never hits 0.8 / 0.1 / 0.1 exactly
+    strict = load_thresholds(overrides={"marts": {"split_share_tolerance": 0.0, "split_share_z": 0.0}})
+    result = validate_marts(warehouse_copy, thresholds=strict)
+
+    assert {"train_share", "valid_share", "test_share"} & _failed(result)
+    train = next(o for o in result.outcomes if o.check == "train_share")
+    assert "(dbt var: 0.8)" in train.threshold
+
+
+def test_missing_warehouse_or_relation_is_a_clear_error(warehouse_copy: Paths, tmp_path: Path) -> None:
+    missing = replace(warehouse_copy, duckdb_path=tmp_path / "nope.duckdb")
+    result = validate_marts(missing)
+    assert (
+        result.error is not None and "warehouse not found" in result.error and "nope.duckdb" in result.error
+    )
+
+    with duckdb.connect(str(warehouse_copy.duckdb_path)) as con:
+        con.execute("drop table ml_playlist_splits")
+    result = validate_marts(warehouse_copy)
+    assert result.error is not None and "ml_playlist_splits" in result.error
+
+
+def test_raw_gate_counts_agree_with_dbt_staging(tiny_csv: Path, tiny_warehouse: Path, paths: Paths) -> None:
+    """The gate and dbt read the same physical lines: recovered and unparseable counts agree."""
+    db = tiny_warehouse
+    gate = validate_raw(tiny_csv, paths)
+    [(recovered,)] = _sql(db, "select count(*) filter (where is_recovered) from stg_spotify__playlist_tracks")
+    [(unparseable,)] = _sql(
+        db,
+        "select count(*) from rejected_lines where reason in ('empty_line', 'not_quoted', 'wrong_field_count')",
+    )
+    [(staged,), (rejected,)] = _sql(
+        db, "select count(*) from stg_spotify__playlist_tracks union all select count(*) from rejected_lines"
+    )
+
+    assert gate.counts["data lines"] == staged + rejected
+    assert gate.counts["recovered"] == recovered
+    assert gate.counts["rejected"] == unparseable

@@ -28,6 +28,16 @@ from ml.quality.suites import (
     raw_suites,
 )
 from ml.quality.thresholds import THRESHOLDS_PATH, Thresholds, load_thresholds
+from ml.warehouse import (
+    DIM_ARTISTS,
+    DIM_PLAYLISTS,
+    DIM_TRACKS,
+    FCT_PLAYLIST_TRACKS,
+    ML_PLAYLIST_SPLITS,
+    WarehouseError,
+    check_relation,
+    connect,
+)
 
 
 @dataclass(frozen=True)
@@ -133,12 +143,6 @@ def validate_raw(
 # --- marts --------------------------------------------------------------------------------------
 
 
-def _connect(db_path: Path) -> duckdb.DuckDBPyConnection:
-    if not db_path.exists():
-        raise FileNotFoundError(f"warehouse not found: {db_path} (run `make dbt`, or set DUCKDB_PATH)")
-    return duckdb.connect(str(db_path), read_only=True)
-
-
 @dataclass(frozen=True)
 class SplitVars:
     """dbt's split vars (dbt_project.yml): the expected shares and the unit the split hashes."""
@@ -166,10 +170,8 @@ def read_mart_frames(
 
     Returns them with the number of split units (playlists or users, as dbt's split_by says).
     """
-    present = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
-    missing = [rel for rel in MART_RELATIONS if rel not in present]
-    if missing:
-        raise LookupError(f"relations missing from the warehouse: {', '.join(missing)} (run `make dbt`)")
+    for relation in (DIM_TRACKS, DIM_ARTISTS, DIM_PLAYLISTS, FCT_PLAYLIST_TRACKS, ML_PLAYLIST_SPLITS):
+        check_relation(con, relation)  # names the missing relation or column
 
     summary: dict[str, Any] = {
         f"rows_{rel}": con.execute(f"select count(*) from {rel}").fetchone()[0] for rel in MART_RELATIONS
@@ -179,8 +181,8 @@ def read_mart_frames(
         con.execute(
             f"""
             select s.split, count(distinct p.{unit})
-            from ml_playlist_splits as s
-            inner join dim_playlists as p on s.session_id = p.session_id
+            from {ML_PLAYLIST_SPLITS.name} as s
+            inner join {DIM_PLAYLISTS.name} as p on s.session_id = p.session_id
             group by s.split
             """
         ).fetchall()
@@ -189,13 +191,13 @@ def read_mart_frames(
     for split in SPLITS:
         summary[f"{split}_share"] = per_split.get(split, 0) / n_units if n_units else 0.0
     evaluated = con.execute(
-        """
+        f"""
         select
             session_id,
             any_value(split) as split,
             count(*) filter (where role = 'seed') as n_seed,
             count(*) filter (where role = 'holdout') as n_holdout,
-        from ml_playlist_splits
+        from {ML_PLAYLIST_SPLITS.name}
         where split in ('valid', 'test') and role in ('seed', 'holdout')
         group by session_id
         order by session_id
@@ -204,10 +206,10 @@ def read_mart_frames(
     for split in EVALUATION_SPLITS:
         summary[f"evaluated_{split}_sessions"] = int((evaluated["split"] == split).sum())
     playlists = con.execute(
-        """
+        f"""
         select p.playlist_id, count(distinct s.split) as n_splits,
-        from ml_playlist_splits as s
-        inner join dim_playlists as p on s.session_id = p.session_id
+        from {ML_PLAYLIST_SPLITS.name} as s
+        inner join {DIM_PLAYLISTS.name} as p on s.session_id = p.session_id
         group by p.playlist_id
         order by p.playlist_id
         """
@@ -233,12 +235,12 @@ def validate_marts(
     try:
         t = _thresholds(thresholds, profile, overrides)
         split_vars = read_split_vars(paths.dbt_project_dir)
-        con = _connect(db_path)
+        con = connect(db_path)
         try:
             summary, playlists, evaluated, n_units = read_mart_frames(con, split_vars)
         finally:
             con.close()
-    except (FileNotFoundError, LookupError, ValueError, KeyError) as err:
+    except (WarehouseError, FileNotFoundError, ValueError, KeyError) as err:
         return GateResult("marts", db_path, False, error=str(err), profile=profile)
     except duckdb.Error as err:
         first = str(err).strip().splitlines()[0]

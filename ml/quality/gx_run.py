@@ -50,6 +50,7 @@ class SuiteSpec:
 
     name: str
     expectations: Sequence[Expectation]
+    unit: str = "rows"  # what one row of the frame is, for the summary ("lines", "playlists")
 
 
 def expectation(cls: type[Expectation], check: str, label: str, threshold: str, **kwargs: Any) -> Expectation:
@@ -177,7 +178,7 @@ def run_suites(
                 run_id=run_id,
             )
         for suite_result in result.run_results.values():
-            outcomes.extend(_outcome(spec.name, r, parameters or {}) for r in suite_result.results)
+            outcomes.extend(_outcome(spec, r, parameters or {}) for r in suite_result.results)
     return outcomes
 
 
@@ -193,7 +194,7 @@ def _fmt_num(value: Any) -> str:
     return str(value)
 
 
-def _outcome(suite: str, r: Any, parameters: dict[str, Any]) -> Outcome:
+def _outcome(spec: SuiteSpec, r: Any, parameters: dict[str, Any]) -> Outcome:
     cfg = r.expectation_config
     meta = cfg.meta or {}
     res = r.result or {}
@@ -208,13 +209,13 @@ def _outcome(suite: str, r: Any, parameters: dict[str, Any]) -> Outcome:
     elif "unexpected_count" in res:
         nonnull = (res.get("element_count") or 0) - (res.get("missing_count") or 0)
         observed = (
-            f"{res.get('unexpected_percent') or 0:.4g}% of {nonnull:,} rows "
+            f"{res.get('unexpected_percent') or 0:.4g}% of {nonnull:,} {spec.unit} "
             f"({res['unexpected_count']:,} unexpected)"
         )
     else:
         observed = json.dumps(res, default=str)[:200]
     return Outcome(
-        suite=suite,
+        suite=spec.name,
         check=meta.get("check", cfg.type),
         label=meta.get("label", cfg.type),
         success=bool(r.success),

@@ -16,6 +16,7 @@ from ml.config import RAW_COLUMNS, RAW_HEADER
 from ml.quality.gx_run import SuiteSpec, expectation
 from ml.quality.raw_scan import USER_ID_RE
 from ml.quality.thresholds import MartThresholds, Range, RawThresholds
+from ml.warehouse import DIM_ARTISTS, DIM_PLAYLISTS, DIM_TRACKS, FCT_PLAYLIST_TRACKS, ML_PLAYLIST_SPLITS
 
 RAW_FILE_SUITE = "raw_file"
 RAW_USERS_SUITE = "raw_users"
@@ -24,7 +25,10 @@ MARTS_SUMMARY_SUITE = "marts_summary"
 MARTS_PLAYLISTS_SUITE = "marts_playlists"
 MARTS_EVALUATED_SUITE = "marts_evaluated_sessions"
 
-MART_RELATIONS = ("dim_tracks", "dim_artists", "dim_playlists", "fct_playlist_tracks", "ml_playlist_splits")
+# the marts the model reads (ml.warehouse, docs/contracts.md); also the keys of marts.min_rows
+MART_RELATIONS = tuple(
+    r.name for r in (DIM_TRACKS, DIM_ARTISTS, DIM_PLAYLISTS, FCT_PLAYLIST_TRACKS, ML_PLAYLIST_SPLITS)
+)
 SPLITS = ("train", "valid", "test")
 EVALUATION_SPLITS = ("valid", "test")
 
@@ -107,6 +111,7 @@ def raw_file_suite(t: RawThresholds) -> SuiteSpec:
                 column="first_invalid_utf8_line",
             ),
         ],
+        unit="files",
     )
 
 
@@ -140,6 +145,7 @@ def raw_users_suite(t: RawThresholds) -> SuiteSpec:
                 max_value=_param("max_user_row_share"),
             ),
         ],
+        unit="distinct user_ids",
     )
 
 
@@ -199,6 +205,7 @@ def raw_lines_suite(t: RawThresholds) -> SuiteSpec:
                 mostly=t.min_line_length_ok_share,
             ),
         ],
+        unit="lines",
     )
 
 
@@ -264,7 +271,7 @@ def marts_summary_suite(t: MartThresholds) -> SuiteSpec:
         )
         for split in EVALUATION_SPLITS
     ]
-    return SuiteSpec(MARTS_SUMMARY_SUITE, exps)
+    return SuiteSpec(MARTS_SUMMARY_SUITE, exps, unit="summary rows")
 
 
 def marts_playlists_suite(t: MartThresholds) -> SuiteSpec:
@@ -281,6 +288,7 @@ def marts_playlists_suite(t: MartThresholds) -> SuiteSpec:
                 max_value=1,
             ),
         ],
+        unit="playlists",
     )
 
 
@@ -305,6 +313,7 @@ def marts_evaluated_suite(t: MartThresholds) -> SuiteSpec:
                 min_value=t.min_seed_tracks,
             ),
         ],
+        unit="evaluated sessions",
     )
 
 

@@ -1,0 +1,1 @@
+"""Reports people look at: the dataset profile (data_profile.py)."""
