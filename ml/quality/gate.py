@@ -51,6 +51,7 @@ class GateResult:
     profile: str | None = None
     elapsed_s: float = 0.0
     counts: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
 
     @property
     def failures(self) -> tuple[Outcome, ...]:
@@ -67,6 +68,10 @@ class GateResult:
         lines = [f"{head}: {verdict}, {len(self.outcomes)} checks in {self.elapsed_s:.1f} s"]
         if self.counts:
             lines.append("  " + ", ".join(f"{k} {_num(v)}" for k, v in self.counts.items()))
+        if self.timings:
+            lines.append(
+                "  time: " + ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in self.timings.items())
+            )
         width = max((len(o.label) for o in self.outcomes), default=0)
         for o in sorted(self.outcomes, key=lambda o: o.success):
             mark = "ok  " if o.success else "FAIL"
@@ -126,8 +131,10 @@ def validate_raw(
             "rejected": int(status.get("rejected", 0)),
             "distinct users": len(frames.users),
         }
+    gx_start = time.perf_counter()
     context = open_context(paths.gx_dir)
     outcomes = run_suites(context, batches, run_name=f"raw:{csv_path.name}", parameters=raw_parameters(t.raw))
+    timings = {**frames.timings, "gx_validate_and_docs_s": time.perf_counter() - gx_start}
     return GateResult(
         gate="raw",
         target=csv_path,
@@ -137,6 +144,7 @@ def validate_raw(
         profile=t.profile,
         elapsed_s=time.perf_counter() - start,
         counts=counts,
+        timings=timings,
     )
 
 
