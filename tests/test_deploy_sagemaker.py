@@ -253,3 +253,20 @@ def test_scores_survive_the_json_round_trip(synthetic_run, container):
     body = check_bodies(synthetic_run)[0]
     predictions = json.loads(container.answer(body))["predictions"]
     assert all(np.all(np.diff(p["scores"]) <= 0) for p in predictions if not p["fallback"])
+
+
+def test_waiting_needs_the_new_config_in_service(aws, synthetic_run, container):
+    """Right after an update the old config may still answer InService: that is not done."""
+    from dataclasses import replace
+
+    from sagemaker.core.resources import Endpoint
+
+    from ml.deploy.sagemaker import _wait_serving
+
+    queue_answers(aws, synthetic_run, container)
+    result = deploy("sagemaker", synthetic_run.paths, aws.cfg)
+    endpoint = Endpoint.get(endpoint_name=ENDPOINT, session=boto3.Session(region_name=REGION), region=REGION)
+    _wait_serving(endpoint, result.release.config, aws.cfg.sagemaker)  # returns at once
+    quick = replace(aws.cfg.sagemaker, wait_timeout_s=0.3, poll_s=0.1)
+    with pytest.raises(TimeoutError, match="not InService on some-other-config"):
+        _wait_serving(endpoint, "some-other-config", quick)

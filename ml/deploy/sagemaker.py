@@ -132,7 +132,7 @@ def deploy_sagemaker(
             endpoint.update()
             action = "updated"
         steps.append(f"{action} endpoint {cfg.endpoint_name} -> config {name}; waiting for InService")
-        endpoint.wait_for_status("InService", poll=int(cfg.poll_s), timeout=int(cfg.wait_timeout_s))
+        _wait_serving(endpoint, name, cfg)
     except Exception as exc:  # noqa: BLE001 - clean up what this deploy made, then report
         _delete_release(release, session, region, steps)
         return fail(f"{type(exc).__name__}: {exc}", image=image)
@@ -152,7 +152,7 @@ def deploy_sagemaker(
     if previous is not None:
         endpoint.endpoint_config_name = previous
         endpoint.update()
-        endpoint.wait_for_status("InService", poll=int(cfg.poll_s), timeout=int(cfg.wait_timeout_s))
+        _wait_serving(endpoint, previous, cfg)
         steps.append(f"check failed: rolled endpoint {cfg.endpoint_name} back to config {previous}")
         _delete_release(release, session, region, steps)
         return SageMakerDeployResult(
@@ -238,6 +238,28 @@ def _failure(endpoint_name: str, steps: list[str]):
         )
 
     return fail
+
+
+def _wait_serving(endpoint, config_name: str, cfg: SageMakerConfig) -> None:  # noqa: ANN001
+    """Until the endpoint is InService on `config_name`.
+
+    Not `wait_for_status("InService")` alone: right after UpdateEndpoint the old fleet may still
+    report InService on the old config, and the check must not run against it.
+    """
+    deadline = time.monotonic() + cfg.wait_timeout_s
+    while True:
+        endpoint.refresh()
+        status, current = endpoint.endpoint_status, endpoint.endpoint_config_name
+        if status == "InService" and current == config_name:
+            return
+        if "Failed" in str(status):
+            raise RuntimeError(f"endpoint {endpoint.endpoint_name} is {status}: {endpoint.failure_reason}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"endpoint {endpoint.endpoint_name} not InService on {config_name} after {cfg.wait_timeout_s:.0f}s "
+                f"(status {status}, config {current})"
+            )
+        time.sleep(cfg.poll_s)
 
 
 def _get_endpoint(name: str, session, region: str):  # noqa: ANN001, ANN202
