@@ -132,10 +132,13 @@ def report_data_cmd() -> None:
     except WarehouseError as err:
         raise click.ClickException(str(err)) from err
     fit = result["numbers"]["power_law"]
-    click.echo(
-        f"artist popularity: alpha {fit['alpha']:.3f}, xmin {fit['xmin']:g}, KS D {fit['D']:.4f}; "
-        + "; ".join(t["verdict"] for t in result["numbers"]["power_law_verdicts"])
-    )
+    if fit:
+        click.echo(
+            f"artist popularity: alpha {fit['alpha']:.3f}, xmin {fit['xmin']:g}, KS D {fit['D']:.4f}; "
+            + "; ".join(t["verdict"] for t in result["numbers"]["power_law_verdicts"])
+        )
+    else:
+        click.echo(f"artist popularity: no power-law analysis: {result['numbers']['power_law_unavailable']}")
     click.echo(f"data profile: {result['html']} (plots beside it, {result['elapsed_s']:.1f} s)")
 
 

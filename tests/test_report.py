@@ -158,3 +158,23 @@ def test_missing_warehouse_names_the_file(tmp_path: Path) -> None:
     )
     with pytest.raises(WarehouseError, match="missing.duckdb"):
         build_data_report(paths)
+
+
+def test_real_sample_without_a_tail_gets_a_page_saying_why(
+    real_sample_warehouse: Path, tmp_path: Path
+) -> None:
+    """500 shuffled real rows: artists appear once or twice, so there is no tail to fit."""
+    paths = Paths(
+        raw_csv=tmp_path / "raw.csv",
+        duckdb_path=real_sample_warehouse,
+        models_dir=tmp_path,
+        reports_dir=tmp_path / "reports",
+    )
+    result = build_data_report(paths)
+
+    assert result["numbers"]["power_law"] is None
+    assert result["numbers"]["power_law_unavailable"]
+    assert "artist_power_law" not in result["plots"]
+    text = result["html"].read_text(encoding="utf-8")
+    assert "No power-law analysis" in text
+    assert result["numbers"]["ingestion"]["data_lines"] == 500

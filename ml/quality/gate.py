@@ -133,7 +133,7 @@ def validate_raw(
         }
     gx_start = time.perf_counter()
     context = open_context(paths.gx_dir)
-    outcomes = run_suites(context, batches, run_name=f"raw:{csv_path.name}", parameters=raw_parameters(t.raw))
+    outcomes = run_suites(context, batches, run_name=f"raw-{csv_path.name}", parameters=raw_parameters(t.raw))
     timings = {**frames.timings, "gx_validate_and_docs_s": time.perf_counter() - gx_start}
     return GateResult(
         gate="raw",
@@ -261,7 +261,7 @@ def validate_marts(
     outcomes = run_suites(
         context,
         [(summary_suite, summary), (playlists_suite, playlists), (evaluated_suite, evaluated)],
-        run_name=f"marts:{db_path.name}",
+        run_name=f"marts-{db_path.name}",
         parameters=marts_parameters(t.marts, split_vars.shares, n_units),
     )
     return GateResult(

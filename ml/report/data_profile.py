@@ -130,23 +130,41 @@ class PowerLawFit:
     tests: tuple[LikelihoodRatio, ...]
 
 
+class PowerLawUnavailable(ValueError):
+    """Too little or too flat data for a power-law fit; the message says why."""
+
+
+MIN_DISTINCT_VALUES = 5  # a tail needs a few distinct popularity values to fit a slope
+
+
 def fit_power_law(values: np.ndarray, quantity: str) -> tuple[PowerLawFit, Any]:
     """Discrete power-law fit (xmin by minimum KS distance) and likelihood-ratio tests."""
     import powerlaw
 
     data = np.asarray(values, dtype=float)
     data = data[data > 0]
+    distinct = len(np.unique(data))
+    if distinct < MIN_DISTINCT_VALUES:
+        raise PowerLawUnavailable(
+            f"{len(data):,} artists with only {distinct} distinct value(s) of {quantity} "
+            f"(at least {MIN_DISTINCT_VALUES} needed): no tail to fit"
+        )
     # Keep at least MIN_TAIL observations above any candidate xmin: tails of a handful of artists
     # give meaningless fits and dominate the running time on the full file.
     upper = np.sort(data)[-MIN_TAIL] if len(data) > MIN_TAIL else data.max()
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        fit = powerlaw.Fit(data, discrete=True, xmin=(data.min(), upper), verbose=False)
-        tests = []
-        for alternative in ("lognormal", "exponential"):
-            R, p = fit.distribution_compare("power_law", alternative, normalized_ratio=False)
-            tests.append(LikelihoodRatio(alternative=alternative, R=float(R), p=float(p)))
+        try:
+            fit = powerlaw.Fit(data, discrete=True, xmin=(data.min(), upper), verbose=False)
+            tests = []
+            for alternative in ("lognormal", "exponential"):
+                R, p = fit.distribution_compare("power_law", alternative, normalized_ratio=False)
+                tests.append(LikelihoodRatio(alternative=alternative, R=float(R), p=float(p)))
+        except (ValueError, ZeroDivisionError, FloatingPointError) as err:
+            raise PowerLawUnavailable(f"the fit failed on {len(data):,} artists: {err}") from err
     pl = fit.power_law
+    if not (np.isfinite(pl.alpha) and all(np.isfinite([t.R, t.p]).all() for t in tests)):
+        raise PowerLawUnavailable(f"the fit on {len(data):,} artists gave no finite alpha / R / p")
     return (
         PowerLawFit(
             quantity=quantity,
@@ -323,7 +341,11 @@ def build_data_report(paths: Paths) -> dict[str, Any]:
     finally:
         con.close()
 
-    fit_result, fit = fit_power_law(arrays["artist_rows"], quantity="rows per artist")
+    try:
+        fit_result, fit = fit_power_law(arrays["artist_rows"], quantity="rows per artist")
+        unavailable = None
+    except PowerLawUnavailable as err:
+        fit_result, fit, unavailable = None, None, str(err)
     plots = {
         "tracks_per_artist": _log_histogram(
             arrays["artist_tracks"],
@@ -342,15 +364,19 @@ def build_data_report(paths: Paths) -> dict[str, Any]:
         "playlist_sizes": _playlist_sizes_plot(
             arrays["session_tracks"], arrays["session_auto"], out / "playlist_sizes.png"
         ),
-        "artist_power_law": _power_law_plot(fit, fit_result, out / "artist_power_law.png"),
     }
-    numbers["power_law"] = asdict(fit_result)
+    if fit_result is not None:
+        plots["artist_power_law"] = _power_law_plot(fit, fit_result, out / "artist_power_law.png")
+    numbers["power_law"] = asdict(fit_result) if fit_result else None
+    numbers["power_law_unavailable"] = unavailable
     numbers["power_law_verdicts"] = [
-        {"alternative": t.alternative, "verdict": t.verdict} for t in fit_result.tests
+        {"alternative": t.alternative, "verdict": t.verdict} for t in (fit_result.tests if fit_result else ())
     ]
     numbers["ingestion"] = asdict(ingestion) | {"accounted": ingestion.accounted}
     page = out / REPORT_NAME
-    page.write_text(_render(paths, numbers, tops, fit_result, ingestion, plots), encoding="utf-8")
+    page.write_text(
+        _render(paths, numbers, tops, fit_result, unavailable, ingestion, plots), encoding="utf-8"
+    )
     return {
         "html": page,
         "plots": plots,
@@ -425,7 +451,8 @@ def _render(
     paths: Paths,
     numbers: dict[str, Any],
     tops: dict[str, list],
-    fit: PowerLawFit,
+    fit: PowerLawFit | None,
+    unavailable: str | None,
     ingestion: Ingestion,
     plots: dict[str, Path],
 ) -> str:
@@ -443,8 +470,6 @@ def _render(
         [reason, n, n / ingestion.data_lines if ingestion.data_lines else 0.0]
         for reason, n in ingestion.rejected_by_reason.items()
     ]
-    lognormal = next(t for t in fit.tests if t.alternative == "lognormal")
-    exponential = next(t for t in fit.tests if t.alternative == "exponential")
     sections = [
         f'<h1>Dataset profile</h1><p class="muted">warehouse {html.escape(str(paths.duckdb_path))}; '
         f"built {time.strftime('%Y-%m-%d %H:%M:%S')}</p>",
@@ -488,28 +513,7 @@ def _render(
         else "<p>No line was rejected.</p>",
         accounted,
         "<h2>Artist popularity: is it a power law?</h2>",
-        f'<p class="verdict">{html.escape(lognormal.verdict[0].upper() + lognormal.verdict[1:])}; '
-        f"{html.escape(exponential.verdict)}.</p>",
-        _table(
-            ["fit", "value"],
-            [
-                ["quantity", fit.quantity + " (known artists)"],
-                ["artists", fit.n],
-                ["xmin (by minimum KS distance)", fit.xmin],
-                ["artists in the tail (>= xmin)", fit.n_tail],
-                ["alpha (MLE)", fit.alpha],
-                ["alpha standard error", fit.sigma],
-                ["KS distance D", fit.D],
-            ],
-        ),
-        _table(
-            ["power law vs", "log-likelihood ratio R", "p", "verdict"],
-            [[t.alternative, t.R, t.p, t.verdict] for t in fit.tests],
-        ),
-        '<p class="muted">R &gt; 0 favours the power law, R &lt; 0 the alternative; the sign counts only '
-        f"when p &lt; {LR_SIGNIFICANCE} (Clauset, Shalizi &amp; Newman 2009). Fitted with the powerlaw "
-        "package, discrete data.</p>",
-        img("artist_power_law", "CCDF of rows per artist with fitted power law, lognormal, exponential"),
+        _power_law_section(fit, unavailable, img),
         "<h2>Distributions</h2>",
         img("tracks_per_artist", "histogram of tracks per artist, log-log"),
         img("rows_per_track", "histogram of rows per track, log-log"),
@@ -532,6 +536,39 @@ def _render(
     return (
         '<!doctype html><html><head><meta charset="utf-8"><title>Dataset profile</title>'
         f"<style>{_CSS}</style></head><body>{''.join(sections)}</body></html>\n"
+    )
+
+
+def _power_law_section(fit: PowerLawFit | None, unavailable: str | None, img: Any) -> str:
+    if fit is None:
+        return f'<p class="verdict">No power-law analysis: {html.escape(unavailable or "")}.</p>'
+    lognormal = next(t for t in fit.tests if t.alternative == "lognormal")
+    exponential = next(t for t in fit.tests if t.alternative == "exponential")
+    return "".join(
+        [
+            f'<p class="verdict">{html.escape(lognormal.verdict[0].upper() + lognormal.verdict[1:])}; '
+            f"{html.escape(exponential.verdict)}.</p>",
+            _table(
+                ["fit", "value"],
+                [
+                    ["quantity", fit.quantity + " (known artists)"],
+                    ["artists", fit.n],
+                    ["xmin (by minimum KS distance)", fit.xmin],
+                    ["artists in the tail (>= xmin)", fit.n_tail],
+                    ["alpha (MLE)", fit.alpha],
+                    ["alpha standard error", fit.sigma],
+                    ["KS distance D", fit.D],
+                ],
+            ),
+            _table(
+                ["power law vs", "log-likelihood ratio R", "p", "verdict"],
+                [[t.alternative, t.R, t.p, t.verdict] for t in fit.tests],
+            ),
+            '<p class="muted">R &gt; 0 favours the power law, R &lt; 0 the alternative; the sign counts only '
+            f"when p &lt; {LR_SIGNIFICANCE} (Clauset, Shalizi &amp; Newman 2009). Fitted with the powerlaw "
+            "package, discrete data.</p>",
+            img("artist_power_law", "CCDF of rows per artist with fitted power law, lognormal, exponential"),
+        ]
     )
 
 
