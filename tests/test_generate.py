@@ -23,12 +23,7 @@ FIELD = r'((?:[^"\\]|\\.)*)'
 LINE_RE = re.compile(rf'^"([0-9a-f]{{32}})","{FIELD}","{FIELD}","{FIELD}"$')
 UNESCAPE_RE = re.compile(r"\\(.)")
 # The one reader configuration for the real format, shared by the real sample and generated files.
-# strict_mode stays on: without it, lines with unescaped quotes swallow their neighbours silently.
-READER = (
-    "header=true, auto_detect=false, delim=',', quote='\"', escape='\\', all_varchar=true, "
-    "strict_mode=true, store_rejects=true, "
-    "columns={'user_id': 'varchar', 'artistname': 'varchar', 'trackname': 'varchar', 'playlistname': 'varchar'}"
-)
+READER = gen.DUCKDB_RAW_READ_OPTIONS
 
 
 def _data_lines(path: Path) -> list[str]:

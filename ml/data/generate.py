@@ -6,13 +6,16 @@ The model behind the file
   Zipf-distributed inside its community, and so is track popularity inside an artist.
 * Users hold a mixture of 1-3 communities. Each playlist has a primary community drawn from its
   owner's mixture; its tracks come in runs of one artist (album-like runs, sometimes a whole album
-  of consecutive tracks), mostly from the primary community and sometimes from the owner's others.
+  of consecutive tracks), mostly from the primary community and sometimes from the owner's others;
+  a quarter of runs are by one of the owner's dozen favourite artists, in any of their playlists.
 * Playlists per user and playlist sizes are heavy-tailed (lognormal: median about 17 tracks, rare
   playlists of thousands; the full preset always has one above 10,000). Every user with a library
   has the auto playlists `Starred` and often `Liked from Radio`, which mix all of the owner's tastes.
 * Playlist names come from the community's taste words, from a focus artist (`Artist – Album`) or
   from a pool of generic names; track titles come from per-script word pools, and some titles
   (`Intro`, `Outro`, ...) are shared by many artists.
+* Big playlists are filled with distinct tracks: repeats are redrawn, later rounds from the deep
+  catalogue (uniform inside the community), so a 10,000-track library is not all hits.
 
 The raw format and its quirks (rates are the named constants below)
 -------------------------------------------------------------------
@@ -32,7 +35,12 @@ Written beside the CSV (`sidecar_path(out)`): one row per generated track with c
 quotes as plain characters), `community` (int16 latent taste id), `community_name` and `n_rows`
 (rows of the track in the file). The pipeline never reads it; the model card uses it to colour
 embeddings. Join it to the marts on trimmed, lower-cased names: the file's written names equal the
-sidecar's up to added leading/trailing spaces, except where the artist was blanked.
+sidecar's up to added leading/trailing spaces, except where the artist or title was blanked.
+
+Reading it back
+---------------
+`DUCKDB_RAW_READ_OPTIONS` reads the real file and these files the same way: every data line is
+loaded or rejected (unescaped quotes) into `reject_errors`; keep DuckDB's strict mode on.
 
 Deterministic: the same preset, rows and seed give a byte-identical file (one seeded numpy
 Generator per stage; no time, no hash order).
@@ -155,6 +163,16 @@ DUPLICATE_ROW_SHARE = 0.007
 QUIRK_CANDIDATE_MAX_ROWS = 20  # calibrated per-track quirks go to tracks with at most this many rows
 
 WRITE_CHUNK_ROWS = 500_000
+
+# DuckDB `read_csv` options that read the real format (and this generator's files) losslessly: every
+# data line is loaded or lands in `reject_errors` (count distinct `line`; the header is line 1).
+# Keep strict_mode on: off, a line with unescaped quotes silently swallows the lines after it.
+# `""` is read as NULL (allow_quoted_nulls), so coalesce empty names back to ''.
+DUCKDB_RAW_READ_OPTIONS = (
+    "header=true, auto_detect=false, delim=',', quote='\"', escape='\\', all_varchar=true, "
+    "strict_mode=true, store_rejects=true, "
+    "columns={'user_id': 'varchar', 'artistname': 'varchar', 'trackname': 'varchar', 'playlistname': 'varchar'}"
+)
 
 
 @dataclass(frozen=True)
@@ -467,7 +485,7 @@ def _track_vocab(
     scripts_by_comm = [nm.COMMUNITIES[c].script for c in range(len(cat.community_weight))]
     used_artists = _sorted_unique(cat.track_artist[used])
     a_scripts = [scripts_by_comm[c] for c in cat.artist_comm[used_artists]]
-    a_names = nm.artist_names(rng, a_scripts)
+    a_names = nm.unique_artist_names(rng, a_scripts)
     # A few artists go by quoted nicknames ("Weird Al" Yankovic); each literal name is one artist.
     for i in np.flatnonzero(rng.random(len(a_names)) < QUOTED_ARTIST_SHARE):
         first, _, rest = a_names[i].partition(" ")

@@ -366,62 +366,86 @@ def _pick(rng: np.random.Generator, pool: tuple[str, ...] | list[str], n: int) -
     return [pool[i] for i in idx]
 
 
+NATIVE_SYLLABLES: dict[str, tuple[str, ...]] = {
+    "ko": _w("민 수 지 은 서 연 하 준 도 윤 아 호 예 태 양 보 현 우 진 영 성 희 경 미 정 혜 동 석 철 빈"),
+    "ja": _w(
+        "ア カ サ タ ナ ハ マ ヤ ラ ワ キ シ チ ニ ヒ ミ リ ク ス ツ ヌ フ ム ユ ル コ ソ ト ノ ホ モ ヨ ロ"
+    ),
+    "zh": _w("伟 芳 娜 敏 静 丽 强 磊 杰 伦 菲 友 明 华 建 国 文 军 平 玉 英 春 晓 云 飞 龙 凤 佳 欣 怡"),
+}
+
+
+def _syl(x: int, n: int, pool: tuple[str, ...] = SYLLABLES) -> str:
+    """An invented word of `n` syllables, the digits of `x` in base len(pool)."""
+    out = []
+    for _ in range(n):
+        x, r = divmod(x, len(pool))
+        out.append(pool[r])
+    return "".join(out)
+
+
+def _native_artist(s: str, k: float, a: int, b: int, c: int, d: int) -> str:
+    first, last, words = SCRIPT_FIRST[s], SCRIPT_LAST[s], SCRIPT_WORDS[s]
+    if k < 0.35:  # a person
+        if s in NATIVE_SYLLABLES:
+            given = _syl(b, 1 + b % 2 if s != "ja" else 2 + b % 2, NATIVE_SYLLABLES[s])
+            return (
+                first[a % len(first)] + given
+                if s != "ja" or c % 2
+                else first[a % len(first)] + last[b % len(last)]
+            )
+        name = f"{first[a % len(first)]} {last[b % len(last)]}"
+        return name + (" " + words[c % len(words)] if c % 2 else "")
+    if k < 0.75:  # a band named in words
+        n_words = 2 + c % 2
+        return " ".join(words[(x >> 3) % len(words)] for x in (a, b, d)[:n_words])
+    if k < 0.92:  # romanized or Latin names are common in these scenes too
+        return _cap(_syl(a, 2)) + " " + _cap(_syl(b, 2))
+    return _syl(c, 2 + d % 2).upper()
+
+
+def _latin_artist(s: str, k: float, a: int, b: int, c: int, d: int) -> str:
+    first = EN_FIRST + SCRIPT_FIRST.get(s, ())
+    last = EN_LAST + SCRIPT_LAST.get(s, ())
+
+    def surname(x: int) -> str:
+        return last[x % len(last)] if x % 5 < 3 else _cap(_syl(x >> 3, 2 + (x >> 2) % 2))
+
+    if k < 0.38:
+        middle = f" {chr(65 + c % 26)}." if c % 4 == 0 else ""
+        return f"{first[a % len(first)]}{middle} {surname(b)}"
+    if k < 0.395:
+        return f"The {EN_ADJ[a % len(EN_ADJ)]} {EN_NOUN[b % len(EN_NOUN)]}"
+    if k < 0.47:
+        return f"The {_cap(_syl(a, 2))} {EN_NOUN[b % len(EN_NOUN)]}"
+    if k < 0.72:
+        return _cap(_syl(a, 2 + b % 3))
+    if k < 0.725:
+        return f"{EN_ADJ[a % len(EN_ADJ)]} {EN_NOUN[b % len(EN_NOUN)]}"
+    if k < 0.8:
+        return f"{('DJ', 'MC', 'Lil', 'Young', 'Big')[d % 5]} {_cap(_syl(a, 2 + b % 2))}"
+    if k < 0.87:
+        return f"{first[a % len(first)]} {surname(b)} & The {EN_NOUN[c % len(EN_NOUN)]}"
+    if k < 0.89:
+        words = SCRIPT_WORDS.get(s, EN_WORDS)
+        return _cap(words[a % len(words)]) + " " + _cap(words[b % len(words)])
+    if k < 0.93:  # a comma inside the name, as in "Crosby, Stills, Nash & Young"
+        return f"{surname(a)}, {surname(b)} & {surname(c)}"
+    if k < 0.97:
+        return f"{_cap(_syl(a, 2))} feat. {first[b % len(first)]} {surname(c)}"
+    return f"{first[a % len(first)]} {surname(b)}/{first[c % len(first)]} {surname(d)}"
+
+
 def artist_names(rng: np.random.Generator, scripts: list[str]) -> list[str]:
-    """One name per artist, in the artist's script. Not yet unique: see `make_unique`."""
+    """One name per artist, in the artist's script. Rarely collides; `make_unique` settles the rest."""
     n = len(scripts)
     kind = rng.random(n).tolist()
     u = rng.integers(0, 1 << 30, size=(n, 4)).tolist()
-    out: list[str] = []
-    for i in range(n):
-        s = scripts[i]
-        k = kind[i]
-        a, b, c, d = u[i]
-        if s in SCRIPT_WORDS and s not in ("es", "pt", "fr", "de", "sv"):
-            first, last, words = SCRIPT_FIRST[s], SCRIPT_LAST[s], SCRIPT_WORDS[s]
-            if k < 0.45:
-                name = (
-                    first[a % len(first)] + last[b % len(last)]
-                    if s in ("ko", "ja", "zh")
-                    else (first[a % len(first)] + " " + last[b % len(last)])
-                )
-            elif k < 0.7:
-                name = words[a % len(words)] + " " + words[b % len(words)]
-            elif k < 0.85:  # romanized or Latin band names are common in these scenes too
-                name = (
-                    _cap(SYLLABLES[a % len(SYLLABLES)] + SYLLABLES[b % len(SYLLABLES)])
-                    + " "
-                    + _cap(SYLLABLES[c % len(SYLLABLES)] + SYLLABLES[d % len(SYLLABLES)])
-                )
-            else:
-                name = (SYLLABLES[a % len(SYLLABLES)] + SYLLABLES[b % len(SYLLABLES)]).upper()
-        else:
-            first = EN_FIRST + SCRIPT_FIRST.get(s, ())
-            last = EN_LAST + SCRIPT_LAST.get(s, ())
-            if k < 0.35:
-                name = f"{first[a % len(first)]} {last[b % len(last)]}"
-            elif k < 0.55:
-                name = f"The {EN_ADJ[a % len(EN_ADJ)]} {EN_NOUN[b % len(EN_NOUN)]}"
-            elif k < 0.75:
-                name = _cap(
-                    SYLLABLES[a % len(SYLLABLES)]
-                    + SYLLABLES[b % len(SYLLABLES)]
-                    + SYLLABLES[c % len(SYLLABLES)]
-                )
-            elif k < 0.82:
-                name = f"{EN_ADJ[a % len(EN_ADJ)]} {EN_NOUN[b % len(EN_NOUN)]}"
-            elif k < 0.87:
-                name = f"{('DJ', 'MC', 'Lil', 'Young', 'Big')[d % 5]} {_cap(SYLLABLES[a % len(SYLLABLES)] + SYLLABLES[b % len(SYLLABLES)])}"
-            elif k < 0.92:
-                name = f"{first[a % len(first)]} {last[b % len(last)]} & The {EN_NOUN[c % len(EN_NOUN)]}"
-            elif k < 0.96:
-                words = SCRIPT_WORDS.get(s, EN_WORDS)
-                name = _cap(words[a % len(words)]) + " " + _cap(words[b % len(words)])
-            elif k < 0.985:  # a comma inside the name, as in "Crosby, Stills, Nash & Young"
-                name = f"{last[a % len(last)]}, {last[b % len(last)]} & {last[c % len(last)]}"
-            else:
-                name = f"{first[a % len(first)]} {last[b % len(last)]}/{first[c % len(first)]} {last[d % len(last)]}"
-        out.append(name)
-    return out
+    latin = ("en", "es", "pt", "fr", "de", "sv")
+    return [
+        _latin_artist(s, k, *abcd) if s in latin else _native_artist(s, k, *abcd)
+        for s, k, abcd in zip(scripts, kind, u, strict=True)
+    ]
 
 
 def track_titles(rng: np.random.Generator, scripts: list[str], feat_pool: list[str]) -> list[str]:
@@ -474,6 +498,25 @@ def track_titles(rng: np.random.Generator, scripts: list[str], feat_pool: list[s
             title += f" (feat. {feat_pool[d % len(feat_pool)]})"
         out.append(title)
     return out
+
+
+def unique_artist_names(rng: np.random.Generator, scripts: list[str], rounds: int = 6) -> list[str]:
+    """Artist names, distinct case-insensitively: later duplicates are redrawn a few times (so small name
+    pools stay realistic without saturating), and the rare survivors get a suffix such as ` (UK)`."""
+    names = artist_names(rng, scripts)
+    for _ in range(rounds):
+        seen: set[str] = set()
+        dups = []
+        for i, name in enumerate(names):
+            key = name.lower()
+            if key in seen:
+                dups.append(i)
+            seen.add(key)
+        if not dups:
+            break
+        for i, name in zip(dups, artist_names(rng, [scripts[i] for i in dups]), strict=True):
+            names[i] = name
+    return make_unique(names, None, ARTIST_DISAMBIGUATION)
 
 
 def make_unique(names: list[str], groups: np.ndarray | None, extras: tuple[str, ...]) -> list[str]:
