@@ -29,7 +29,12 @@ def deploy(target: str, paths: Paths, config: DeployConfig | None = None):  # no
     if target == "local":
         from ml.deploy.local import deploy_local
 
-        return deploy_local(tarball, cfg.local, lambda url: check_url(url, run_dir, cfg.check_playlists))
+        return deploy_local(
+            tarball,
+            cfg.local,
+            lambda url: check_url(url, run_dir, cfg.check_playlists),
+            example_tracks=tuple(_example_tracks(run_dir)),
+        )
     if target == "sagemaker":
         import boto3
 

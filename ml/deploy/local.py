@@ -45,6 +45,7 @@ class LocalDeployResult:
     check: CheckResult | None
     replaced_pid: int | None = None
     message: str = ""
+    example_tracks: tuple[str, ...] = ("<track_id>",)
 
     def summary(self) -> str:
         lines = []
@@ -54,9 +55,9 @@ class LocalDeployResult:
             lines.append(f"local endpoint up: {self.url}  (pid {self.pid}, log {self.log})")
             if self.replaced_pid:
                 lines.append(f"  replaced the endpoint of pid {self.replaced_pid}")
+            body = json.dumps({"instances": [{"tracks": list(self.example_tracks), "k": 5}]})
             lines.append(
-                f"  try: curl -s -X POST {self.url}/invocations -H 'content-type: application/json' "
-                '-d \'{"instances": [{"tracks": ["<track_id>"], "k": 10}]}\''
+                f"  try: curl -s -X POST {self.url}/invocations -H 'content-type: application/json' -d '{body}'"
             )
         else:
             lines.append(f"local deploy FAILED: {self.message}")
@@ -75,7 +76,12 @@ def read_endpoint(cfg: LocalConfig) -> LocalEndpoint | None:
     return endpoint
 
 
-def deploy_local(tarball: Path, cfg: LocalConfig, check_fn) -> LocalDeployResult:  # noqa: ANN001
+def deploy_local(
+    tarball: Path,
+    cfg: LocalConfig,
+    check_fn,  # noqa: ANN001 - (url) -> CheckResult
+    example_tracks: tuple[str, ...] = ("<track_id>",),
+) -> LocalDeployResult:
     """Start, wait for /ping, check (check_fn(url) -> CheckResult), then switch over."""
     if not tarball.exists():
         return LocalDeployResult(
@@ -105,7 +111,15 @@ def deploy_local(tarball: Path, cfg: LocalConfig, check_fn) -> LocalDeployResult
     endpoint = LocalEndpoint(url=url, pid=proc.pid, port=port, model=str(tarball), log=str(log_path))
     (cfg.run_dir / STATE_FILE).write_text(json.dumps(endpoint.__dict__, indent=2) + "\n")
     (cfg.run_dir / PID_FILE).write_text(f"{proc.pid}\n")
-    return LocalDeployResult(True, url, proc.pid, log_path, check, replaced_pid=old.pid if old else None)
+    return LocalDeployResult(
+        True,
+        url,
+        proc.pid,
+        log_path,
+        check,
+        replaced_pid=old.pid if old else None,
+        example_tracks=example_tracks,
+    )
 
 
 def undeploy_local(cfg: LocalConfig) -> str:
