@@ -1,0 +1,285 @@
+"""The model card of a training run: results table, search results, embedding plots (Markdown + PNG).
+
+The plots are t-SNE maps (scikit-learn) of the most played tracks' normalized vectors, coloured by
+the keyword of the playlist names they appear in (rock, rap, country, ...) and, on generated data,
+by the latent taste community from the generator's sidecar (`<RAW_CSV stem>.tracks.parquet`,
+joined on trimmed, lower-cased names); without a sidecar (the real file) that plot is skipped.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ml.config import Paths
+from ml.evaluate import VectorModel, results_table
+
+N_PLOT_TRACKS = 2000
+# Checked in order; a playlist name takes the first keyword it contains.
+KEYWORDS: tuple[tuple[str, str], ...] = (
+    ("christmas", r"christmas|xmas|navidad"),
+    ("rap", r"\brap\b|hip[ -]?hop|trap\b"),
+    ("metal", r"metal"),
+    ("punk", r"punk"),
+    ("rock", r"rock"),
+    ("country", r"country"),
+    ("jazz", r"jazz"),
+    ("classical", r"classical|klassik|piano"),
+    ("electronic", r"electro|\bedm\b|house|techno|trance|dance|dubstep"),
+    ("indie", r"indie"),
+    ("folk", r"folk|acoustic"),
+    ("soul/r&b", r"soul|r&b|\brnb\b|funk"),
+    ("reggae", r"reggae|ska\b"),
+    ("chill", r"chill|relax|sleep|study"),
+    ("pop", r"\bpop\b"),
+    ("party", r"party|workout|gym|running"),
+)
+
+
+def build_model_card(
+    run_dir: Path,
+    *,
+    paths: Paths,
+    data: Any,
+    model: VectorModel,
+    metrics: dict[str, Any],
+    search_rows: list[dict[str, Any]],
+    params: Any,
+    fit_info: dict[str, Any],
+    timings: dict[str, float],
+    progress: bool = True,
+    seed: int = 0,
+    n_plot_tracks: int = N_PLOT_TRACKS,
+) -> Path:
+    """Write model_card.md (and its PNG plots) into run_dir; returns the card's path."""
+    counts = np.bincount(data.train.values, minlength=data.n_tracks)
+    rows = np.flatnonzero(model.known[np.argsort(-counts, kind="stable")])
+    top_tracks = np.argsort(-counts, kind="stable")[rows[:n_plot_tracks]]
+    top_tracks = top_tracks[counts[top_tracks] > 0]
+    plots: list[tuple[str, str]] = []
+    note = ""
+    if len(top_tracks) >= 20:
+        coords = _tsne(model.normed[model.row_of_track[top_tracks]], seed)
+        track_ids = data.track_ids[top_tracks]
+        keywords = track_keywords(paths.duckdb_path, track_ids)
+        _scatter(
+            coords,
+            keywords,
+            run_dir / "embedding_keywords.png",
+            "t-SNE of track vectors, coloured by playlist-name keyword",
+        )
+        plots.append(("Playlist-name keywords", "embedding_keywords.png"))
+        tastes = track_tastes(paths, track_ids)
+        if tastes is not None:
+            _scatter(
+                coords,
+                tastes,
+                run_dir / "embedding_taste.png",
+                "t-SNE of track vectors, coloured by the generator's latent taste",
+            )
+            plots.append(("Latent taste (generator sidecar)", "embedding_taste.png"))
+        else:
+            note = "No generator sidecar next to RAW_CSV (real data?): the latent-taste plot is skipped."
+    else:
+        note = "Too few tracks for an embedding plot."
+
+    lines = [
+        f"# Model card: track2vec run `{run_dir.name}`",
+        "",
+        "Playlist continuation: given the tracks of a playlist, rank tracks to add. Trained with gensim",
+        "Word2Vec on the train split of `ml_playlist_splits` (a playlist is a set: fresh shuffled order",
+        "per epoch); scored by the mean of the seed tracks' normalized vectors, cosine, seeds excluded",
+        "(`ml/knn.py`, the same rule the exported model serves).",
+        "",
+        "## Selected configuration",
+        "",
+        f"`{params.label()}`; vocabulary {fit_info.get('vocab_size', 0):,} tracks; refit "
+        f"{fit_info.get('seconds', 0):.1f}s at {fit_info.get('words_per_s_per_worker', 0):,.0f} words/s per worker "
+        f"({fit_info.get('workers', 1)} workers).",
+        "",
+        "## Results (test split unless marked)",
+        "",
+        "Protocol: query = all seed tracks of a valid/test playlist, targets = its held-out tracks.",
+        "`hr@k` = share of held-out tracks in the top k (recall@k), averaged over playlists; `ndcg@10`",
+        "binary; `mrr` within the top 100; `coverage@10` = distinct recommended tracks / train catalogue;",
+        "`oov_share` = held-out tracks the method cannot recommend. `last_item_hr@100` is the seed",
+        "recipe's own protocol (second-to-last track -> last track, by file position, i.e. alphabetical):",
+        "shown for comparison only, never used for selection.",
+        "",
+        results_table(metrics),
+        "",
+        "## Search results (sample of train playlists, scored on a sample of valid)",
+        "",
+        _search_table(search_rows) if search_rows else "_No search in this run (`--no-search`)._",
+        "",
+        "## Embedding",
+        "",
+    ]
+    for title, png in plots:
+        lines += [f"### {title}", "", f"![{title}]({png})", ""]
+    if note:
+        lines += [f"_{note}_", ""]
+    lines += [
+        "## Timings (s)",
+        "",
+        ", ".join(
+            f"{k} {v:.1f}" for k, v in timings.items() if isinstance(v, float) and k != "test_playlists_per_s"
+        ),
+        "",
+        "## Caveats",
+        "",
+        "- Selection uses a sample of train playlists; the refit uses the whole train split.",
+        "- gensim with more than one worker thread is not bit-for-bit reproducible.",
+        "- Offline metrics on generated data measure how well the model recovers the generator's",
+        "  structure; compare methods only on the same file and split.",
+        "",
+    ]
+    card = run_dir / "model_card.md"
+    card.write_text("\n".join(lines))
+    return card
+
+
+def _search_table(rows: list[dict[str, Any]]) -> str:
+    cols = [
+        c
+        for c in (
+            "trial",
+            "sg",
+            "vector_size",
+            "window",
+            "negative",
+            "ns_exponent",
+            "sample",
+            "epochs",
+            "min_count",
+            "hr@10",
+            "hr@100",
+            "ndcg@10",
+            "mrr",
+            "vocab_size",
+            "fit_seconds",
+        )
+        if c in rows[0]
+    ]
+    head = "| " + " | ".join(cols) + " |"
+    sep = "|" + "---:|" * len(cols)
+    body = ["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in rows]
+    return "\n".join([head, sep, *body])
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4f}" if abs(v) < 1 and v != 0 else f"{v:g}"
+    return str(v)
+
+
+def keyword_of(name: str) -> str | None:
+    """The first keyword a playlist name contains (case-insensitive), or None."""
+    low = name.lower()
+    for keyword, pattern in KEYWORDS:
+        if re.search(pattern, low):
+            return keyword
+    return None
+
+
+def track_keywords(duckdb_path: Path, track_ids: np.ndarray) -> np.ndarray:
+    """Most common keyword among the names of the playlists containing each track ('none' if any)."""
+    con = duckdb.connect(str(duckdb_path), read_only=True)
+    try:
+        con.register("wanted", pd.DataFrame({"track_id": track_ids.astype(str)}))
+        names = con.execute(
+            """
+            select f.track_id, p.playlist_name, count(*) as n
+            from fct_playlist_tracks as f
+            inner join wanted using (track_id)
+            inner join dim_playlists as p using (session_id)
+            where not p.is_auto
+            group by all
+            """
+        ).df()
+    finally:
+        con.close()
+    names["keyword"] = names["playlist_name"].map(keyword_of)
+    names = names.dropna(subset=["keyword"])
+    best = (
+        names.groupby(["track_id", "keyword"])["n"]
+        .sum()
+        .reset_index()
+        .sort_values(["track_id", "n", "keyword"], ascending=[True, False, True])
+    )
+    best = best.drop_duplicates("track_id").set_index("track_id")["keyword"]
+    return np.array([best.get(t, "none") for t in track_ids.astype(str)], dtype=object)
+
+
+def track_tastes(paths: Paths, track_ids: np.ndarray) -> np.ndarray | None:
+    """Latent community name of each track from the generator's sidecar, or None without one."""
+    sidecar = paths.raw_csv.with_name(paths.raw_csv.stem + ".tracks.parquet")
+    if not sidecar.exists():
+        return None
+    con = duckdb.connect(str(paths.duckdb_path), read_only=True)
+    try:
+        con.register("wanted", pd.DataFrame({"track_id": track_ids.astype(str)}))
+        df = con.execute(
+            """
+            with side as (
+                select lower(trim(artistname)) as a, lower(trim(trackname)) as t, any_value(community_name) as community_name
+                from read_parquet(?)
+                group by all
+            )
+            select d.track_id, side.community_name
+            from dim_tracks as d
+            inner join wanted using (track_id)
+            inner join side on side.a = lower(trim(d.artist_name)) and side.t = lower(trim(d.track_name))
+            """,
+            [str(sidecar)],
+        ).df()
+    finally:
+        con.close()
+    lookup = dict(zip(df["track_id"], df["community_name"], strict=True))
+    return np.array([lookup.get(t, "unmatched") for t in track_ids.astype(str)], dtype=object)
+
+
+def _tsne(x: np.ndarray, seed: int) -> np.ndarray:
+    from sklearn.manifold import TSNE
+
+    perplexity = float(min(30, max(5, (len(x) - 1) // 4)))
+    return TSNE(
+        n_components=2, perplexity=perplexity, init="pca", random_state=seed, max_iter=750
+    ).fit_transform(x)
+
+
+def _scatter(coords: np.ndarray, labels: np.ndarray, out: Path, title: str, max_labels: int = 12) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = np.asarray(labels, dtype=object)
+    values, counts = np.unique(labels[(labels != "none") & (labels != "unmatched")], return_counts=True)
+    shown = list(values[np.argsort(-counts, kind="stable")][:max_labels])
+    fig, ax = plt.subplots(figsize=(9, 7), dpi=110)
+    rest = ~np.isin(labels, shown)
+    ax.scatter(coords[rest, 0], coords[rest, 1], s=4, c="#cccccc", label="other / none", linewidths=0)
+    cmap = plt.get_cmap("tab20")
+    for i, label in enumerate(shown):
+        m = labels == label
+        ax.scatter(
+            coords[m, 0],
+            coords[m, 1],
+            s=6,
+            color=cmap(i % 20),
+            label=f"{label} ({int(m.sum())})",
+            linewidths=0,
+        )
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, markerscale=3, frameon=False)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)

@@ -1,0 +1,244 @@
+"""Training end to end on the tiny warehouse, the corpus rules, the grid, and `ml recommend`."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.config import Paths
+from ml.corpus import MAX_SENTENCE, load_playlists, read_corpus, write_corpus
+from ml.evaluate import Ragged
+from ml.knn import normalize_rows, top_k
+from ml.search import PARAM_AXES, W2VParams, draw_trials, load_grid
+from ml.train import fit_word2vec
+
+METRIC_KEYS = {"hr@10", "hr@100", "ndcg@10", "mrr", "coverage@10", "oov_share"}
+
+
+def _ids(n: int) -> np.ndarray:
+    return np.array([f"{i:016x}" for i in range(n)], dtype=object)
+
+
+# --- end to end on the tiny preset ---------------------------------------------------------------
+
+
+def test_training_writes_every_artefact(tiny_model: Path, tiny_warehouse: Path) -> None:
+    latest = tiny_model.parent / "latest"
+    assert latest.is_symlink() and latest.resolve() == tiny_model.resolve()
+    for name in (
+        "vectors.kv",
+        "vectors.kv.vectors.npy",
+        "popularity.parquet",
+        "params.json",
+        "metrics.json",
+        "fingerprint.json",
+        "search_results.csv",
+        "offline_test_predictions.parquet",
+        "model_card.md",
+        "embedding_keywords.png",
+        "embedding_taste.png",
+    ):
+        assert (tiny_model / name).exists(), name
+    metrics = json.loads((tiny_model / "metrics.json").read_text())
+    assert set(metrics) == {"valid", "test", "baselines"}
+    assert set(metrics["baselines"]) == {"popularity", "item_cooc_knn", "seed_recipe"}
+    for block in (metrics["valid"], metrics["test"], *metrics["baselines"].values()):
+        assert set(block) >= METRIC_KEYS
+        assert all(0.0 <= block[k] <= 1.0 for k in METRIC_KEYS)
+        assert block["hr@10"] <= block["hr@100"]
+    assert "last_item_hr@100" in metrics["baselines"]["seed_recipe"]
+    search = pd.read_csv(tiny_model / "search_results.csv")
+    assert len(search) == 2 and set(PARAM_AXES) <= set(search.columns)
+    card = (tiny_model / "model_card.md").read_text()
+    assert "| track2vec (selected), test |" in card and "embedding_taste.png" in card
+    fingerprint = json.loads((tiny_model / "fingerprint.json").read_text())
+    con = duckdb.connect(str(tiny_warehouse), read_only=True)
+    try:
+        n_splits = con.execute("select count(*) from ml_playlist_splits").fetchone()[0]
+    finally:
+        con.close()
+    assert fingerprint["row_counts"]["ml_playlist_splits"] == n_splits
+    assert fingerprint["dbt_invocation_id"]  # from the run_results.json of the fixture's build
+
+
+def test_vectors_load_with_mmap_and_cover_train_tracks_only(tiny_model: Path, tiny_warehouse: Path) -> None:
+    from gensim.models import KeyedVectors
+
+    kv = KeyedVectors.load(str(tiny_model / "vectors.kv"), mmap="r")
+    assert isinstance(kv.vectors, np.memmap)
+    con = duckdb.connect(str(tiny_warehouse), read_only=True)
+    try:
+        train_tracks = {
+            r[0]
+            for r in con.execute("select track_id from ml_playlist_splits where role = 'train'").fetchall()
+        }
+    finally:
+        con.close()
+    assert set(kv.index_to_key) <= train_tracks
+
+
+def test_offline_predictions_reproduce_from_the_saved_artefacts(tiny_model: Path) -> None:
+    """What the export/serving parity relies on: vectors.kv + ml.knn give exactly the saved top-10."""
+    from gensim.models import KeyedVectors
+
+    kv = KeyedVectors.load(str(tiny_model / "vectors.kv"), mmap="r")
+    normed = normalize_rows(np.asarray(kv.vectors))
+    popular = pd.read_parquet(tiny_model / "popularity.parquet")["track_id"].tolist()
+    pred = pd.read_parquet(tiny_model / "offline_test_predictions.parquet")
+    assert len(pred) > 0
+    for row in pred.itertuples():
+        known = [kv.key_to_index[t] for t in row.seed_track_ids if t in kv.key_to_index]
+        assert row.n_unknown == len(row.seed_track_ids) - len(known)
+        assert row.is_fallback == (not known)
+        if known:
+            result = top_k(normed, [known], 10)
+            assert list(row.top10_track_ids) == [kv.index_to_key[int(r)] for r in result.rows[0]]
+            np.testing.assert_allclose(row.top10_scores, result.scores[0], rtol=1e-5, atol=1e-6)
+        else:
+            expected = [t for t in popular if t not in set(row.seed_track_ids)][:10]
+            assert list(row.top10_track_ids) == expected
+
+
+def test_recommend_by_name_prints_suggestions_and_rejects_unknown_names(
+    tiny_model: Path, tiny_warehouse: Path, tiny_csv: Path
+) -> None:
+    from ml.recommend import UnknownTrackError, recommend_by_name
+
+    paths = Paths(
+        raw_csv=tiny_csv, duckdb_path=tiny_warehouse, models_dir=tiny_model.parent, reports_dir=tiny_model
+    )
+    con = duckdb.connect(str(tiny_warehouse), read_only=True)
+    try:
+        artist, title = con.execute(
+            "select artist_name, track_name from dim_tracks where artist_name <> '' "
+            "order by n_playlists desc, track_id limit 1"
+        ).fetchone()
+    finally:
+        con.close()
+    out = recommend_by_name([f"  {artist.upper()} -  {title} "], k=5, paths=paths)
+    lines = out.splitlines()
+    assert len([line for line in lines if line[:3].strip().isdigit()]) == 5
+    assert f"{artist} - {title}" not in "\n".join(lines[1:])  # the query track is never suggested
+    with pytest.raises(UnknownTrackError, match="unknown track"):
+        recommend_by_name(["Nobody - No Such Song 123"], k=5, paths=paths)
+
+
+# --- the corpus ----------------------------------------------------------------------------------
+
+
+def test_no_held_out_track_reaches_the_corpus_through_its_playlist(
+    tiny_warehouse: Path, tmp_path: Path
+) -> None:
+    con = duckdb.connect(str(tiny_warehouse), read_only=True)
+    try:
+        data = load_playlists(con)
+        train_sets = con.execute(
+            "select session_id, list(track_id order by track_id) from ml_playlist_splits "
+            "where role = 'train' group by session_id"
+        ).fetchall()
+        eval_sessions = {
+            r[0]
+            for r in con.execute(
+                "select distinct session_id from ml_playlist_splits where split <> 'train'"
+            ).fetchall()
+        }
+        mixed = con.execute(
+            "select count(*) from (select session_id from ml_playlist_splits "
+            "group by session_id having count(distinct split) > 1)"
+        ).fetchone()[0]
+    finally:
+        con.close()
+    assert mixed == 0  # a session lives in exactly one split
+    assert not eval_sessions & set(data.train_session_ids)
+    corpus = write_corpus(data.train, data.track_ids, tmp_path, n_orders=2, seed=1)
+    expected = Counter(tuple(ids) for _, ids in train_sets)
+    for path in corpus.files:
+        # Each corpus file is exactly the train sessions (as sets), nothing from valid/test.
+        assert Counter(tuple(sorted(line)) for line in read_corpus(path)) == expected
+
+
+def test_a_long_playlist_is_split_into_sentences_not_truncated(tmp_path: Path) -> None:
+    long = np.arange(25_000)
+    playlists = Ragged.from_lists([long, [1, 2, 3]])
+    corpus = write_corpus(playlists, _ids(25_000), tmp_path, n_orders=1, seed=0)
+    lines = read_corpus(corpus.files[0])
+    assert sorted(len(line) for line in lines) == [3, 5_000, MAX_SENTENCE, MAX_SENTENCE]
+    assert sorted(t for line in lines if len(line) > 3 for t in line) == sorted(_ids(25_000).tolist())
+    assert corpus.n_tokens == 25_003 and corpus.n_sentences == 4
+    # gensim trains on every token of every line (nothing beyond 10,000 is dropped, and the end-of-file
+    # batch gensim's reader loses is the padding line).
+    fit = fit_word2vec(
+        corpus, W2VParams(vector_size=4, window=2, epochs=1, min_count=1, sample=0), 0, 1, False
+    )
+    assert fit.trained_words == 25_003
+    assert len(fit.vectors) == 25_000
+
+
+def test_shuffled_orders_keep_each_playlist_as_a_set_and_differ(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    playlists = Ragged.from_lists([rng.choice(500, 30, replace=False) for _ in range(40)])
+    corpus = write_corpus(playlists, _ids(500), tmp_path, n_orders=3, seed=9)
+    ids = _ids(500)
+    expected = Counter(tuple(sorted(ids[p].tolist())) for p in playlists.rows())
+    texts = []
+    for path in corpus.files:
+        assert Counter(tuple(sorted(line)) for line in read_corpus(path)) == expected
+        texts.append(path.read_text())
+    assert len(set(texts)) == 3
+    # Same data and seed: the corpus is reused, not rewritten.
+    mtime = corpus.files[0].stat().st_mtime_ns
+    again = write_corpus(playlists, ids, tmp_path, n_orders=3, seed=9)
+    assert again.fingerprint == corpus.fingerprint and corpus.files[0].stat().st_mtime_ns == mtime
+
+
+def test_one_worker_training_is_deterministic(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    playlists = Ragged.from_lists([rng.choice(200, 20, replace=False) for _ in range(100)])
+    corpus = write_corpus(playlists, _ids(200), tmp_path, n_orders=2, seed=3)
+    params = W2VParams(vector_size=8, window=5, epochs=3, min_count=1)
+    a = fit_word2vec(corpus, params, seed=5, workers=1, progress=False).vectors
+    b = fit_word2vec(corpus, params, seed=5, workers=1, progress=False).vectors
+    c = fit_word2vec(corpus, params, seed=6, workers=1, progress=False).vectors
+    assert a.index_to_key == b.index_to_key
+    np.testing.assert_array_equal(a.vectors, b.vectors)
+    assert not np.array_equal(a.vectors, c.vectors)
+
+
+# --- the grid ------------------------------------------------------------------------------------
+
+
+def test_default_grid_is_packaged_and_covers_the_axes() -> None:
+    config = load_grid(None)
+    assert set(config.grid) == set(PARAM_AXES)
+    assert set(config.grid["sg"]) == {0, 1}
+    assert min(config.grid["ns_exponent"]) < 0
+    assert (
+        config.seed_recipe.sg == 0 and config.seed_recipe.vector_size == 48 and not config.seed_recipe.shuffle
+    )
+    assert config.seed_recipe_min_counts == (3, 5, 10)
+
+
+def test_trials_start_with_the_defaults_and_are_seeded() -> None:
+    config = load_grid(None)
+    trials = draw_trials(config, seed=1)
+    assert trials[0] == config.defaults
+    assert len(trials) == config.search.n_trials == len({t.key() for t in trials})
+    assert trials == draw_trials(config, seed=1)
+    assert trials != draw_trials(config, seed=2)
+
+
+def test_a_bad_grid_file_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "grid.yml"
+    bad.write_text(
+        (Path(__file__).parents[1] / "ml" / "grid_tiny.yml")
+        .read_text()
+        .replace("window: [5, 10]", "windw: [5]")
+    )
+    with pytest.raises(ValueError, match=r"grid\.yml: grid: unknown axis \['windw'\]"):
+        load_grid(bad)
