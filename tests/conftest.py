@@ -69,6 +69,30 @@ def real_sample_warehouse(real_sample_csv: Path, tmp_path_factory: pytest.TempPa
     return db_path
 
 
+# --- model ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_csv: Path, tiny_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`ml train` (search included) on the tiny warehouse with ml/grid_tiny.yml (one gensim worker,
+    so deterministic), into a temporary MODELS_DIR. Returns the run directory (`<models>/<run_id>`,
+    also `<models>/latest`): vectors.kv, popularity.parquet, metrics.json, offline_test_predictions.parquet, ...
+    Shared by the whole test session: never write to it.
+    """
+    from ml.config import REPO_ROOT, Paths
+    from ml.train import run_training
+
+    root = tmp_path_factory.mktemp("model")
+    paths = Paths(
+        raw_csv=tiny_csv,
+        duckdb_path=tiny_warehouse,
+        models_dir=root / "models",
+        reports_dir=root / "reports",
+    )
+    result = run_training(paths, grid_path=REPO_ROOT / "ml" / "grid_tiny.yml", seed=TEST_SEED, progress=False)
+    return result.run_dir
+
+
 # --- export, serving, deployment ----------------------------------------------------------------
 
 
