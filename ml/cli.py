@@ -210,7 +210,10 @@ def undeploy_cmd(target: str) -> None:
     """Stop the local endpoint, or delete the SageMaker endpoint and what deploy created."""
     from ml.deploy import undeploy
 
-    click.echo(undeploy(target, _paths()))
+    try:
+        click.echo(undeploy(target, _paths()))
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.command("check")

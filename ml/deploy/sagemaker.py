@@ -91,10 +91,15 @@ def deploy_sagemaker(
     region = cfg.region
     image = image_uri(cfg)
     name = f"{cfg.endpoint_name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
-    bucket = cfg.bucket or _default_bucket(session, region)
-    key = f"{cfg.prefix.strip('/')}/{name}/model.tar.gz"
-    _ensure_bucket(session, bucket, region)
-    session.client("s3", region_name=region).upload_file(str(tarball), bucket, key)
+    try:
+        bucket = cfg.bucket or _default_bucket(session, region)
+        key = f"{cfg.prefix.strip('/')}/{name}/model.tar.gz"
+        _ensure_bucket(session, bucket, region)
+        session.client("s3", region_name=region).upload_file(str(tarball), bucket, key)
+    except Exception as exc:  # noqa: BLE001 - no credentials, no bucket access, ...: say which
+        return fail(
+            f"upload to S3 failed ({type(exc).__name__}: {exc}); check the AWS credentials", image=image
+        )
     release = Release(model=name, config=name, s3_uri=f"s3://{bucket}/{key}")
     steps.append(f"uploaded {tarball.name} to {release.s3_uri}")
 
@@ -185,13 +190,17 @@ def deploy_sagemaker(
 def undeploy_sagemaker(cfg: SageMakerConfig, run_dir: Path, session=None) -> str:  # noqa: ANN001
     """Delete the endpoint and the model, config and S3 object the last deploy recorded."""
     import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
 
     session = session or boto3.Session(region_name=cfg.region)
     state = _read_state(run_dir)
     name = state["endpoint_name"] if state else cfg.endpoint_name
     region = state["region"] if state else cfg.region
     steps: list[str] = []
-    endpoint = _get_endpoint(name, session, region)
+    try:
+        endpoint = _get_endpoint(name, session, region)
+    except (BotoCoreError, ClientError) as exc:
+        raise RuntimeError(f"cannot reach SageMaker in {region}: {type(exc).__name__}: {exc}") from exc
     if endpoint is not None:
         config = endpoint.endpoint_config_name
         _delete_endpoint(endpoint, cfg)
