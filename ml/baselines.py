@@ -68,33 +68,47 @@ def fit_cooc(
     seed: int = 0,
 ) -> CoocModel:
     """Sparse item-item co-occurrence over train playlists, built in row blocks and pruned."""
-    if normalise not in ("none", "cosine"):
-        raise ValueError(f"normalise must be 'none' or 'cosine', not {normalise!r}")
+    return fit_cooc_variants(train, n_tracks, (normalise,), max_neighbors, max_len, block, seed)[normalise]
+
+
+def fit_cooc_variants(
+    train: Ragged,
+    n_tracks: int,
+    normalisations: tuple[str, ...] = ("cosine", "none"),
+    max_neighbors: int = 200,
+    max_len: int = 500,
+    block: int = 4096,
+    seed: int = 0,
+) -> dict[str, CoocModel]:
+    """One pass over the co-occurrence blocks, one pruned item-item matrix per normalisation."""
+    for normalise in normalisations:
+        if normalise not in ("none", "cosine"):
+            raise ValueError(f"normalise must be 'none' or 'cosine', not {normalise!r}")
     x = playlist_matrix(train, n_tracks, max_len=max_len, seed=seed)
     xt = x.T.tocsr()
     counts = np.asarray(x.sum(axis=0)).ravel()
     inv_sqrt = np.where(counts > 0, 1.0 / np.sqrt(np.maximum(counts, 1)), 0.0).astype(np.float32)
     used = np.flatnonzero(counts > 0)
-    parts_rows, parts_cols, parts_vals = [], [], []
+    parts: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {n: [] for n in normalisations}
     for start in range(0, len(used), block):
         rows = used[start : start + block]
         c = (xt[rows] @ x).tocoo()  # (len(rows), n_tracks)
         r, col, val = rows[c.row], c.col.astype(np.int64), c.data.astype(np.float32)
         keep = r != col
         r, col, val = r[keep], col[keep], val[keep]
-        if normalise == "cosine":
-            val = val * inv_sqrt[r] * inv_sqrt[col]
-        r, col, val = _prune(r, col, val, max_neighbors)
-        parts_rows.append(r)
-        parts_cols.append(col)
-        parts_vals.append(val)
-    if parts_rows:
-        r, col, val = np.concatenate(parts_rows), np.concatenate(parts_cols), np.concatenate(parts_vals)
-    else:
-        r = col = np.array([], dtype=np.int64)
-        val = np.array([], dtype=np.float32)
-    item_item = sp.csr_matrix((val, (r, col)), shape=(n_tracks, n_tracks), dtype=np.float32)
-    return CoocModel(item_item=item_item, normalise=normalise)
+        for normalise in normalisations:
+            v = val * inv_sqrt[r] * inv_sqrt[col] if normalise == "cosine" else val
+            parts[normalise].append(_prune(r, col, v, max_neighbors))
+    models = {}
+    for normalise, pieces in parts.items():
+        if pieces:
+            r, col, val = (np.concatenate([p[i] for p in pieces]) for i in range(3))
+        else:
+            r = col = np.array([], dtype=np.int64)
+            val = np.array([], dtype=np.float32)
+        item_item = sp.csr_matrix((val, (r, col)), shape=(n_tracks, n_tracks), dtype=np.float32)
+        models[normalise] = CoocModel(item_item=item_item, normalise=normalise)
+    return models
 
 
 def _prune(r: np.ndarray, col: np.ndarray, val: np.ndarray, m: int) -> tuple[np.ndarray, ...]:

@@ -20,7 +20,17 @@ import numpy as np
 import yaml
 from tqdm.auto import tqdm
 
-PARAM_AXES = ("sg", "window", "ns_exponent", "negative", "sample", "epochs", "vector_size", "min_count")
+PARAM_AXES = (
+    "sg",
+    "window",
+    "ns_exponent",
+    "negative",
+    "sample",
+    "epochs",
+    "vector_size",
+    "min_count",
+    "alpha",
+)
 
 
 @dataclass(frozen=True)
@@ -46,7 +56,7 @@ class W2VParams:
         mode = "sg" if self.sg else "cbow"
         return (
             f"{mode} d={self.vector_size} win={self.window} neg={self.negative} ns={self.ns_exponent:g} "
-            f"sample={self.sample:g} ep={self.epochs} minc={self.min_count}"
+            f"sample={self.sample:g} ep={self.epochs} minc={self.min_count} alpha={self.alpha:g}"
         )
 
 
@@ -56,6 +66,7 @@ class SearchSettings:
     train_playlists: int
     valid_playlists: int
     metric: str
+    max_sg_pairs: int = 100  # skip skip-gram draws with window * negative above this (cost)
 
 
 @dataclass(frozen=True)
@@ -115,6 +126,7 @@ def load_grid(path: Path | None = None) -> GridConfig:
             train_playlists=int(s["train_playlists"]),
             valid_playlists=int(s["valid_playlists"]),
             metric=str(s.get("metric", "hr@10")),
+            max_sg_pairs=int(s.get("max_sg_pairs", 100)),
         ),
         grid={axis: tuple(values) for axis, values in grid.items()},
         seed_recipe=params("seed_recipe", recipe, min_count=min_counts[0], shuffle=False),
@@ -135,6 +147,9 @@ def draw_trials(config: GridConfig, seed: int) -> list[W2VParams]:
         if len(trials) >= config.search.n_trials:
             break
         candidate = replace(config.defaults, **dict(zip(axes, combos[int(i)], strict=True)))
+        # Skip-gram costs window * negative updates per token: the expensive corner is left out.
+        if candidate.sg and candidate.window * candidate.negative > config.search.max_sg_pairs:
+            continue
         if candidate.key() not in seen:
             seen.add(candidate.key())
             trials.append(candidate)

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from ml.baselines import CoocModel, fit_cooc, popularity_counts, rank_cooc
+from ml.baselines import CoocModel, fit_cooc_variants, popularity_counts, rank_cooc
 from ml.config import Paths
 from ml.corpus import CorpusFiles, PlaylistData, load_playlists, sample_playlists, write_corpus
 from ml.evaluate import (
@@ -115,6 +115,11 @@ def fit_word2vec(
     return FitResult(model.wv, seconds, raw, trained, workers)
 
 
+def sample_min_count(min_count: int, fraction: float) -> int:
+    """The min_count on a sample of `fraction` of the playlists that keeps about the same tracks."""
+    return max(1, round(min_count * fraction))
+
+
 def vector_model(kv: Any, track_index: dict[str, int], n_tracks: int) -> VectorModel:
     track_of_row = np.fromiter((track_index[k] for k in kv.index_to_key), dtype=np.int64, count=len(kv))
     return VectorModel.from_vectors(kv.vectors, track_of_row, n_tracks)
@@ -191,8 +196,12 @@ def run_training(
         sample_is_all = len(train_sample) == len(data.train)
         kept: dict[str, FitResult] = {}
 
+        fraction = len(train_sample) / len(data.train)
+
         def fit_and_score(params: W2VParams) -> tuple[dict[str, float], float, float, int]:
-            fit = fit_word2vec(sample_corpus, params, seed, workers, progress, desc="trial")
+            # min_count is meant for the whole train split: on a sample it scales with the sample.
+            on_sample = replace(params, min_count=sample_min_count(params.min_count, fraction))
+            fit = fit_word2vec(sample_corpus, on_sample, seed, workers, progress, desc="trial")
             t0 = time.perf_counter()
             vm = vector_model(fit.vectors, track_index, data.n_tracks)
             metrics, _ = evaluate_vectors(vm, valid_sample, popular, catalogue)
@@ -340,8 +349,7 @@ def run_baselines(
     # Item co-occurrence kNN: the normalisation is picked on valid, like any hyperparameter.
     best_cooc: CoocModel | None = None
     best_score = -1.0
-    for normalise in ("cosine", "none"):
-        cooc = fit_cooc(data.train, data.n_tracks, normalise=normalise, seed=seed)
+    for cooc in fit_cooc_variants(data.train, data.n_tracks, ("cosine", "none"), seed=seed).values():
         score = evaluate_ranking(
             rank_cooc(cooc, valid_sample.seeds, popular), valid_sample, cooc.known, catalogue
         )[config.search.metric]
@@ -361,7 +369,9 @@ def run_baselines(
     if search and len(config.seed_recipe_min_counts) > 1:
         sample_corpus = write_corpus(train_sample, data.track_ids, cache, 1, seed, shuffle=False)
         for min_count in config.seed_recipe_min_counts:
-            params = replace(recipe, min_count=min_count)
+            params = replace(
+                recipe, min_count=sample_min_count(min_count, len(train_sample) / len(data.train))
+            )
             fit = fit_word2vec(
                 sample_corpus, params, seed, workers, progress, desc=f"seed recipe min_count={min_count}"
             )
