@@ -64,11 +64,10 @@ def fit_cooc(
     normalise: str = "cosine",
     max_neighbors: int = 200,
     max_len: int = 500,
-    block: int = 4096,
     seed: int = 0,
 ) -> CoocModel:
     """Sparse item-item co-occurrence over train playlists, built in row blocks and pruned."""
-    return fit_cooc_variants(train, n_tracks, (normalise,), max_neighbors, max_len, block, seed)[normalise]
+    return fit_cooc_variants(train, n_tracks, (normalise,), max_neighbors, max_len, seed=seed)[normalise]
 
 
 def fit_cooc_variants(
@@ -77,10 +76,15 @@ def fit_cooc_variants(
     normalisations: tuple[str, ...] = ("cosine", "none"),
     max_neighbors: int = 200,
     max_len: int = 500,
-    block: int = 4096,
+    block_work: int = 20_000_000,
     seed: int = 0,
 ) -> dict[str, CoocModel]:
-    """One pass over the co-occurrence blocks, one pruned item-item matrix per normalisation."""
+    """One pass over the co-occurrence rows, one pruned item-item matrix per normalisation.
+
+    Rows are computed in blocks sized by their work (the summed length of the playlists holding the
+    block's tracks), so memory stays bounded however popular a track is; each row keeps its
+    `max_neighbors` highest scores (ties at the cut: the order of np.argpartition, deterministic).
+    """
     for normalise in normalisations:
         if normalise not in ("none", "cosine"):
             raise ValueError(f"normalise must be 'none' or 'cosine', not {normalise!r}")
@@ -89,26 +93,50 @@ def fit_cooc_variants(
     counts = np.asarray(x.sum(axis=0)).ravel()
     inv_sqrt = np.where(counts > 0, 1.0 / np.sqrt(np.maximum(counts, 1)), 0.0).astype(np.float32)
     used = np.flatnonzero(counts > 0)
-    parts: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {n: [] for n in normalisations}
-    for start in range(0, len(used), block):
-        rows = used[start : start + block]
-        c = (xt[rows] @ x).tocoo()  # (len(rows), n_tracks)
-        r, col, val = rows[c.row], c.col.astype(np.int64), c.data.astype(np.float32)
-        keep = r != col
-        r, col, val = r[keep], col[keep], val[keep]
+    work = np.asarray(xt @ np.asarray(x.sum(axis=1)).ravel()).ravel()[used]
+    block_id = np.cumsum(work) // block_work
+    bounds = np.flatnonzero(np.r_[True, block_id[1:] != block_id[:-1], True])
+    kept: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {n: [] for n in normalisations}
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        rows = used[a:b]
+        c = (xt[rows] @ x).tocsr()  # (len(rows), n_tracks), local row i = track rows[i]
+        c.sort_indices()
+        row_of = np.repeat(np.arange(len(rows)), np.diff(c.indptr))
+        not_self = c.indices != rows[row_of]
         for normalise in normalisations:
-            v = val * inv_sqrt[r] * inv_sqrt[col] if normalise == "cosine" else val
-            parts[normalise].append(_prune(r, col, v, max_neighbors))
+            data = c.data.astype(np.float32)
+            if normalise == "cosine":
+                data = data * inv_sqrt[rows[row_of]] * inv_sqrt[c.indices]
+            kept[normalise].append(_prune_csr(c.indptr, c.indices, data, not_self, max_neighbors))
     models = {}
-    for normalise, pieces in parts.items():
-        if pieces:
-            r, col, val = (np.concatenate([p[i] for p in pieces]) for i in range(3))
-        else:
-            r = col = np.array([], dtype=np.int64)
-            val = np.array([], dtype=np.float32)
-        item_item = sp.csr_matrix((val, (r, col)), shape=(n_tracks, n_tracks), dtype=np.float32)
+    for normalise, blocks in kept.items():
+        per_row = np.zeros(n_tracks, dtype=np.int64)
+        per_row[used] = np.concatenate([blk[0] for blk in blocks]) if blocks else 0
+        indptr = np.zeros(n_tracks + 1, dtype=np.int64)
+        np.cumsum(per_row, out=indptr[1:])
+        indices = np.concatenate([blk[1] for blk in blocks]) if blocks else np.array([], dtype=np.int32)
+        data = np.concatenate([blk[2] for blk in blocks]) if blocks else np.array([], dtype=np.float32)
+        item_item = sp.csr_matrix((data, indices, indptr), shape=(n_tracks, n_tracks))
         models[normalise] = CoocModel(item_item=item_item, normalise=normalise)
     return models
+
+
+def _prune_csr(
+    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, keep: np.ndarray, m: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: drop entries where keep is False, then keep the m highest. Returns (kept per row,
+    column indices int32, values float32), rows in order."""
+    keep = keep.copy()
+    lengths = np.diff(indptr)
+    for i in np.flatnonzero(lengths > m):  # only rows with more than m entries need a cut
+        a, b = indptr[i], indptr[i + 1]
+        seg = np.where(keep[a:b], data[a:b], -np.inf)
+        if np.count_nonzero(keep[a:b]) > m:
+            drop = np.argpartition(-seg, m - 1)[m:]
+            keep[a + drop] = False
+    row_of = np.repeat(np.arange(len(lengths)), lengths)
+    per_row = np.bincount(row_of[keep], minlength=len(lengths))
+    return per_row, indices[keep].astype(np.int32), data[keep].astype(np.float32)
 
 
 def _prune(r: np.ndarray, col: np.ndarray, val: np.ndarray, m: int) -> tuple[np.ndarray, ...]:
@@ -140,11 +168,19 @@ def rank_cooc(
         q = sp.csr_matrix(
             (np.ones(len(q_rows), dtype=np.float32), (q_rows, part.values)), shape=(stop - start, n_tracks)
         )
-        s = (q @ model.item_item).tocoo()
-        r, col, val = s.row.astype(np.int64), s.col.astype(np.int64), s.data
-        # Drop the seeds themselves.
-        is_seed = np.isin(r * n_tracks + col, q_rows * n_tracks + part.values)
-        r, col, val = _prune(r[~is_seed], col[~is_seed], val[~is_seed], k)
+        s = (q @ model.item_item).tocsr()
+        lengths = np.diff(s.indptr)
+        r = np.repeat(np.arange(stop - start, dtype=np.int64), lengths)
+        col, val = s.indices.astype(np.int64), s.data
+        # Drop the seeds themselves, then keep each row's entries at or above its k-th best score.
+        keep = ~np.isin(r * n_tracks + col, q_rows * n_tracks + part.values)
+        threshold = np.full(stop - start, -np.inf, dtype=np.float32)
+        for i in np.flatnonzero(lengths > k):  # rows with more than k candidates need a cut
+            seg = val[s.indptr[i] : s.indptr[i + 1]][keep[s.indptr[i] : s.indptr[i + 1]]]
+            if len(seg) > k:
+                threshold[i] = np.partition(seg, len(seg) - k)[len(seg) - k]
+        keep &= val >= threshold[r]
+        r, col, val = _prune(r[keep], col[keep], val[keep], k)  # sorts the few left: ties to the lower id
         starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]]) if len(r) else np.array([], dtype=np.int64)
         rank = np.arange(len(r)) - np.repeat(starts, np.diff(np.r_[starts, len(r)])) if len(r) else r
         tracks[start + r, rank] = col
