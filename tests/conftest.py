@@ -119,3 +119,24 @@ def synthetic_run(tmp_path_factory: pytest.TempPathFactory):
         reports_dir=root / "reports",
     )
     return SimpleNamespace(paths=paths, model=model, export=export_latest(paths))
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A copy of the trained tiny run (tiny_model stays untouched), exported: paths and ExportResult."""
+    import shutil
+    from types import SimpleNamespace
+
+    from ml.config import Paths
+    from ml.export import export_latest
+
+    root = tmp_path_factory.mktemp("tiny-export")
+    shutil.copytree(tiny_model, root / "models" / tiny_model.name)
+    (root / "models" / "latest").symlink_to(tiny_model.name)
+    paths = Paths(
+        raw_csv=root / "raw.csv",
+        duckdb_path=root / "warehouse.duckdb",
+        models_dir=root / "models",
+        reports_dir=root / "reports",
+    )
+    return SimpleNamespace(paths=paths, run_dir=root / "models" / tiny_model.name, export=export_latest(paths))

@@ -110,3 +110,16 @@ def test_a_server_that_cannot_start_is_reported(tmp_path):
     assert not result.success
     assert "exited with code" in result.message and "log tail" in result.message
     assert read_endpoint(cfg.local) is None
+
+
+def test_deploy_the_trained_tiny_model(tiny_export, tmp_path):
+    """`make train deploy` in small: the live endpoint answers the run's offline test predictions."""
+    cfg = local_config(tmp_path / "run")
+    result = deploy("local", tiny_export.paths, cfg)
+    try:
+        assert result.success, result.summary()
+        assert "offline_test_predictions" in result.check.source
+        assert result.check.n_identical == result.check.n_playlists > 0
+    finally:
+        undeploy("local", tiny_export.paths, cfg)
+    assert wait_dead(result.pid)

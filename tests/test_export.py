@@ -175,3 +175,28 @@ def test_scores_match_offline_values(synthetic_run, signature):
     out = as_prediction(run(signature, [playlist]), 0)
     assert np.allclose(out["scores"], expected.scores, atol=SCORE_TOL)
     assert Path(synthetic_run.export.tarball).stat().st_size == synthetic_run.export.tarball_bytes
+
+
+def test_parity_on_the_trained_tiny_model(tiny_export, tmp_path):
+    """The trained run: its saved offline test predictions, then 1,000 playlists in all, agree."""
+    import pyarrow.parquet as pq
+
+    from ml.deploy.check import expected_answers, sample_playlists
+
+    run_dir = tiny_export.run_dir
+    saved, source = expected_answers(run_dir, 1000)
+    assert "offline_test_predictions" in source and saved
+    n_saved = pq.read_table(run_dir / "offline_test_predictions.parquet").num_rows
+    playlists = sample_playlists(run_dir, 1000 - len(saved), seed=3)
+    expected = saved + offline_expected(run_dir, playlists, k=10)
+    loaded = tf.saved_model.load(str(tiny_export.export.saved_model_dir))
+    signature = loaded.signatures[SIGNATURE_NAME]
+    verdicts = []
+    for start in range(0, len(expected), 100):
+        chunk = expected[start : start + 100]
+        out = run(signature, [list(e.tracks) for e in chunk])
+        verdicts += [compare(e, as_prediction(out, i)) for i, e in enumerate(chunk)]
+    assert len(verdicts) == 1000 and len(saved) == min(n_saved, 1000)
+    assert [v for v in verdicts if v not in (None, "tie")] == []
+    assert sum(v is None for v in verdicts) >= 990
+    assert all(v is None for v in verdicts[: len(saved)])  # the training run's own predictions: exact
