@@ -16,9 +16,9 @@ SIGNATURE_NAME = "serving_default"
 # Padding in the model's [batch, max_tracks] string input; never a track id.
 PAD = ""
 
-MAX_BODY_BYTES = 1 << 20  # 1 MiB: 64 instances x 500 ids of 16 hex chars is about 700 KB
+MAX_BODY_BYTES = 1 << 20  # 1 MiB: e.g. 64 playlists of 800 track ids, or one of 5,000 and more
 MAX_INSTANCES = 64
-MAX_TRACKS = 500
+MAX_TRACKS = 5000  # real playlists run to thousands of tracks (the Kaggle file's longest: >10,000)
 MAX_K = 500
 DEFAULT_K = 10
 MAX_TRACK_ID_CHARS = 128

@@ -5,7 +5,8 @@ The SavedModel is a `tf.Module` (no Keras layer adds anything to a matrix produc
   stored once (a [1, dim] x [dim, n] product runs ~3x faster on CPU than one with transpose_b);
 - `assets/track_ids.txt`: the vocabulary, one id per line (line number = row), read by two
   `StaticHashTable`s (id -> row, row -> id);
-- `popular_ids`: the N_POPULAR most popular track ids, for playlists with no known track.
+- `popular_ids` + `assets/popular_ids.txt`: the N_POPULAR most popular track ids, for playlists with
+  no known track (a hash table finds the playlist's own tracks among them in O(tracks)).
 
 `serving_default(tracks: string[batch, width], k: int32[batch])` scores with the rule of
 `ml.knn.top_k`: mean of the known seeds' normalized vectors, cosine against every track, seeds
@@ -38,6 +39,7 @@ EXPORT_DIR = "export"  # models/<run_id>/export/{1/,code/}, the tarball's conten
 TARBALL = "model.tar.gz"
 MODEL_VERSION = "1"
 VOCAB_ASSET = "track_ids.txt"
+POPULAR_ASSET = "popular_ids.txt"
 SERVING_TF_VERSION = "2.20"  # SageMaker TF inference image targeted; see README
 _TRACK_ID = re.compile(r"^[^\s]+$")
 
@@ -88,10 +90,13 @@ def export_latest(paths: Paths, run_dir: Path | None = None, selfcheck_playlists
     vocab_path = staging / VOCAB_ASSET
     staging.mkdir(parents=True)
     vocab_path.write_text("".join(f"{t}\n" for t in track_ids))
+    popular_path = staging / POPULAR_ASSET
+    popular_path.write_text("".join(f"{t}\n" for t in popular))
 
-    module = PlaylistKnn(normed, str(vocab_path), popular)
+    module = PlaylistKnn(normed, str(vocab_path), popular, str(popular_path))
     tf.saved_model.save(module, str(version_dir), signatures={endpoint_contract.SIGNATURE_NAME: module.serve})
-    vocab_path.unlink()  # copied into 1/assets/ by the save
+    vocab_path.unlink()  # both copied into 1/assets/ by the save
+    popular_path.unlink()
     code_dir = staging / "code"
     code_dir.mkdir()
     shutil.copyfile(endpoint_contract.__file__, code_dir / "inference.py")
@@ -150,6 +155,9 @@ def load_popular_ids(run_dir: Path, n: int) -> list[str]:
     ids = [str(t) for t in table.column("track_id").to_pylist()[:n]]
     if not ids:
         raise ValueError(f"{path} is empty: the fallback for empty playlists needs popular tracks")
+    bad = [t for t in ids if not _TRACK_ID.match(t)]
+    if bad or len(set(ids)) != len(ids):
+        raise ValueError(f"{path}: track ids must be unique non-blank strings (e.g. {bad[:1] or 'a repeat'})")
     return ids
 
 
@@ -231,7 +239,9 @@ def _make_module_class():
     import tensorflow as tf
 
     class _PlaylistKnn(tf.Module):
-        def __init__(self, normed: np.ndarray, vocab_path: str, popular_ids: list[str]) -> None:
+        def __init__(
+            self, normed: np.ndarray, vocab_path: str, popular_ids: list[str], popular_path: str
+        ) -> None:
             super().__init__(name="playlist_knn")
             self.embeddings_t = tf.Variable(
                 np.ascontiguousarray(normed.T), trainable=False, name="embeddings_t", dtype=tf.float32
@@ -246,6 +256,10 @@ def _make_module_class():
                 default_value=tf.constant(endpoint_contract.PAD),
             )
             self.popular_ids = tf.Variable(popular_ids, trainable=False, name="popular_ids", dtype=tf.string)
+            self.popular_rank = tf.lookup.StaticHashTable(
+                tf.lookup.TextFileInitializer(popular_path, tf.string, whole_line, tf.int64, line_number),
+                default_value=tf.constant(-1, tf.int64),
+            )
 
         @tf.function(
             input_signature=[
@@ -307,7 +321,16 @@ def _make_module_class():
             """Most popular tracks not in the playlist, padded to k_max."""
             popular = self.popular_ids
             n_popular = tf.shape(popular)[0]
-            in_playlist = tf.reduce_any(tf.equal(popular[None, :, None], tracks[:, None, :]), axis=2)
+            ranks = self.popular_rank.lookup(tracks)  # [batch, width]: rank among popular, or -1
+            hit = tf.where(ranks >= 0)
+            in_playlist = (
+                tf.scatter_nd(
+                    tf.stack([hit[:, 0], tf.gather_nd(ranks, hit)], axis=1),
+                    tf.ones([tf.shape(hit)[0]], tf.int32),
+                    tf.cast(tf.stack([tf.shape(tracks)[0], n_popular]), tf.int64),
+                )
+                > 0
+            )
             # Rank by popularity order; tracks of the playlist sink to the bottom.
             rank = tf.where(
                 in_playlist,
@@ -324,6 +347,6 @@ def _make_module_class():
     return _PlaylistKnn
 
 
-def PlaylistKnn(normed: np.ndarray, vocab_path: str, popular_ids: list[str]):  # noqa: N802 - a class factory
-    """The KNN tf.Module (built lazily so importing ml.export does not import TensorFlow)."""
-    return _make_module_class()(normed, vocab_path, popular_ids)
+def PlaylistKnn(normed: np.ndarray, vocab_path: str, popular_ids: list[str], popular_path: str):  # noqa: N802
+    """The KNN tf.Module (a factory, so importing ml.export does not import TensorFlow)."""
+    return _make_module_class()(normed, vocab_path, popular_ids, popular_path)

@@ -200,3 +200,18 @@ def test_parity_on_the_trained_tiny_model(tiny_export, tmp_path):
     assert [v for v in verdicts if v not in (None, "tie")] == []
     assert sum(v is None for v in verdicts) >= 990
     assert all(v is None for v in verdicts[: len(saved)])  # the training run's own predictions: exact
+
+
+def test_a_long_unknown_playlist_falls_back_past_its_popular_tracks(synthetic_run, signature):
+    """5,000 unknown ids, among them the 600 most popular: the fallback skips exactly those."""
+    import pyarrow.parquet as pq
+
+    from ml.endpoint_contract import MAX_TRACKS
+
+    popular = pq.read_table(synthetic_run.model.run_dir / "popularity.parquet").column("track_id").to_pylist()
+    vocab = set(synthetic_run.model.track_ids)
+    unknown_popular = [t for t in popular if t not in vocab]  # the fixture's rare ids
+    filler = [f"nope{i:012d}" for i in range(MAX_TRACKS - len(unknown_popular))]
+    out = as_prediction(run(signature, [unknown_popular + filler], k=5), 0)
+    assert out["fallback"] and out["n_unknown"] == MAX_TRACKS
+    assert out["track_ids"] == [t for t in popular if t not in unknown_popular][:5]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.endpoint_contract import MAX_INSTANCES, MAX_TRACKS
+from ml.endpoint_contract import MAX_BODY_BYTES, MAX_INSTANCES, MAX_TRACKS
 
 SCORE_TOL = 1e-6
 CHECK_K = 10
@@ -148,14 +148,25 @@ def offline_expected(run_dir: Path, playlists: Sequence[Sequence[str]], k: int =
 
 
 def request_bodies(expected: Sequence[Expected], per_request: int = 16, k: int = CHECK_K) -> list[bytes]:
-    """The request bodies the check sends, in order (tests queue canned answers for them)."""
+    """The request bodies the check sends, in order (tests queue canned answers for them).
+
+    Up to `per_request` playlists each, fewer when long playlists would pass half the body limit.
+    """
     per_request = min(per_request, MAX_INSTANCES)
-    return [
-        json.dumps(
-            {"instances": [{"tracks": list(e.tracks), "k": k} for e in expected[i : i + per_request]]}
-        ).encode()
-        for i in range(0, len(expected), per_request)
-    ]
+    bodies: list[bytes] = []
+    batch: list[dict] = []
+    size = 0
+    for e in expected:
+        instance = {"tracks": list(e.tracks), "k": k}
+        length = len(json.dumps(instance)) + 2
+        if batch and (len(batch) == per_request or size + length > MAX_BODY_BYTES // 2):
+            bodies.append(json.dumps({"instances": batch}).encode())
+            batch, size = [], 0
+        batch.append(instance)
+        size += length
+    if batch:
+        bodies.append(json.dumps({"instances": batch}).encode())
+    return bodies
 
 
 def compare(expected: Expected, got: dict) -> str | None:
@@ -212,7 +223,7 @@ def run_check(
             if not isinstance(predictions, list) or len(predictions) != n:
                 raise ValueError(f"expected {n} predictions, got {str(predictions)[:200]}")
         except Exception as exc:  # noqa: BLE001 - any failure to get an answer fails the check
-            error = f"request {offset // per_request + 1}: {type(exc).__name__}: {str(exc)[:300]}"
+            error = f"request {bodies.index(body) + 1}: {type(exc).__name__}: {str(exc)[:300]}"
             break
         for i, got in enumerate(predictions):
             verdict = compare(expected[offset + i], got)
