@@ -1,8 +1,9 @@
 """Serving benchmark: the exported model behind `ml serve` vs a bare numpy brute-force top-k.
 
-Model: BENCH_SERVE_RUN (a run dir with vectors.kv and popularity.parquet, e.g. the full-preset
-training run) if set; else a synthetic stand-in of the full model's size (1,000,000 tracks x 64
-dims, clustered, written once to BENCH_DATA_DIR/serve/), said so in the results.
+Model: BENCH_SERVE_RUN (a run dir with vectors.kv and popularity.parquet) if set; else the
+full-preset run of `python -m bench train` (BENCH_DATA_DIR/models_train/latest) if there; else a
+synthetic stand-in of the full model's size (1,000,000 tracks x 64 dims, clustered, written once to
+BENCH_DATA_DIR/serve/), said so in the results.
 
 Figures, each beside its numpy reference measured in the same run (ratio = endpoint / numpy):
 - single-request latency p50 / p99: one 10-track playlist at k=10, sequential, over HTTP to a
@@ -140,6 +141,17 @@ def _model_run() -> tuple[Path, str]:
     given = os.environ.get("BENCH_SERVE_RUN")
     if given:
         return Path(given).resolve(), f"trained run {Path(given).resolve()}"
+    trained = (BENCH_DATA_DIR / "models_train" / "latest").resolve()  # `python -m bench train`
+    if (trained / "vectors.kv").exists() and (trained / "popularity.parquet").exists():
+        # Export into a dir of our own (links to the run's inputs): the training run stays untouched.
+        run_dir = BENCH_DATA_DIR / "serve" / "models" / f"full-{trained.name}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for src in trained.iterdir():
+            if src.name.startswith(("vectors.kv", "popularity.parquet", "offline_test_predictions")):
+                link = run_dir / src.name
+                if not link.exists():
+                    link.symlink_to(src)
+        return run_dir, f"the full-preset training run {trained.name} (python -m bench train)"
     from ml.deploy.synthetic import write_synthetic_model
 
     run_dir = BENCH_DATA_DIR / "serve" / "models" / f"synthetic-{N_TRACKS}x{DIM}"
