@@ -111,7 +111,8 @@ def reference_parse_file(path: Path) -> list[ParsedLine]:
 
 
 def normalized(name: str) -> str:
-    return re.sub(r"\s+", " ", name.strip().lower())
+    """The contract's normalization: lower-cased, whitespace runs (RE2's \\s) made one space, trimmed."""
+    return re.sub(r"[ \t\n\f\r]+", " ", name.lower()).strip(" ")
 
 
 def contract_id(*parts: str) -> str:

@@ -1,4 +1,7 @@
--- Staged rows with integer stand-ins for their playlist and track ids, in file order (line_number).
+{{ config(materialized='table') }}
+
+-- Staged rows with integer stand-ins for their playlist and track, in file order (line_number): the
+-- input of the sessionization.
 
 with
 

@@ -3,6 +3,8 @@
 -- One row per distinct spelling (artist name, track name) of the staged rows, with its identities
 -- (docs/contracts.md): track_id from the normalized artist + title, artist_id from the normalized
 -- artist. Ids are hashed once per spelling, not once per row. Several spellings can share an id.
+-- track_number and artist_number are integer stand-ins for the ids: the 12.9M-row steps downstream
+-- sort, group and join integers, and the string ids are joined back once.
 
 with
 
@@ -23,15 +25,27 @@ spellings as (
 
 ),
 
+normalized as (
+
+    select
+        artist_name,
+        track_name,
+        n_rows,
+        {{ normalize_name('artist_name') }} as artist_key,
+        {{ normalize_name('track_name') }} as track_key
+    from spellings
+
+),
+
 identified as (
 
     select
         artist_name,
         track_name,
-        {{ short_id([normalize_name('artist_name'), normalize_name('track_name')]) }} as track_id,
-        {{ short_id([normalize_name('artist_name')]) }} as artist_id,
-        n_rows
-    from spellings
+        n_rows,
+        {{ short_id(['artist_key', 'track_key']) }} as track_id,
+        {{ short_id(['artist_key']) }} as artist_id
+    from normalized
 
 ),
 
@@ -42,8 +56,8 @@ final as (
         track_name,
         track_id,
         artist_id,
-        -- an integer stand-in for track_id, so the 12.9M-row sessionization sorts and groups integers
         dense_rank() over (order by track_id) as track_number,
+        dense_rank() over (order by artist_id) as artist_number,
         n_rows
     from identified
 

@@ -11,55 +11,69 @@ track_spellings as (
 
 tracks as (
 
-    select * from {{ ref('dim_tracks') }}
+    select * from {{ ref('int_tracks_named') }}
 
 ),
 
-playlist_tracks as (
+sessionized as (
 
-    select * from {{ ref('fct_playlist_tracks') }}
+    select * from {{ ref('int_playlist_tracks_sessionized') }}
 
 ),
 
 artist_spellings as (
 
     select
+        artist_number,
         artist_id,
         artist_name,
         sum(n_rows) as n_rows
     from track_spellings
-    group by artist_id, artist_name
+    group by artist_number, artist_id, artist_name
 
 ),
 
 display_names as (
 
+    -- the most used spelling of the artist (ties: alphabetical)
     select
+        artist_number,
         artist_id,
         artist_name,
-        row_number() over (partition by artist_id order by n_rows desc, artist_name asc) as spelling_rank
+        row_number() over (partition by artist_number order by n_rows desc, artist_name asc) as spelling_rank
     from artist_spellings
 
 ),
 
-track_counts as (
+artist_rows as (
 
     select
-        artist_id,
-        count(*) as n_tracks,
+        artist_number,
+        count(distinct track_number) as n_tracks,
         sum(n_rows) as n_rows
-    from tracks
-    group by artist_id
+    from track_spellings
+    group by artist_number
+
+),
+
+artist_sessions as (
+
+    select distinct
+        tracks.artist_number,
+        sessionized.session_key
+    from sessionized
+    inner join tracks
+        on sessionized.track_number = tracks.track_number
 
 ),
 
 playlist_counts as (
 
     select
-        artist_id,
-        count(distinct session_id) as n_playlists
-    from playlist_tracks
-    group by artist_id
+        artist_number,
+        count(*) as n_playlists
+    from artist_sessions
+    group by artist_number
 
 ),
 
@@ -68,15 +82,15 @@ final as (
     select
         display_names.artist_id,
         display_names.artist_name,
-        cast(track_counts.n_tracks as bigint) as n_tracks,
+        cast(artist_rows.n_tracks as bigint) as n_tracks,
         cast(playlist_counts.n_playlists as bigint) as n_playlists,
-        cast(track_counts.n_rows as bigint) as n_rows,
+        cast(artist_rows.n_rows as bigint) as n_rows,
         display_names.artist_name = '' as is_unknown
     from display_names
-    inner join track_counts
-        on display_names.artist_id = track_counts.artist_id
+    inner join artist_rows
+        on display_names.artist_number = artist_rows.artist_number
     inner join playlist_counts
-        on display_names.artist_id = playlist_counts.artist_id
+        on display_names.artist_number = playlist_counts.artist_number
     where display_names.spelling_rank = 1
 
 )

@@ -2,30 +2,33 @@
 
 with
 
-playlist_tracks as (
+sessionized as (
 
-    select * from {{ ref('fct_playlist_tracks') }}
-
-),
-
-playlists as (
-
-    select * from {{ ref('int_playlists_identified') }}
+    select * from {{ ref('int_playlist_tracks_sessionized') }}
 
 ),
 
 sessions as (
 
+    select * from {{ ref('int_playlist_sessions') }}
+
+),
+
+tracks as (
+
+    select * from {{ ref('int_tracks_named') }}
+
+),
+
+track_lists as (
+
     select
-        session_id,
-        playlist_id,
-        session_number,
-        count(*) as n_tracks,
-        sum(n_occurrences) as n_rows,
-        min(first_line_number) as first_line_number,
-        {{ dbt.listagg('track_id', "' '", 'order by position') }} as track_ids
-    from playlist_tracks
-    group by session_id, playlist_id, session_number
+        sessionized.session_key,
+        {{ dbt.listagg('tracks.track_id', "' '", 'order by sessionized.position') }} as track_ids
+    from sessionized
+    inner join tracks
+        on sessionized.track_number = tracks.track_number
+    group by sessionized.session_key
 
 ),
 
@@ -34,22 +37,22 @@ final as (
     select
         sessions.session_id,
         sessions.playlist_id,
-        playlists.user_id,
-        playlists.playlist_name,
+        sessions.user_id,
+        sessions.playlist_name,
         sessions.session_number,
-        cast(sessions.n_tracks as integer) as n_tracks,
-        cast(sessions.n_rows as integer) as n_rows,
+        sessions.n_tracks,
+        sessions.n_rows,
         -- names the Spotify client gives playlists it fills by itself; they mix tastes
-        lower(playlists.playlist_name) in (
+        lower(sessions.playlist_name) in (
             {%- for name in var('auto_playlist_names') %}
                 '{{ name | lower }}'{{ "," if not loop.last }}
             {%- endfor %}
         ) as is_auto,
-        sessions.track_ids,
+        track_lists.track_ids,
         sessions.first_line_number
     from sessions
-    inner join playlists
-        on sessions.playlist_id = playlists.playlist_id
+    inner join track_lists
+        on sessions.session_key = track_lists.session_key
 
 )
 

@@ -1,6 +1,5 @@
--- One row per distinct track in a playlist session: what the model trains on. The sessionization
--- itself is int_playlist_tracks_sessionized (a view); this table is where it is computed and stored,
--- and the other marts read it from here.
+-- One row per distinct track in a playlist session: what the model trains on. The sessionization is
+-- int_playlist_tracks_sessionized (integer keys); this joins the string ids back.
 
 with
 
@@ -10,19 +9,35 @@ sessionized as (
 
 ),
 
+sessions as (
+
+    select * from {{ ref('int_playlist_sessions') }}
+
+),
+
+tracks as (
+
+    select * from {{ ref('int_tracks_named') }}
+
+),
+
 final as (
 
     select
-        session_id,
-        playlist_id,
-        session_number,
-        user_id,
-        track_id,
-        artist_id,
-        position,
-        n_occurrences,
-        first_line_number
+        sessions.session_id,
+        sessions.playlist_id,
+        sessions.session_number,
+        sessions.user_id,
+        tracks.track_id,
+        tracks.artist_id,
+        cast(sessionized.position as integer) as position,
+        cast(sessionized.n_occurrences as integer) as n_occurrences,
+        sessionized.first_line_number
     from sessionized
+    inner join sessions
+        on sessionized.session_key = sessions.session_key
+    inner join tracks
+        on sessionized.track_number = tracks.track_number
 
 )
 

@@ -16,7 +16,7 @@ playlist_tracks as (
 
 sessions as (
 
-    select * from {{ ref('dim_playlists') }}
+    select * from {{ ref('int_playlist_sessions') }}
 
 ),
 

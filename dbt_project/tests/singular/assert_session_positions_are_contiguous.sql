@@ -1,4 +1,5 @@
--- Inside every session the positions are exactly 1..n_tracks (with unique (session_id, position)).
+-- Inside every session the positions are 1..n_tracks: smallest 1, largest n, and their sum n(n+1)/2
+-- (positions come from row_number(); this guards the joins and the contract's promise).
 
 with
 
@@ -20,7 +21,8 @@ positions as (
         session_id,
         count(*) as n_tracks,
         min(position) as first_position,
-        max(position) as last_position
+        max(position) as last_position,
+        sum(position) as position_sum
     from playlist_tracks
     group by session_id
 
@@ -37,6 +39,7 @@ final as (
     where
         positions.first_position != 1
         or positions.last_position != positions.n_tracks
+        or positions.position_sum != positions.n_tracks * (positions.n_tracks + 1) / 2
         or sessions.n_tracks is null
         or sessions.n_tracks != positions.n_tracks
 

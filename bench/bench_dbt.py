@@ -1,0 +1,169 @@
+"""Benchmark `dbt build` on the full preset (12.9M rows, about 1.1 GB) against a bare DuckDB scan.
+
+`python -m bench dbt` builds the warehouse from BENCH_DATA_DIR/spotify_full.csv (generated with
+`ml data generate --preset full --seed 42` when absent) into a scratch DuckDB file, BENCH_REPEATS
+times (default 3), every model, data test and unit test included. In the same run, interleaved
+with the builds so both see the same machine load, it times a bare DuckDB scan of the same file
+(`select count(*) from read_csv(...)` with the real format's options, in a subprocess). It quotes
+the medians, the ratio build/scan, the peak memory of the dbt process tree, the slowest nodes of
+the last build and the line accounting. Budget: at most 60 s wall and 6 GB peak.
+
+Run it alone on the machine: `flock /tmp/music-recsys-heavy.lock .venv/bin/python -m bench dbt`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from bench.common import BENCH_DATA_DIR, REPO_ROOT, RunFigures, median, run_measured, write_results
+from ml.warehouse import DBT_PROFILES_DIR, DBT_PROJECT_DIR, accounting, dbt_executable
+
+RAW = BENCH_DATA_DIR / "spotify_full.csv"
+SCRATCH = BENCH_DATA_DIR / "dbt"
+SEED = 42
+BUDGET_S = 60.0
+BUDGET_MB = 6144.0
+
+# The real format: quoted fields, backslash escapes, a header; lines it cannot parse are skipped.
+SCAN_SQL = (
+    "select count(*) from read_csv('{path}', header = true, auto_detect = false, delim = ',', "
+    "quote = '\"', escape = '\\', all_varchar = true, strict_mode = false, ignore_errors = true, "
+    "columns = {{'user_id': 'varchar', 'artistname': 'varchar', 'trackname': 'varchar', "
+    "'playlistname': 'varchar'}})"
+)
+
+
+def _ensure_raw() -> None:
+    if RAW.exists():
+        return
+    RAW.parent.mkdir(parents=True, exist_ok=True)
+    print(f"{RAW} is absent: generating the full preset (seed {SEED})", flush=True)
+    cmd = [sys.executable, "-m", "ml.cli", "data", "generate", "--preset", "full", "--seed", str(SEED)]
+    run_measured([*cmd, "--out", str(RAW)])
+
+
+def _count_lines(path: Path) -> int:
+    """Physical lines: newline bytes, plus a last line without a final newline."""
+    n, last = 0, b""
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            n += chunk.count(b"\n")
+            last = chunk[-1:]
+    return n + (1 if last not in (b"", b"\n") else 0)
+
+
+def _dbt_build(db_path: Path) -> RunFigures:
+    for stale in (db_path, db_path.with_name(db_path.name + ".wal")):
+        stale.unlink(missing_ok=True)
+    cmd = [
+        dbt_executable(),
+        "build",
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROFILES_DIR),
+        "--target-path",
+        str(SCRATCH / "target"),
+        "--log-path",
+        str(SCRATCH / "logs"),
+        "--no-use-colors",
+        "--quiet",
+        "--vars",
+        json.dumps({"split_seed": SEED}),
+    ]
+    env = {
+        "RAW_CSV": str(RAW),
+        "DUCKDB_PATH": str(db_path),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+    }
+    return run_measured(cmd, env=env, cwd=DBT_PROJECT_DIR)
+
+
+def _bare_scan() -> RunFigures:
+    code = f"import duckdb; duckdb.connect().execute({SCAN_SQL.format(path=RAW)!r}).fetchone()"
+    return run_measured([sys.executable, "-c", code])
+
+
+def _slowest_nodes(n: int = 10) -> list[tuple[str, float]]:
+    target = SCRATCH / "target"
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    timed = sorted(((r["unique_id"], r["execution_time"]) for r in results), key=lambda x: -x[1])
+    return [(uid.split(".")[2], round(t, 2)) for uid, t in timed[:n]]
+
+
+def main() -> None:
+    repeats = int(os.environ.get("BENCH_REPEATS", "3"))
+    _ensure_raw()
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    db_path = SCRATCH / "warehouse.duckdb"
+
+    builds: list[RunFigures] = []
+    scans: list[RunFigures] = []
+    for i in range(repeats):
+        print(f"dbt build on the full preset, run {i + 1}/{repeats}", flush=True)
+        builds.append(_dbt_build(db_path))
+        print(
+            f"  {builds[-1].wall_s:.1f} s, peak {builds[-1].peak_rss_mb:,.0f} MB; bare DuckDB scan",
+            flush=True,
+        )
+        scans.append(_bare_scan())
+        print(f"  {scans[-1].wall_s:.1f} s, peak {scans[-1].peak_rss_mb:,.0f} MB", flush=True)
+
+    data_lines = _count_lines(RAW) - 1
+    counts = accounting(db_path)
+    if counts.data_lines != data_lines:
+        raise RuntimeError(
+            f"accounting: staged {counts.staged} + rejected {counts.rejected} != {data_lines} lines"
+        )
+    slowest = _slowest_nodes()
+    warehouse_mb = db_path.stat().st_size / 2**20
+    shutil.rmtree(SCRATCH / "logs", ignore_errors=True)
+
+    wall = median([b.wall_s for b in builds])
+    peak = max(b.peak_rss_mb for b in builds)
+    scan = median([s.wall_s for s in scans])
+    within = wall <= BUDGET_S and peak <= BUDGET_MB
+    shown = os.path.relpath(RAW, REPO_ROOT)
+    figures = {
+        "command": f"dbt build (RAW_CSV={shown}, split_seed {SEED}): every model, data test and unit test",
+        "repeats": repeats,
+        "wall_s_median": round(wall, 2),
+        "wall_s_runs": [round(b.wall_s, 2) for b in builds],
+        "peak_rss_mb_max": round(peak, 1),
+        "reference_scan_s_median": round(scan, 2),
+        "reference_scan_s_runs": [round(s.wall_s, 2) for s in scans],
+        "reference_scan_peak_rss_mb": round(max(s.peak_rss_mb for s in scans), 1),
+        "ratio_build_over_scan": round(wall / scan, 1),
+        "budget_s": BUDGET_S,
+        "budget_mb": BUDGET_MB,
+        "within_budget": within,
+        "data_lines": data_lines,
+        "staged": counts.staged,
+        "rejected": counts.rejected,
+        "recovered": counts.recovered,
+        "rejected_by_reason": counts.rejected_by_reason,
+        "warehouse_mb": round(warehouse_mb, 1),
+        "slowest_nodes_last_build": slowest,
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+    }
+    lines = [
+        f"dbt build, full preset ({data_lines:,} data lines, {RAW.stat().st_size / 2**20:,.0f} MB -> {shown}):",
+        f"  median {wall:.1f} s over {repeats} run(s) {figures['wall_s_runs']}, peak RSS {peak:,.0f} MB "
+        f"(budget {BUDGET_S:.0f} s / {BUDGET_MB:,.0f} MB: {'within' if within else 'EXCEEDED'})",
+        f"reference, same run: bare DuckDB scan (count(*) over read_csv) median {scan:.2f} s "
+        f"{figures['reference_scan_s_runs']}; build/scan = {wall / scan:.1f}x",
+        f"accounting: {counts.staged:,} staged + {counts.rejected:,} rejected = {data_lines:,} data lines "
+        f"({counts.recovered:,} recovered; rejected by reason {counts.rejected_by_reason})",
+        f"warehouse file {warehouse_mb:,.0f} MB; slowest nodes of the last build: "
+        + ", ".join(f"{name} {t:.1f}s" for name, t in slowest[:6]),
+        f"load average at the end (1/5/15 min): {figures['load_average_at_end']} on {os.cpu_count()} CPUs",
+    ]
+    write_results("dbt", figures, lines)
+
+
+if __name__ == "__main__":
+    main()
