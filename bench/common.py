@@ -30,7 +30,9 @@ class RunFigures:
     peak_rss_mb: float  # peak resident memory of the process tree, sampled every 50 ms
 
 
-def run_measured(cmd: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> RunFigures:
+def run_measured(
+    cmd: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> RunFigures:
     """Run a command to completion; wall time and the peak RSS summed over its process tree."""
     start = time.perf_counter()
     proc = subprocess.Popen(list(cmd), env={**os.environ, **(env or {})}, cwd=cwd)
