@@ -93,6 +93,23 @@ MARTS: tuple[Relation, ...] = (
     ML_PLAYLIST_SPLITS,
 )
 STAGING: tuple[Relation, ...] = (STG_PLAYLIST_TRACKS, REJECTED_LINES)
+# provenance: one row per build (it changes on every build, unlike the marts)
+DBT_BUILD_INFO = Relation(
+    "dbt_build_info",
+    (
+        "dbt_invocation_id",
+        "built_at",
+        "dbt_version",
+        "raw_csv",
+        "raw_csv_bytes",
+        "raw_csv_modified_at",
+        "split_seed",
+        "split_by",
+        "train_share",
+        "valid_share",
+        "holdout_share",
+    ),
+)
 
 SPLITS = ("train", "valid", "test")
 ROLES = ("train", "seed", "holdout", "unevaluated")
@@ -185,6 +202,17 @@ def accounting(db_path: Path | str) -> Accounting:
         recovered=int(recovered),
         rejected_by_reason={str(k): int(v) for k, v in by_reason.items()},
     )
+
+
+def build_info(db_path: Path | str) -> dict[str, Any]:
+    """The one row of dbt_build_info: which dbt invocation built the warehouse, from which file."""
+    con = connect(db_path)
+    try:
+        check_relation(con, DBT_BUILD_INFO)
+        row = con.execute(f"select {', '.join(DBT_BUILD_INFO.columns)} from {DBT_BUILD_INFO.name}").fetchone()
+    finally:
+        con.close()
+    return dict(zip(DBT_BUILD_INFO.columns, row, strict=True))
 
 
 def run_sql(query: str, db_path: Path | str, limit: int = 50) -> str:

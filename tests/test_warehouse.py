@@ -11,6 +11,7 @@ from ml.warehouse import (
     DIM_ARTISTS,
     FCT_PLAYLIST_TRACKS,
     WarehouseError,
+    build_info,
     check_relation,
     connect,
     format_table,
@@ -66,6 +67,14 @@ def test_format_table_aligns_numbers_right():
     out = format_table(["name", "n"], [("a", 1), ("bb", 100)])
     assert out.splitlines()[2:4] == ["a       1", "bb    100"]
     assert out.splitlines()[-1] == "(2 rows)"
+
+
+def test_build_info_names_the_build(tiny_warehouse: Path, tiny_csv: Path):
+    info = build_info(tiny_warehouse)
+    assert info["raw_csv"] == str(tiny_csv.resolve())
+    assert info["raw_csv_bytes"] == tiny_csv.stat().st_size
+    assert len(info["dbt_invocation_id"]) == 36
+    assert (info["split_seed"], info["split_by"], info["train_share"]) == ("7", "playlist", 0.8)
 
 
 def test_tiny_warehouse_reads_through_the_constants(tiny_warehouse: Path):

@@ -34,3 +34,8 @@ def _dispatch(macro_name, macro_namespace=None):
 
 
 adapter = SimpleNamespace(dispatch=_dispatch)
+
+# dbt's run context, as used by dbt_build_info
+invocation_id = "00000000-0000-0000-0000-000000000000"
+dbt_version = "1.11.0"
+run_started_at = __import__("datetime").datetime(2000, 1, 1)
