@@ -1,7 +1,5 @@
-{{ config(materialized='table') }}
-
 -- Staged rows with integer stand-ins for their playlist and track, in file order (line_number): the
--- input of the sessionization.
+-- input of the sessionization. A view: only the sessionization reads it, so it is never stored.
 
 with
 

@@ -2,9 +2,9 @@
 
 with
 
-sessionized as (
+playlist_tracks as (
 
-    select * from {{ ref('int_playlist_tracks_sessionized') }}
+    select * from {{ ref('fct_playlist_tracks') }}
 
 ),
 
@@ -14,21 +14,13 @@ sessions as (
 
 ),
 
-tracks as (
-
-    select * from {{ ref('int_tracks_named') }}
-
-),
-
 track_lists as (
 
     select
-        sessionized.session_key,
-        {{ dbt.listagg('tracks.track_id', "' '", 'order by sessionized.position') }} as track_ids
-    from sessionized
-    inner join tracks
-        on sessionized.track_number = tracks.track_number
-    group by sessionized.session_key
+        session_id,
+        {{ dbt.listagg('track_id', "' '", 'order by position') }} as track_ids
+    from playlist_tracks
+    group by session_id
 
 ),
 
@@ -52,7 +44,7 @@ final as (
         sessions.first_line_number
     from sessions
     inner join track_lists
-        on sessions.session_key = track_lists.session_key
+        on sessions.session_id = track_lists.session_id
 
 )
 
