@@ -368,22 +368,35 @@ def run_baselines(
     choices = []
     if search and len(config.seed_recipe_min_counts) > 1:
         sample_corpus = write_corpus(train_sample, data.track_ids, cache, 1, seed, shuffle=False)
+        fraction = len(train_sample) / len(data.train)
+        scored: dict[int, float] = {}  # scaled min_count -> its own-protocol score
         for min_count in config.seed_recipe_min_counts:
-            params = replace(
-                recipe, min_count=sample_min_count(min_count, len(train_sample) / len(data.train))
+            # On a small sample several min_counts scale to the same value: fit that value once.
+            scaled = sample_min_count(min_count, fraction)
+            if scaled not in scored:
+                fit = fit_word2vec(
+                    sample_corpus,
+                    replace(recipe, min_count=scaled),
+                    seed,
+                    workers,
+                    progress,
+                    desc=f"seed recipe min_count={min_count}",
+                )
+                vm = vector_model(fit.vectors, track_index, data.n_tracks)
+                scored[scaled] = last_item_metrics(
+                    _rank_single(vm, last_item_queries(valid_sample.last_query, vm.known, seed)),
+                    valid_sample.last_target,
+                )["last_item_hr@100"]
+            choices.append(
+                {
+                    "min_count": min_count,
+                    "on_sample": scaled,
+                    "valid_last_item_hr@100": round(scored[scaled], 5),
+                }
             )
-            fit = fit_word2vec(
-                sample_corpus, params, seed, workers, progress, desc=f"seed recipe min_count={min_count}"
-            )
-            vm = vector_model(fit.vectors, track_index, data.n_tracks)
-            own = last_item_metrics(
-                _rank_single(vm, last_item_queries(valid_sample.last_query, vm.known, seed)),
-                valid_sample.last_target,
-            )["last_item_hr@100"]
-            choices.append({"min_count": min_count, "valid_last_item_hr@100": round(own, 5)})
-        recipe = replace(
-            recipe, min_count=max(choices, key=lambda c: c["valid_last_item_hr@100"])["min_count"]
-        )
+        # Best score; among equals (same scaled value) the first listed min_count.
+        best_choice = max(choices, key=lambda c: c["valid_last_item_hr@100"])
+        recipe = replace(recipe, min_count=best_choice["min_count"])
     corpus = write_corpus(data.train, data.track_ids, cache, 1, seed, shuffle=False)
     fit = fit_word2vec(corpus, recipe, seed, workers, progress, desc="seed recipe refit")
     vm = vector_model(fit.vectors, track_index, data.n_tracks)
