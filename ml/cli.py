@@ -35,8 +35,12 @@ def data() -> None:
 @click.option("--preset", type=click.Choice(["tiny", "small", "full"]), default="small", show_default=True)
 @click.option("--rows", type=int, default=None, help="Target row count (overrides the preset's).")
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Output CSV; an explicit --out is overwritten. Default: RAW_CSV, never overwritten.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Output CSV; an explicit --out is overwritten. Default: RAW_CSV, never overwritten.",
+)
 @click.option("--force", is_flag=True, help="Overwrite RAW_CSV when --out is not given.")
 def data_generate(preset: str, rows: int | None, seed: int, out: Path | None, force: bool) -> None:
     """Write a realistic stand-in for spotify_dataset.csv, in its exact raw format."""
@@ -60,7 +64,9 @@ def validate() -> None:
 
 
 _GATE_PROFILE = click.option(
-    "--profile", envvar="GATE_PROFILE", default=None,
+    "--profile",
+    envvar="GATE_PROFILE",
+    default=None,
     help="Threshold profile from gx/thresholds.yml (e.g. full, sample). Env: GATE_PROFILE.",
 )
 
@@ -68,8 +74,13 @@ _GATE_PROFILE = click.option(
 @validate.command("raw")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None, help="Default: RAW_CSV.")
 @_GATE_PROFILE
-@click.option("--rows", "rows_range", default=None, metavar="MIN:MAX",
-              help="Expected data-line range for this run (overrides the thresholds file), e.g. 1:1000.")
+@click.option(
+    "--rows",
+    "rows_range",
+    default=None,
+    metavar="MIN:MAX",
+    help="Expected data-line range for this run (overrides the thresholds file), e.g. 1:1000.",
+)
 def validate_raw_cmd(csv_path: Path | None, profile: str | None, rows_range: str | None) -> None:
     """Gate the raw file before dbt reads it (thresholds: gx/thresholds.yml; Data Docs under gx/)."""
     from ml.quality.gate import validate_raw
@@ -146,8 +157,12 @@ def report_data_cmd() -> None:
 
 
 @main.command("train")
-@click.option("--grid", type=click.Path(exists=True, path_type=Path), default=None,
-              help="Search grid (default: ml/grid.yml).")
+@click.option(
+    "--grid",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Search grid (default: ml/grid.yml).",
+)
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
 @click.option("--no-search", is_flag=True, help="Skip the search; fit the grid's default params.")
 def train_cmd(grid: Path | None, seed: int, no_search: bool) -> None:
@@ -183,8 +198,13 @@ def export_cmd() -> None:
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8080, show_default=True)
-@click.option("--model", "model_path", type=click.Path(path_type=Path), default=None,
-              help="model.tar.gz or SavedModel dir (default: models/latest/model.tar.gz).")
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="model.tar.gz or SavedModel dir (default: models/latest/model.tar.gz).",
+)
 def serve_cmd(host: str, port: int, model_path: Path | None) -> None:
     """Serve the exported model over HTTP with the SageMaker container contract."""
     from ml.serve import serve_forever

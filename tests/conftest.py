@@ -139,4 +139,6 @@ def tiny_export(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
         models_dir=root / "models",
         reports_dir=root / "reports",
     )
-    return SimpleNamespace(paths=paths, run_dir=root / "models" / tiny_model.name, export=export_latest(paths))
+    return SimpleNamespace(
+        paths=paths, run_dir=root / "models" / tiny_model.name, export=export_latest(paths)
+    )
