@@ -31,10 +31,12 @@
             {{ exceptions.raise_compiler_error(
                 "raw file is empty: " ~ path ~ " (expected the header line " ~ expected_raw_header() ~ " and data lines)") }}
         {% endif %}
-        {#- The first two physical lines, read as plain text (no quoting), cheaply even on a 1 GB file. -#}
+        {#- The first two physical lines, read as plain text (no quoting), cheaply even on a 1 GB file.
+            parallel = false: the profile turns preserve_insertion_order off, and a parallel scan with
+            a limit may then return lines from anywhere in the file. -#}
         {% set first_lines = run_query(
             "select line from read_csv('" ~ path ~ "', columns = {'line': 'varchar'}, header = false,"
-            ~ " delim = chr(31), quote = '', escape = '', auto_detect = false,"
+            ~ " delim = chr(31), quote = '', escape = '', auto_detect = false, parallel = false,"
             ~ " strict_mode = false, new_line = '\\n') limit 2"
         ).columns[0].values() %}
         {% set header = (first_lines[0] or '').lstrip('\ufeff').rstrip('\r') %}
