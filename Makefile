@@ -45,7 +45,13 @@ $(STAMP): pyproject.toml constraints.txt
 .PHONY: install
 install: $(STAMP) ## create .venv and install the package with all extras (idempotent)
 
+# Only the default path is ever generated: a RAW_CSV pointing at a missing file is a mistake to
+# report, not a place to write a synthetic stand-in.
+DEFAULT_RAW_CSV := $(abspath data/raw/spotify_dataset.csv)
 $(RAW_CSV): | $(STAMP)
+	@if [ "$@" != "$(DEFAULT_RAW_CSV)" ]; then \
+	  echo "error: RAW_CSV=$@ does not exist (expected the Kaggle spotify_dataset.csv there)." >&2; \
+	  echo "       Unset RAW_CSV to generate a sample at $(DEFAULT_RAW_CSV)." >&2; exit 1; fi
 	$(BIN)/ml data generate --preset $(PRESET) --seed $(SEED) --out $@
 
 .PHONY: data
