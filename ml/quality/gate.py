@@ -95,6 +95,12 @@ def _thresholds(
     return load_thresholds(THRESHOLDS_PATH, profile=profile, overrides=overrides)
 
 
+def _unreadable(gate: str, path: Path, err: duckdb.Error, profile: str | None) -> GateResult:
+    """A failed gate for a file DuckDB cannot read: its first error line, naming the file."""
+    first = str(err).strip().splitlines()[0]
+    return GateResult(gate, path, False, error=f"DuckDB cannot read {path}: {first}", profile=profile)
+
+
 def validate_raw(
     csv_path: Path,
     paths: Paths,
@@ -113,10 +119,7 @@ def validate_raw(
     except (RawFileError, ValueError, FileNotFoundError) as err:
         return GateResult("raw", csv_path, False, error=str(err), profile=profile)
     except duckdb.Error as err:
-        first = str(err).strip().splitlines()[0]
-        return GateResult(
-            "raw", csv_path, False, error=f"DuckDB cannot read {csv_path}: {first}", profile=profile
-        )
+        return _unreadable("raw", csv_path, err, profile)
 
     file_suite, users_suite, lines_suite = raw_suites(t.raw)
     batches = [(file_suite, frames.file)]
@@ -251,10 +254,7 @@ def validate_marts(
     except (WarehouseError, FileNotFoundError, ValueError, KeyError) as err:
         return GateResult("marts", db_path, False, error=str(err), profile=profile)
     except duckdb.Error as err:
-        first = str(err).strip().splitlines()[0]
-        return GateResult(
-            "marts", db_path, False, error=f"DuckDB cannot read {db_path}: {first}", profile=profile
-        )
+        return _unreadable("marts", db_path, err, profile)
 
     summary_suite, playlists_suite, evaluated_suite = marts_suites(t.marts)
     context = open_context(paths.gx_dir)
