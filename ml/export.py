@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import shutil
 import tarfile
 import time
@@ -31,17 +30,13 @@ from pathlib import Path
 import numpy as np
 
 from ml import endpoint_contract
-from ml.config import Paths
+from ml.config import DEFAULTS, Paths
+from ml.parity import Expected, compare
+from ml.run_dir import RunDir
 
-VECTORS_FILE = "vectors.kv"
-POPULARITY_FILE = "popularity.parquet"
-EXPORT_DIR = "export"  # models/<run_id>/export/{1/,code/}, the tarball's content
-TARBALL = "model.tar.gz"
 MODEL_VERSION = "1"
 VOCAB_ASSET = "track_ids.txt"
 POPULAR_ASSET = "popular_ids.txt"
-SERVING_TF_VERSION = "2.20"  # SageMaker TF inference image targeted; see README
-_TRACK_ID = re.compile(r"^[^\s]+$")
 
 
 @dataclass(frozen=True)
@@ -65,7 +60,7 @@ class ExportResult:
                 f"exported {self.n_tracks:,} tracks x {self.dim} dims from {self.run_dir}",
                 f"  SavedModel  {self.saved_model_dir}  ({self.saved_model_bytes / 2**20:.1f} MiB)",
                 f"  tarball     {self.tarball}  ({self.tarball_bytes / 2**20:.1f} MiB)",
-                f"  popular fallback: {self.n_popular} tracks; targets SageMaker TF inference {SERVING_TF_VERSION}",
+                f"  popular fallback: {self.n_popular} tracks; targets SageMaker TF inference {DEFAULTS.tf_version}",
                 f"  self-check: the reloaded SavedModel gives ml.knn's top-10 on {self.selfcheck_playlists} "
                 f"random playlists: {self.selfcheck_identical} identical, {self.selfcheck_ties} equal up to "
                 "float ties",
@@ -79,12 +74,13 @@ def export_latest(paths: Paths, run_dir: Path | None = None, selfcheck_playlists
     import tensorflow as tf
 
     start = time.perf_counter()
-    run_dir = (run_dir or paths.models_dir / "latest").resolve()
-    track_ids, normed = load_normalized_vectors(run_dir)
-    popular = load_popular_ids(run_dir, endpoint_contract.N_POPULAR)
+    run = RunDir(run_dir.resolve()) if run_dir else RunDir.latest(paths.models_dir)
+    run_dir = run.path
+    track_ids, normed = run.load_normalized_vectors()
+    popular = run.load_popular_ids(endpoint_contract.N_POPULAR)
 
-    export_dir = run_dir / EXPORT_DIR
-    staging = run_dir / f".{EXPORT_DIR}.tmp"
+    export_dir = run.export_dir
+    staging = run_dir / f".{RunDir.EXPORT}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     version_dir = staging / MODEL_VERSION
     vocab_path = staging / VOCAB_ASSET
@@ -103,7 +99,7 @@ def export_latest(paths: Paths, run_dir: Path | None = None, selfcheck_playlists
 
     shutil.rmtree(export_dir, ignore_errors=True)
     os.replace(staging, export_dir)
-    tarball = run_dir / TARBALL
+    tarball = run.tarball
     write_tarball(export_dir, tarball)
 
     n_identical, n_ties = _selfcheck(export_dir / MODEL_VERSION, track_ids, normed, selfcheck_playlists)
@@ -121,44 +117,6 @@ def export_latest(paths: Paths, run_dir: Path | None = None, selfcheck_playlists
         selfcheck_identical=n_identical,
         selfcheck_ties=n_ties,
     )
-
-
-def load_normalized_vectors(run_dir: Path) -> tuple[list[str], np.ndarray]:
-    """Track ids in row order and their L2-normalized float32 vectors, from vectors.kv."""
-    from gensim.models import KeyedVectors
-
-    from ml.knn import normalize_rows
-
-    path = run_dir / VECTORS_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: run `ml train` first (or set MODELS_DIR)")
-    kv = KeyedVectors.load(str(path), mmap="r")
-    track_ids = list(kv.index_to_key)
-    bad = [t for t in track_ids if not isinstance(t, str) or not _TRACK_ID.match(t)]
-    if bad:
-        raise ValueError(
-            f"{path}: {len(bad)} keys are not track id strings (empty, whitespace), e.g. {bad[0]!r}"
-        )
-    if len(set(track_ids)) != len(track_ids):
-        raise ValueError(f"{path}: {len(track_ids) - len(set(track_ids))} repeated track ids")
-    return track_ids, normalize_rows(kv.vectors)
-
-
-def load_popular_ids(run_dir: Path, n: int) -> list[str]:
-    """The n most popular track ids (popularity.parquet is sorted most popular first)."""
-    import pyarrow.parquet as pq
-
-    path = run_dir / POPULARITY_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: run `ml train` first (or set MODELS_DIR)")
-    table = pq.read_table(path, columns=["track_id", "count"])
-    ids = [str(t) for t in table.column("track_id").to_pylist()[:n]]
-    if not ids:
-        raise ValueError(f"{path} is empty: the fallback for empty playlists needs popular tracks")
-    bad = [t for t in ids if not _TRACK_ID.match(t)]
-    if bad or len(set(ids)) != len(ids):
-        raise ValueError(f"{path}: track ids must be unique non-blank strings (e.g. {bad[:1] or 'a repeat'})")
-    return ids
 
 
 def write_tarball(export_dir: Path, tarball: Path) -> None:
@@ -185,7 +143,6 @@ def _selfcheck(
     """
     import tensorflow as tf
 
-    from ml.deploy.check import Expected, compare
     from ml.knn import top_k
 
     rng = np.random.default_rng(0)
@@ -347,6 +304,6 @@ def _make_module_class():
     return _PlaylistKnn
 
 
-def PlaylistKnn(normed: np.ndarray, vocab_path: str, popular_ids: list[str], popular_path: str):  # noqa: N802
+def PlaylistKnn(normed: np.ndarray, vocab_path: str, popular_ids: list[str], popular_path: str):
     """The KNN tf.Module (a factory, so importing ml.export does not import TensorFlow)."""
     return _make_module_class()(normed, vocab_path, popular_ids, popular_path)

@@ -12,12 +12,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 
+from ml import warehouse as wh
 from ml.config import Paths
-from ml.evaluate import VectorModel, results_table
+from ml.evaluate import results_table
+from ml.rankers import VectorModel
 
 N_PLOT_TRACKS = 2000
 # Checked in order; a playlist name takes the first keyword it contains.
@@ -189,8 +190,10 @@ def keyword_of(name: str) -> str | None:
 
 def track_keywords(duckdb_path: Path, track_ids: np.ndarray) -> np.ndarray:
     """Most common keyword among the names of the playlists containing each track ('none' if any)."""
-    con = duckdb.connect(str(duckdb_path), read_only=True)
+    con = wh.connect(duckdb_path)
     try:
+        for relation in (wh.FCT_PLAYLIST_TRACKS, wh.DIM_PLAYLISTS):
+            wh.check_relation(con, relation)
         con.register("wanted", pd.DataFrame({"track_id": track_ids.astype(str)}))
         names = con.execute(
             """
@@ -221,8 +224,9 @@ def track_tastes(paths: Paths, track_ids: np.ndarray) -> np.ndarray | None:
     sidecar = paths.raw_csv.with_name(paths.raw_csv.stem + ".tracks.parquet")
     if not sidecar.exists():
         return None
-    con = duckdb.connect(str(paths.duckdb_path), read_only=True)
+    con = wh.connect(paths.duckdb_path)
     try:
+        wh.check_relation(con, wh.DIM_TRACKS)
         con.register("wanted", pd.DataFrame({"track_id": track_ids.astype(str)}))
         df = con.execute(
             """
