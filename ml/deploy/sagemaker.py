@@ -78,8 +78,6 @@ def deploy_sagemaker(
 ) -> SageMakerDeployResult:
     """Ship model.tar.gz; check_fn(endpoint_name, release_tag) -> CheckResult decides the outcome."""
     import boto3
-    from sagemaker.core.resources import Endpoint, EndpointConfig, Model
-    from sagemaker.core.shapes import ContainerDefinition, ProductionVariant
 
     steps: list[str] = []
     fail = _failure(cfg.endpoint_name, steps)
@@ -104,41 +102,8 @@ def deploy_sagemaker(
     steps.append(f"uploaded {tarball.name} to {release.s3_uri}")
 
     try:
-        Model.create(
-            model_name=name,
-            primary_container=ContainerDefinition(image=image, model_data_url=release.s3_uri),
-            execution_role_arn=cfg.role_arn,
-            session=session,
-            region=region,
-        )
-        EndpointConfig.create(
-            endpoint_config_name=name,
-            production_variants=[
-                ProductionVariant(
-                    variant_name=VARIANT,
-                    model_name=name,
-                    initial_instance_count=cfg.instance_count,
-                    instance_type=cfg.instance_type,
-                )
-            ],
-            session=session,
-            region=region,
-        )
-        steps.append(f"created model and endpoint config {name} ({cfg.instance_type} x{cfg.instance_count})")
-        endpoint = _get_endpoint(cfg.endpoint_name, session, region)
-        previous = endpoint.endpoint_config_name if endpoint is not None else None
-        if endpoint is None:
-            endpoint = Endpoint.create(
-                endpoint_name=cfg.endpoint_name, endpoint_config_name=name, session=session, region=region
-            )
-            action = "created"
-        else:
-            endpoint.endpoint_config_name = name
-            endpoint.update()
-            action = "updated"
-        steps.append(f"{action} endpoint {cfg.endpoint_name} -> config {name}; waiting for InService")
-        _wait_serving(endpoint, name, cfg)
-    except Exception as exc:  # noqa: BLE001 - clean up what this deploy made, then report
+        endpoint, previous, action = _ship_release(release, name, image, cfg, session, steps)
+    except Exception as exc:  # any failure: clean up what this deploy made, then report
         _delete_release(release, session, region, steps)
         return fail(f"{type(exc).__name__}: {exc}", image=image)
 
@@ -154,6 +119,65 @@ def deploy_sagemaker(
             True, cfg.endpoint_name, action, release, previous, image, check, steps=tuple(steps)
         )
 
+    return _undo_release(endpoint, release, previous, image, check, cfg, session, steps)
+
+
+def _ship_release(release, name: str, image: str, cfg: SageMakerConfig, session, steps: list[str]):
+    """Model + endpoint config `name`; create the endpoint or point it at the new config; wait.
+    Returns (endpoint, previous config name or None, "created" | "updated")."""
+    from sagemaker.core.resources import Endpoint, EndpointConfig, Model
+    from sagemaker.core.shapes import ContainerDefinition, ProductionVariant
+
+    region = cfg.region
+    Model.create(
+        model_name=name,
+        primary_container=ContainerDefinition(image=image, model_data_url=release.s3_uri),
+        execution_role_arn=cfg.role_arn,
+        session=session,
+        region=region,
+    )
+    EndpointConfig.create(
+        endpoint_config_name=name,
+        production_variants=[
+            ProductionVariant(
+                variant_name=VARIANT,
+                model_name=name,
+                initial_instance_count=cfg.instance_count,
+                instance_type=cfg.instance_type,
+            )
+        ],
+        session=session,
+        region=region,
+    )
+    steps.append(f"created model and endpoint config {name} ({cfg.instance_type} x{cfg.instance_count})")
+    endpoint = _get_endpoint(cfg.endpoint_name, session, region)
+    previous = endpoint.endpoint_config_name if endpoint is not None else None
+    if endpoint is None:
+        endpoint = Endpoint.create(
+            endpoint_name=cfg.endpoint_name, endpoint_config_name=name, session=session, region=region
+        )
+        action = "created"
+    else:
+        endpoint.endpoint_config_name = name
+        endpoint.update()
+        action = "updated"
+    steps.append(f"{action} endpoint {cfg.endpoint_name} -> config {name}; waiting for InService")
+    _wait_serving(endpoint, name, cfg)
+    return endpoint, previous, action
+
+
+def _undo_release(
+    endpoint,
+    release,
+    previous: str | None,
+    image: str,
+    check: CheckResult,
+    cfg: SageMakerConfig,
+    session,
+    steps,
+) -> SageMakerDeployResult:
+    """The check failed: roll back to the previous config (or delete a new endpoint); drop ours."""
+    region = cfg.region
     if previous is not None:
         endpoint.endpoint_config_name = previous
         endpoint.update()

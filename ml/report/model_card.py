@@ -58,6 +58,22 @@ def build_model_card(
     n_plot_tracks: int = N_PLOT_TRACKS,
 ) -> Path:
     """Write model_card.md (and its PNG plots) into run_dir; returns the card's path."""
+    plots, note = _embedding_plots(run_dir, paths, data, model, seed, n_plot_tracks)
+    lines = _head_lines(run_dir, metrics, search_rows, params, fit_info)
+    for title, png in plots:
+        lines += [f"### {title}", "", f"![{title}]({png})", ""]
+    if note:
+        lines += [f"_{note}_", ""]
+    lines += _tail_lines(timings)
+    card = run_dir / "model_card.md"
+    card.write_text("\n".join(lines))
+    return card
+
+
+def _embedding_plots(
+    run_dir: Path, paths: Paths, data: Any, model: VectorModel, seed: int, n_plot_tracks: int
+) -> tuple[list[tuple[str, str]], str]:
+    """t-SNE maps of the most played known tracks: (title, png) pairs and a note on what is missing."""
     counts = np.bincount(data.train.values, minlength=data.n_tracks)
     rows = np.flatnonzero(model.known[np.argsort(-counts, kind="stable")])
     top_tracks = np.argsort(-counts, kind="stable")[rows[:n_plot_tracks]]
@@ -88,8 +104,17 @@ def build_model_card(
             note = "No generator sidecar next to RAW_CSV (real data?): the latent-taste plot is skipped."
     else:
         note = "Too few tracks for an embedding plot."
+    return plots, note
 
-    lines = [
+
+def _head_lines(
+    run_dir: Path,
+    metrics: dict[str, Any],
+    search_rows: list[dict[str, Any]],
+    params: Any,
+    fit_info: dict[str, Any],
+) -> list[str]:
+    return [
         f"# Model card: track2vec run `{run_dir.name}`",
         "",
         "Playlist continuation: given the tracks of a playlist, rank tracks to add. Trained with gensim",
@@ -121,11 +146,10 @@ def build_model_card(
         "## Embedding",
         "",
     ]
-    for title, png in plots:
-        lines += [f"### {title}", "", f"![{title}]({png})", ""]
-    if note:
-        lines += [f"_{note}_", ""]
-    lines += [
+
+
+def _tail_lines(timings: dict[str, float]) -> list[str]:
+    return [
         "## Timings (s)",
         "",
         ", ".join(
@@ -140,9 +164,6 @@ def build_model_card(
         "  structure; compare methods only on the same file and split.",
         "",
     ]
-    card = run_dir / "model_card.md"
-    card.write_text("\n".join(lines))
-    return card
 
 
 def _search_table(rows: list[dict[str, Any]]) -> str:
