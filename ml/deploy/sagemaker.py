@@ -74,7 +74,7 @@ def deploy_sagemaker(
     cfg: SageMakerConfig,
     run_dir: Path,
     check_fn: Callable[[str, str], CheckResult],
-    session=None,  # noqa: ANN001 - boto3.Session
+    session=None,  # boto3.Session
 ) -> SageMakerDeployResult:
     """Ship model.tar.gz; check_fn(endpoint_name, release_tag) -> CheckResult decides the outcome."""
     import boto3
@@ -94,7 +94,7 @@ def deploy_sagemaker(
         key = f"{cfg.prefix.strip('/')}/{name}/model.tar.gz"
         _ensure_bucket(session, bucket, region)
         session.client("s3", region_name=region).upload_file(str(tarball), bucket, key)
-    except Exception as exc:  # noqa: BLE001 - no credentials, no bucket access, ...: say which
+    except Exception as exc:  # no credentials, no bucket access, ...: say which
         return fail(
             f"upload to S3 failed ({type(exc).__name__}: {exc}); check the AWS credentials", image=image
         )
@@ -211,7 +211,7 @@ def _undo_release(
     )
 
 
-def undeploy_sagemaker(cfg: SageMakerConfig, run_dir: Path, session=None) -> str:  # noqa: ANN001
+def undeploy_sagemaker(cfg: SageMakerConfig, run_dir: Path, session=None) -> str:
     """Delete the endpoint and the model, config and S3 object the last deploy recorded."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
@@ -238,7 +238,7 @@ def undeploy_sagemaker(cfg: SageMakerConfig, run_dir: Path, session=None) -> str
     return "\n".join(steps) if steps else f"nothing to undeploy: no endpoint {name} in {region}"
 
 
-def runtime_invoker(endpoint_name: str, tag: str, session, region: str) -> Callable[[bytes], dict]:  # noqa: ANN001
+def runtime_invoker(endpoint_name: str, tag: str, session, region: str) -> Callable[[bytes], dict]:
     """Invoke through sagemaker-runtime InvokeEndpoint; the release tag rides in CustomAttributes."""
     client = session.client("sagemaker-runtime", region_name=region)
 
@@ -273,7 +273,7 @@ def _failure(endpoint_name: str, steps: list[str]):
     return fail
 
 
-def _wait_serving(endpoint, config_name: str, cfg: SageMakerConfig) -> None:  # noqa: ANN001
+def _wait_serving(endpoint, config_name: str, cfg: SageMakerConfig) -> None:
     """Until the endpoint is InService on `config_name`.
 
     Not `wait_for_status("InService")` alone: right after UpdateEndpoint the old fleet may still
@@ -295,7 +295,7 @@ def _wait_serving(endpoint, config_name: str, cfg: SageMakerConfig) -> None:  # 
         time.sleep(cfg.poll_s)
 
 
-def _get_endpoint(name: str, session, region: str):  # noqa: ANN001, ANN202
+def _get_endpoint(name: str, session, region: str):
     from botocore.exceptions import ClientError
     from sagemaker.core.resources import Endpoint
 
@@ -308,12 +308,12 @@ def _get_endpoint(name: str, session, region: str):  # noqa: ANN001, ANN202
         raise
 
 
-def _delete_endpoint(endpoint, cfg: SageMakerConfig) -> None:  # noqa: ANN001
+def _delete_endpoint(endpoint, cfg: SageMakerConfig) -> None:
     endpoint.delete()
     endpoint.wait_for_delete(poll=int(cfg.poll_s), timeout=int(cfg.wait_timeout_s))
 
 
-def _delete_release(release: Release, session, region: str, steps: list[str]) -> None:  # noqa: ANN001
+def _delete_release(release: Release, session, region: str, steps: list[str]) -> None:
     """Delete a release's endpoint config, model and S3 object; missing pieces are skipped."""
     from botocore.exceptions import ClientError
 
@@ -335,12 +335,12 @@ def _delete_release(release: Release, session, region: str, steps: list[str]) ->
         steps.append(f"deleted {release.s3_uri}")
 
 
-def _default_bucket(session, region: str) -> str:  # noqa: ANN001
+def _default_bucket(session, region: str) -> str:
     account = session.client("sts", region_name=region).get_caller_identity()["Account"]
     return f"sagemaker-{region}-{account}"
 
 
-def _ensure_bucket(session, bucket: str, region: str) -> None:  # noqa: ANN001
+def _ensure_bucket(session, bucket: str, region: str) -> None:
     from botocore.exceptions import ClientError
 
     s3 = session.client("s3", region_name=region)
