@@ -27,7 +27,6 @@ class Defaults:
 
 
 DEFAULTS = Defaults()
-DEFAULT_SEED = DEFAULTS.seed
 
 
 def _env_path(name: str, default: str) -> Path:
