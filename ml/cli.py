@@ -174,14 +174,17 @@ def train_cmd(grid: Path | None, seed: int, no_search: bool) -> None:
 
 
 @main.command("recommend")
-@click.option("--track", "tracks", multiple=True, required=True, help='"Artist - Title" (repeatable).')
-@click.option("-k", "k", type=int, default=10, show_default=True)
-def recommend_cmd(tracks: tuple[str, ...], k: int) -> None:
-    """Suggest tracks for a playlist, by name, from the offline model in models/latest."""
+@click.option("--track", "tracks", multiple=True, help='"Artist - Title" (repeatable).')
+@click.option(
+    "--name", default=None, help='The playlist\'s name, e.g. "summer chill" (alone or with --track).'
+)
+@click.option("-k", "k", type=click.IntRange(1, 500), default=10, show_default=True)
+def recommend_cmd(tracks: tuple[str, ...], name: str | None, k: int) -> None:
+    """Suggest tracks for a playlist given by its tracks and/or its name, from models/latest."""
     from ml.recommend import recommend_by_name
 
     try:
-        click.echo(recommend_by_name(list(tracks), k=k, paths=_paths()))
+        click.echo(recommend_by_name(list(tracks), k=k, paths=_paths(), name=name))
     except (ValueError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from err
 

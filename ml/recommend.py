@@ -1,4 +1,5 @@
-"""`ml recommend --track "Artist - Title"`: suggestions by name from the offline model (models/latest).
+"""`ml recommend --track "Artist - Title" --name "summer chill"`: suggestions from the offline model
+(models/latest) for a playlist given by its tracks, its name (ml.cold_start), or both.
 
 Names resolve through `dim_tracks` (trimmed, case-insensitive, inner whitespace collapsed, the same
 normalisation as the track identity). Scoring is `ml.knn`: the mean of the known tracks' normalized
@@ -14,8 +15,10 @@ import numpy as np
 import pandas as pd
 
 from ml import warehouse as wh
+from ml.cold_start import NameScoring
 from ml.config import Paths
 from ml.knn import normalize_rows, top_k
+from ml.name_tokens import name_keys
 from ml.run_dir import RunDir
 
 SEPARATOR = " - "
@@ -59,12 +62,22 @@ def resolve_names(names: list[str], duckdb_path: Path) -> pd.DataFrame:
         con.close()
 
 
-def recommend_by_name(tracks: list[str], k: int, paths: Paths) -> str:
-    """Top-k suggestions for a playlist given by track names, as a printable table."""
+def recommend_by_name(tracks: list[str], k: int, paths: Paths, name: str | None = None) -> str:
+    """Top-k suggestions for a playlist given by track names and/or its name, as a printable table.
+
+    With a playlist name, the scoring is ml.cold_start's: the name's known token rows join the
+    query (alone, or mixed with the tracks by the weight chosen on valid), over the same items.
+    """
     run = RunDir.latest(paths.models_dir)
     if not run.vectors.exists():
         raise FileNotFoundError(f"{run.path}: no trained model; run `ml train` first")
-    resolved = resolve_names(tracks, paths.duckdb_path)
+    if not tracks and not (name or "").strip():
+        raise ValueError("give a playlist --name, one --track or more, or both")
+    resolved = (
+        resolve_names(tracks, paths.duckdb_path)
+        if tracks
+        else pd.DataFrame({"track_id": [], "artist_name": [], "track_name": []})
+    )
     kv = run.load_keyed_vectors()
     rows = [kv.key_to_index[t] for t in resolved["track_id"] if t in kv.key_to_index]
     notes = [
@@ -74,12 +87,23 @@ def recommend_by_name(tracks: list[str], k: int, paths: Paths) -> str:
         )
         if tid not in kv.key_to_index
     ]
-    if rows:
+    result = None
+    if name is not None:
+        scoring = NameScoring.from_run(run)
+        keys = name_keys(name)
+        known = [key for key in keys if key in scoring.names.index]
+        notes.append(
+            f'name "{name}": tokens {", ".join(known) or "none"} known'
+            + (f"; {', '.join(sorted(set(keys) - set(known)))} unknown" if len(known) < len(keys) else "")
+        )
+        result = scoring.rank(rows, keys, k)
+    elif rows:
         result = top_k(normalize_rows(np.asarray(kv.vectors)), [rows], k)
+    if result is not None:
         ids = [kv.index_to_key[int(r)] for r in result.rows[0]]
         scores = [f"{s:.3f}" for s in result.scores[0]]
     else:
-        notes.append("no known track: the most popular tracks instead")
+        notes.append("no known track or name token: the most popular tracks instead")
         ids, counts = run.load_popularity()
         popular = pd.DataFrame({"track_id": ids, "count": counts})
         popular = popular[~popular["track_id"].isin(set(resolved["track_id"]))].head(k)

@@ -1,0 +1,179 @@
+"""Choosing and scoring the name model on valid/test (docs/cold_start.md): the metrics.json blocks.
+
+Name only: a valid/test playlist given by its name alone, no seed track, every one of its tracks a
+target (`EvalSet.cold`), against popularity and name-keyword popularity. Name + seeds: the split
+protocol (seeds given, held-out tracks the targets) against the seeds alone. Everything is chosen
+on valid; test is scored once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import product
+from typing import Any
+
+import numpy as np
+
+from ml.baselines import popularity_counts
+from ml.cold_start import (
+    METHODS,
+    KeywordPopularityRanker,
+    NameModel,
+    NameVectorRanker,
+    fit_name_model,
+    name_token_lists,
+    token_rows,
+    track_prior,
+)
+from ml.evaluate import evaluate_ranking
+from ml.rankers import VectorRanker
+from ml.shapes import K_MAX, EvalSet, Ragged
+
+MIN_PLAYLISTS = (2, 5)  # a token needs this many train playlists (chosen on valid)
+BETAS = (0.0, 0.1, 0.2, 0.4)  # centroid: weight of the prior column
+ALPHAS = (0.01, 0.1, 1.0)  # ridge: penalty, times trace(I'I) / (dim + 1)
+WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)  # name + tracks: the name query's share
+
+
+def evaluate_named(ranker: Any, eval_set: EvalSet, catalogue: int, k: int = K_MAX) -> dict[str, float]:
+    """Split-protocol metrics of a name-aware ranker on `eval_set` (its names and seeds)."""
+    assert eval_set.names is not None, "the eval set carries no names"
+    ranking = ranker.rank_named(list(eval_set.names), eval_set.seeds, k)
+    return evaluate_ranking(ranking, eval_set, ranker.known, catalogue)
+
+
+def name_coverage(eval_set: EvalSet, names: NameModel) -> float:
+    """Share of playlists with at least one token known to the name table."""
+    assert eval_set.names is not None
+    rows = token_rows(name_token_lists(list(eval_set.names)), names.index)
+    return float(np.mean(rows.lengths > 0)) if len(rows) else 0.0
+
+
+@dataclass(frozen=True)
+class NameSelection:
+    ranker: NameVectorRanker
+    keyword: KeywordPopularityRanker
+    trials: list[dict[str, Any]]  # every (method, params) tried, valid name-only HR@10
+    weights: list[dict[str, Any]]  # every weight tried, valid name+seeds HR@10
+
+
+def select_name_model(
+    base: VectorRanker,
+    train: Ragged,
+    train_names: Sequence[str],
+    valid: EvalSet,
+    catalogue: int,
+    metric: str = "hr@10",
+    methods: Sequence[str] = METHODS,
+) -> NameSelection:
+    """Fit name rows for every (method, min_playlists, beta | alpha) and keep the best on valid
+    (name only); then the name weight for name + tracks on valid (seeds given). Also fits the
+    keyword-popularity baseline, its min_playlists chosen on valid the same way."""
+    assert base.model is not None and valid.names is not None
+    counts = popularity_counts(train, len(base.model.row_of_track))
+    prior = track_prior(counts)
+    items = np.hstack([base.model.normed, prior[base.model.track_of_row, None]])
+    train_tokens = name_token_lists(train_names)
+    train_rows = train.map_values(base.model.row_of_track)
+    cold = valid.cold()
+    trials: list[dict[str, Any]] = []
+    best: tuple[float, NameVectorRanker] | None = None
+    for method, min_pl in product(methods, MIN_PLAYLISTS):
+        grid = BETAS if method == "centroid" else ALPHAS
+        for value in grid:
+            kw = {"beta": value} if method == "centroid" else {"alpha": value}
+            names = fit_name_model(items, train_rows, train_tokens, method, min_pl, **kw)
+            ranker = NameVectorRanker(base, prior, names)
+            score = evaluate_named(ranker, cold, catalogue)[metric]
+            trials.append({**names.params, f"valid_name_only_{metric}": round(score, 6)})
+            if best is None or score > best[0]:
+                best = (score, ranker)
+    assert best is not None
+    chosen = best[1]
+    weights: list[dict[str, Any]] = []
+    best_w: tuple[float, float] = (-1.0, 0.0)
+    for w in WEIGHTS:
+        chosen.names = chosen.names.with_weight(w)
+        score = evaluate_named(chosen, valid, catalogue)[metric]
+        weights.append({"weight": w, f"valid_name_and_seeds_{metric}": round(score, 6)})
+        if score > best_w[0]:
+            best_w = (score, w)
+    chosen.names = chosen.names.with_weight(best_w[1])
+    keyword = max(
+        (KeywordPopularityRanker(m).fit(train, train_tokens, len(counts)) for m in MIN_PLAYLISTS),
+        key=lambda r: evaluate_named(r, cold, catalogue)[metric],
+    )
+    return NameSelection(chosen, keyword, trials, weights)
+
+
+# --- the metrics.json blocks --------------------------------------------------------------------
+
+SHOWN = ("hr@10", "hr@100", "ndcg@10", "mrr", "coverage@10", "fallback_share")
+
+
+def cold_start_blocks(
+    selection: NameSelection,
+    popularity: Any,
+    splits: dict[str, EvalSet],
+    seeds_only: dict[str, dict[str, Any]],
+    catalogue: int,
+) -> dict[str, dict[str, Any]]:
+    """`name_only` and `name_and_seeds` for metrics.json: the model and its baselines per split.
+
+    popularity: a fitted `PopularityRanker`; seeds_only: the track model's own metrics per split
+    (the same playlists and protocol, the name ignored).
+    """
+    ranker = selection.ranker
+    name_only: dict[str, Any] = {"baselines": {"popularity": {}, "name_keyword_popularity": {}}}
+    name_and_seeds: dict[str, Any] = {"baselines": {"seeds_only": {}}}
+    for split, eval_set in splits.items():
+        cold = eval_set.cold()
+        name_only[split] = _rounded(evaluate_named(ranker, cold, catalogue))
+        name_only["baselines"]["popularity"][split] = _rounded(
+            evaluate_ranking(popularity.rank(cold.seeds, K_MAX), cold, popularity.known, catalogue)
+        )
+        name_only["baselines"]["name_keyword_popularity"][split] = _rounded(
+            evaluate_named(selection.keyword, cold, catalogue)
+        )
+        name_only.setdefault("name_coverage", {})[split] = round(name_coverage(eval_set, ranker.names), 6)
+        name_and_seeds[split] = _rounded(evaluate_named(ranker, eval_set, catalogue))
+        name_and_seeds["baselines"]["seeds_only"][split] = {
+            k: v for k, v in seeds_only[split].items() if not k.startswith("last_item")
+        }
+    name_only["selected"] = {**ranker.names.params, "n_tokens": len(ranker.names.keys)}
+    name_only["baselines"]["name_keyword_popularity"]["min_playlists"] = selection.keyword.min_playlists
+    name_only["selection"] = selection.trials
+    name_and_seeds["weight"] = ranker.names.weight
+    name_and_seeds["selection"] = selection.weights
+    return {"name_only": name_only, "name_and_seeds": name_and_seeds}
+
+
+def cold_start_table(metrics: dict[str, Any], columns: tuple[str, ...] = SHOWN) -> str:
+    """Markdown: name only vs popularity and name-keyword popularity; name + seeds vs seeds only."""
+    name_only, both = metrics["name_only"], metrics["name_and_seeds"]
+    rows = []
+    for split in ("test", "valid"):
+        rows += [
+            (f"name only: track2vec + name tokens, {split}", name_only[split]),
+            (
+                f"name only: name-keyword popularity, {split}",
+                name_only["baselines"]["name_keyword_popularity"][split],
+            ),
+            (f"name only: popularity, {split}", name_only["baselines"]["popularity"][split]),
+            (f"name + seeds (weight {both['weight']:g}), {split}", both[split]),
+            (f"seeds only, {split}", both["baselines"]["seeds_only"][split]),
+        ]
+    head = "| method | " + " | ".join(columns) + " |"
+    sep = "|---|" + "---:|" * len(columns)
+    body = [
+        f"| {name} | "
+        + " | ".join(f"{m[c]:.4f}" if isinstance(m.get(c), float) else "" for c in columns)
+        + " |"
+        for name, m in rows
+    ]
+    return "\n".join([head, sep, *body])
+
+
+def _rounded(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in d.items()}
