@@ -6,10 +6,12 @@ answers a name as it answers tracks:
 
     items      I = [normalized track vectors | prior]        (n_rows, dim + 1)
     track row  [normalized vector | 0]                         (a seed query never uses the prior)
-    name row   [unit-norm taste direction | beta]              (fitted here, never an item)
+    name row   c * [unit-norm taste direction | beta]          (fitted here, never an item)
     query      name only:      mean of the name's known token rows
                tracks only:    mean of the seeds' rows         (unchanged: ml.knn.top_k)
-               name + tracks:  (1 - w) * tracks query + w * name query,  w chosen on valid
+               name + n tracks: (1 - w) * tracks query + w * name query, w = s / (n + s): the
+                               name counts as s seed tracks (`worth`, chosen on valid), so it
+                               matters for a playlist of 1 track and fades as tracks are added
     fallback   neither known:  the popularity list
 
 `prior` = log(1 + train playlists holding the track) / log(1 + the most), in [0, 1]: a name says
@@ -18,12 +20,14 @@ answers a name as it answers tracks:
 Name rows are fitted after the track vectors (post hoc), from the train playlists carrying each
 token, so any `VectorRanker` (any query table) gets them without retraining:
 - `centroid`: the mean, over the token's train playlists, of their mean normalized track vector
-  (the direction with the highest average score on those playlists' tracks); beta from a grid.
+  (the direction with the highest average score on those playlists' tracks); beta from a grid;
+  c = (length of that mean) ** focus, so a word every taste uses (`favorites`) weighs little in a
+  name's mean next to one its playlists agree on (`metal`).
 - `ridge`: the row v minimizing ||I v - y||^2 + alpha ||v||^2 where y[t] is the share of the
   token's train playlists that hold track t: the row whose scores best predict those playlists'
   tracks under the model's own scoring, its prior weight included.
 The method and its parameters are chosen on valid (`ml.cold_start_eval`), with the minimum number
-of train playlists a token needs and the weight w.
+of train playlists a token needs and the name's worth s.
 
 Only numpy, scipy and pyarrow here: `ml recommend` and `ml export` load a `NameModel` without
 training code.
@@ -91,15 +95,15 @@ class NameModel:
     keys: np.ndarray  # (n_tokens,) str, "name:<token>", most train playlists first (ties by key)
     rows: np.ndarray  # (n_tokens, dim + 1) float32: [unit-norm direction | prior weight]
     n_playlists: np.ndarray  # (n_tokens,) train playlists carrying each token
-    weight: float  # name query's share when tracks are given too
+    worth: float  # with n seed tracks the name query's share is worth / (n + worth)
     params: dict[str, Any] = field(default_factory=dict)  # method, min_playlists, beta or alpha
 
     @property
     def index(self) -> dict[str, int]:
         return {str(k): i for i, k in enumerate(self.keys)}
 
-    def with_weight(self, weight: float) -> NameModel:
-        return NameModel(self.keys, self.rows, self.n_playlists, float(weight), self.params)
+    def with_worth(self, worth: float) -> NameModel:
+        return NameModel(self.keys, self.rows, self.n_playlists, float(worth), self.params)
 
     def name_queries(self, token_lists: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
         """(n, dim + 1) mean of each name's known token rows, and whether it had one."""
@@ -113,7 +117,7 @@ class NameModel:
         return out, has
 
     def save(self, directory: Path) -> None:
-        """name_tokens.parquet: key, n_playlists, row (list<float32>); weight and params as metadata."""
+        """name_tokens.parquet: key, n_playlists, row (list<float32>); worth and params as metadata."""
         import json
 
         import pyarrow as pa
@@ -125,7 +129,7 @@ class NameModel:
                 "n_playlists": pa.array(self.n_playlists, pa.int64()),
                 "row": pa.array(self.rows.tolist(), pa.list_(pa.float32())),
             }
-        ).replace_schema_metadata({"weight": json.dumps(self.weight), "params": json.dumps(self.params)})
+        ).replace_schema_metadata({"worth": json.dumps(self.worth), "params": json.dumps(self.params)})
         pq.write_table(table, RunDir(Path(directory)).name_tokens)
 
     @classmethod
@@ -145,7 +149,7 @@ class NameModel:
             keys=np.asarray(table.column("key").to_pylist(), dtype=object),
             rows=np.asarray(rows, dtype=np.float32).reshape(len(rows), width),
             n_playlists=np.asarray(table.column("n_playlists").to_pylist(), dtype=np.int64),
-            weight=float(json.loads(meta.get(b"weight", b"0"))),
+            worth=float(json.loads(meta.get(b"worth", b"0"))),
             params=json.loads(meta.get(b"params", b"{}")),
         )
 
@@ -158,6 +162,7 @@ def fit_name_model(
     min_playlists: int,
     beta: float = 0.0,
     alpha: float = 0.1,
+    focus: float = 0.0,
 ) -> NameModel:
     """Name rows from the train playlists carrying each token (see the module docstring).
 
@@ -181,9 +186,12 @@ def fit_name_model(
     if method == "centroid":
         sizes = np.maximum(np.asarray(a.sum(axis=1)).ravel(), 1.0)
         playlist_means = sp.diags(1.0 / sizes) @ a @ items[:, :dim]  # (n_train, dim)
-        direction = np.asarray(p.T @ playlist_means) / np.maximum(n_pl, 1.0)[:, None]
-        rows = np.hstack([normalize_rows(direction), np.full((len(keys), 1), beta, np.float32)])
-        params = {"method": method, "min_playlists": min_playlists, "beta": beta}
+        centroid = np.asarray(p.T @ playlist_means) / np.maximum(n_pl, 1.0)[:, None]
+        # The centroid's length says how much the token's playlists agree (near 0 for a word used
+        # by every taste): its power `focus` weighs the token in a name's mean.
+        weight = np.linalg.norm(centroid, axis=1, keepdims=True) ** focus
+        rows = weight * np.hstack([normalize_rows(centroid), np.full((len(keys), 1), beta, np.float32)])
+        params = {"method": method, "min_playlists": min_playlists, "beta": beta, "focus": focus}
     elif method == "ridge":
         shares = sp.diags(1.0 / np.maximum(n_pl, 1.0)) @ (p.T @ a)  # (n_tokens, n_rows)
         x = items.astype(np.float64)
@@ -201,11 +209,13 @@ def fit_name_model(
 
 
 def mix_queries(
-    tracks_q: np.ndarray, name_q: np.ndarray, has_tracks: np.ndarray, has_name: np.ndarray, weight: float
+    tracks_q: np.ndarray, name_q: np.ndarray, n_tracks: np.ndarray, has_name: np.ndarray, worth: float
 ) -> np.ndarray:
-    """(n, dim + 1) queries: the tracks' mean (prior weight 0) and the name's mean, mixed by
-    `weight` when a playlist has both, either alone otherwise (zero when it has neither)."""
-    w = np.where(has_tracks & has_name, weight, np.where(has_name, 1.0, 0.0)).astype(np.float32)[:, None]
+    """(n, dim + 1) queries: the mean of n known tracks (prior weight 0) and the name's mean, the
+    name's share worth / (n + worth) (1 without tracks, 0 without a known token)."""
+    n = np.asarray(n_tracks, dtype=np.float32)
+    share = np.where(has_name, worth / np.maximum(n + worth, 1e-12), 0.0)
+    w = np.where(has_name & (n == 0), 1.0, share).astype(np.float32)[:, None]
     q = np.zeros((len(tracks_q), tracks_q.shape[1] + 1), dtype=np.float32)
     q[:, :-1] = tracks_q
     return (1.0 - w) * q + w * name_q
@@ -235,7 +245,7 @@ class NameScoring:
         if not seed_rows and not has_name[0]:
             return None
         tracks_q = query_vectors(self.items[:, :-1], [seed_rows])
-        q = mix_queries(tracks_q, name_q, np.array([bool(seed_rows)]), has_name, self.names.weight)
+        q = mix_queries(tracks_q, name_q, np.array([len(seed_rows)]), has_name, self.names.worth)
         return top_k_queries(q, self.items, [seed_rows], k)
 
 
@@ -262,17 +272,28 @@ class NameVectorRanker:
         return self.rank_tokens(name_token_lists(names), seeds, k)
 
     def rank_tokens(self, token_lists: Sequence[Sequence[str]], seeds: Ragged, k: int = K_MAX) -> Ranking:
+        if len(seeds.values) == 0 and len(seeds):  # names only: score each distinct token set once
+            keys = [tuple(sorted(set(t))) for t in token_lists]
+            distinct = sorted(set(keys))
+            where = {key: i for i, key in enumerate(distinct)}
+            once = self._rank(distinct, Ragged(np.zeros(len(distinct) + 1, np.int64), seeds.values), k)
+            back = np.array([where[key] for key in keys], dtype=np.int64)
+            return Ranking(once.tracks[back], once.scores[back], once.fallback[back])
+        return self._rank(token_lists, seeds, k)
+
+    def _rank(self, token_lists: Sequence[Sequence[str]], seeds: Ragged, k: int) -> Ranking:
         vm = self.base.model
         assert vm is not None
         seed_rows = seeds.map_values(vm.row_of_track)
         rows_list = seed_rows.rows()
-        has_seeds = seed_rows.lengths > 0
+        n_seeds = seed_rows.lengths
+        has_seeds = n_seeds > 0
         name_q, has_name = self.names.name_queries(token_lists)
 
         def queries(start: int, stop: int) -> np.ndarray:
             tracks_q = query_vectors(vm.normed, rows_list[start:stop])
             return mix_queries(
-                tracks_q, name_q[start:stop], has_seeds[start:stop], has_name[start:stop], self.names.weight
+                tracks_q, name_q[start:stop], n_seeds[start:stop], has_name[start:stop], self.names.worth
             )
 
         result = top_k_queries(queries, self.items, rows_list, k, auto_batch_size(len(self.items)))

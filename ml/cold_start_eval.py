@@ -31,9 +31,10 @@ from ml.rankers import VectorRanker
 from ml.shapes import K_MAX, EvalSet, Ragged
 
 MIN_PLAYLISTS = (2, 5)  # a token needs this many train playlists (chosen on valid)
-BETAS = (0.0, 0.1, 0.2, 0.4)  # centroid: weight of the prior column
-ALPHAS = (0.01, 0.1, 1.0)  # ridge: penalty, times trace(I'I) / (dim + 1)
-WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)  # name + tracks: the name query's share
+BETAS = (0.25, 0.5, 1.0, 1.5, 2.0)  # centroid: weight of the prior column
+FOCUS = (0.0, 1.0, 2.0)  # centroid: power of the centroid's length weighing a token in a name
+ALPHAS = (0.1, 1.0)  # ridge: penalty, times trace(I'I) / (dim + 1)
+WORTHS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)  # name + tracks: the name counts as this many seed tracks
 
 
 def evaluate_named(ranker: Any, eval_set: EvalSet, catalogue: int, k: int = K_MAX) -> dict[str, float]:
@@ -55,7 +56,17 @@ class NameSelection:
     ranker: NameVectorRanker
     keyword: KeywordPopularityRanker
     trials: list[dict[str, Any]]  # every (method, params) tried, valid name-only HR@10
-    weights: list[dict[str, Any]]  # every weight tried, valid name+seeds HR@10
+    worths: list[dict[str, Any]]  # every worth tried, valid name+seeds HR@10
+
+
+def _grid(methods: Sequence[str]) -> list[tuple[str, int, dict[str, float]]]:
+    out: list[tuple[str, int, dict[str, float]]] = []
+    for method, min_pl in product(methods, MIN_PLAYLISTS):
+        if method == "centroid":
+            out += [(method, min_pl, {"beta": b, "focus": f}) for f, b in product(FOCUS, BETAS)]
+        else:
+            out += [(method, min_pl, {"alpha": a}) for a in ALPHAS]
+    return out
 
 
 def select_name_model(
@@ -67,9 +78,10 @@ def select_name_model(
     metric: str = "hr@10",
     methods: Sequence[str] = METHODS,
 ) -> NameSelection:
-    """Fit name rows for every (method, min_playlists, beta | alpha) and keep the best on valid
-    (name only); then the name weight for name + tracks on valid (seeds given). Also fits the
-    keyword-popularity baseline, its min_playlists chosen on valid the same way."""
+    """Fit name rows for every point of the grid and keep the best on valid (name only; the first
+    listed among equals); then the name's worth for name + tracks on valid (seeds given; 0, the
+    seeds alone, is a candidate). Also fits the keyword-popularity baseline, its min_playlists
+    chosen on valid the same way."""
     assert base.model is not None and valid.names is not None
     counts = popularity_counts(train, len(base.model.row_of_track))
     prior = track_prior(counts)
@@ -79,32 +91,29 @@ def select_name_model(
     cold = valid.cold()
     trials: list[dict[str, Any]] = []
     best: tuple[float, NameVectorRanker] | None = None
-    for method, min_pl in product(methods, MIN_PLAYLISTS):
-        grid = BETAS if method == "centroid" else ALPHAS
-        for value in grid:
-            kw = {"beta": value} if method == "centroid" else {"alpha": value}
-            names = fit_name_model(items, train_rows, train_tokens, method, min_pl, **kw)
-            ranker = NameVectorRanker(base, prior, names)
-            score = evaluate_named(ranker, cold, catalogue)[metric]
-            trials.append({**names.params, f"valid_name_only_{metric}": round(score, 6)})
-            if best is None or score > best[0]:
-                best = (score, ranker)
+    for method, min_pl, kw in _grid(methods):
+        names = fit_name_model(items, train_rows, train_tokens, method, min_pl, **kw)
+        ranker = NameVectorRanker(base, prior, names)
+        score = evaluate_named(ranker, cold, catalogue)[metric]
+        trials.append({**names.params, f"valid_name_only_{metric}": round(score, 6)})
+        if best is None or score > best[0]:
+            best = (score, ranker)
     assert best is not None
     chosen = best[1]
-    weights: list[dict[str, Any]] = []
+    worths: list[dict[str, Any]] = []
     best_w: tuple[float, float] = (-1.0, 0.0)
-    for w in WEIGHTS:
-        chosen.names = chosen.names.with_weight(w)
+    for worth in WORTHS:
+        chosen.names = chosen.names.with_worth(worth)
         score = evaluate_named(chosen, valid, catalogue)[metric]
-        weights.append({"weight": w, f"valid_name_and_seeds_{metric}": round(score, 6)})
+        worths.append({"worth": worth, f"valid_name_and_seeds_{metric}": round(score, 6)})
         if score > best_w[0]:
-            best_w = (score, w)
-    chosen.names = chosen.names.with_weight(best_w[1])
+            best_w = (score, worth)
+    chosen.names = chosen.names.with_worth(best_w[1])
     keyword = max(
         (KeywordPopularityRanker(m).fit(train, train_tokens, len(counts)) for m in MIN_PLAYLISTS),
         key=lambda r: evaluate_named(r, cold, catalogue)[metric],
     )
-    return NameSelection(chosen, keyword, trials, weights)
+    return NameSelection(chosen, keyword, trials, worths)
 
 
 # --- the metrics.json blocks --------------------------------------------------------------------
@@ -144,8 +153,8 @@ def cold_start_blocks(
     name_only["selected"] = {**ranker.names.params, "n_tokens": len(ranker.names.keys)}
     name_only["baselines"]["name_keyword_popularity"]["min_playlists"] = selection.keyword.min_playlists
     name_only["selection"] = selection.trials
-    name_and_seeds["weight"] = ranker.names.weight
-    name_and_seeds["selection"] = selection.weights
+    name_and_seeds["worth"] = ranker.names.worth
+    name_and_seeds["selection"] = selection.worths
     return {"name_only": name_only, "name_and_seeds": name_and_seeds}
 
 
@@ -161,7 +170,7 @@ def cold_start_table(metrics: dict[str, Any], columns: tuple[str, ...] = SHOWN) 
                 name_only["baselines"]["name_keyword_popularity"][split],
             ),
             (f"name only: popularity, {split}", name_only["baselines"]["popularity"][split]),
-            (f"name + seeds (weight {both['weight']:g}), {split}", both[split]),
+            (f"name + seeds (name worth {both['worth']:g} seeds), {split}", both[split]),
             (f"seeds only, {split}", both["baselines"]["seeds_only"][split]),
         ]
     head = "| method | " + " | ".join(columns) + " |"

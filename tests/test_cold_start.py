@@ -125,17 +125,18 @@ def test_a_name_alone_ranks_its_taste_first_and_an_unknown_name_gets_popularity(
     assert ranking.tracks[2].tolist() == popular[:4].tolist()
 
 
-def test_centroid_rows_are_the_unit_mean_of_the_playlists_mean_vectors() -> None:
+@pytest.mark.parametrize("focus", [0.0, 2.0])
+def test_centroid_rows_are_the_mean_of_the_playlists_mean_vectors(focus: float) -> None:
     base = _base()
     items, _ = _items(base)
-    names = fit_name_model(
-        items, TRAIN, [name_keys(n) for n in TRAIN_NAMES], "centroid", min_playlists=2, beta=0.3
-    )
+    tokens = [name_keys(n) for n in TRAIN_NAMES]
+    names = fit_name_model(items, TRAIN, tokens, "centroid", min_playlists=2, beta=0.3, focus=focus)
     normed = items[:, :4]
     rock = np.mean([normed[[0, 1, 2]].mean(0), normed[[0, 1]].mean(0), normed[[0, 3]].mean(0)], axis=0)
+    length = np.linalg.norm(rock)
     row = names.rows[list(names.keys).index("name:rock")]
-    np.testing.assert_allclose(row[:4], rock / np.linalg.norm(rock), rtol=1e-5)
-    assert row[4] == pytest.approx(0.3)
+    np.testing.assert_allclose(row[:4], rock / length * length**focus, rtol=1e-5)
+    assert row[4] == pytest.approx(0.3 * length**focus)
 
 
 def test_ridge_rows_solve_the_regularized_least_squares_of_the_track_shares() -> None:
@@ -154,20 +155,20 @@ def test_ridge_rows_solve_the_regularized_least_squares_of_the_track_shares() ->
     np.testing.assert_allclose(row, v / np.linalg.norm(v[:4]), rtol=1e-4)
 
 
-def test_weight_zero_with_seeds_is_exactly_the_track_model_and_a_weight_moves_it() -> None:
+def test_a_name_worth_zero_seeds_is_exactly_the_track_model_and_a_worth_moves_it() -> None:
     base = _base()
     items, prior = _items(base)
     names = fit_name_model(items, TRAIN, [name_keys(n) for n in TRAIN_NAMES], "centroid", 2, beta=0.2)
     seeds = Ragged.from_lists([[0], [4, 5], [], [1]])
     plain = base.rank(seeds, 5)
-    named = NameVectorRanker(base, prior, names.with_weight(0.0)).rank_named(
+    named = NameVectorRanker(base, prior, names.with_worth(0.0)).rank_named(
         ["Jazz", "rock", "", "x"], seeds, 5
     )
     assert named.tracks.tolist() == plain.tracks.tolist()
     np.testing.assert_allclose(named.scores, plain.scores, rtol=1e-6)
     assert named.fallback.tolist() == [False, False, True, False]
-    pulled = NameVectorRanker(base, prior, names.with_weight(0.9)).rank_named(["Jazz"], seeds.take([0]), 3)
-    assert set(pulled.tracks[0].tolist()) <= {4, 5, 6, 7}  # a rock seed, a jazz name weighing 0.9
+    pulled = NameVectorRanker(base, prior, names.with_worth(9.0)).rank_named(["Jazz"], seeds.take([0]), 3)
+    assert set(pulled.tracks[0].tolist()) <= {4, 5, 6, 7}  # a rock seed, a jazz name worth 9 seeds
     for i in range(len(seeds)):
         assert not np.isin(named.tracks[i], seeds.row(i)).any()
 
@@ -187,11 +188,11 @@ def test_keyword_popularity_counts_the_playlists_sharing_a_token() -> None:
 def test_the_name_model_round_trips_through_a_run_folder(tmp_path: Path) -> None:
     base = _base()
     items, _ = _items(base)
-    names = fit_name_model(items, TRAIN, [name_keys(n) for n in TRAIN_NAMES], "ridge", 2).with_weight(0.2)
+    names = fit_name_model(items, TRAIN, [name_keys(n) for n in TRAIN_NAMES], "ridge", 2).with_worth(0.5)
     names.save(tmp_path)
     again = NameModel.load(tmp_path)
     assert RunDir(tmp_path).name_tokens.exists()
-    assert again.keys.tolist() == names.keys.tolist() and again.weight == 0.2
+    assert again.keys.tolist() == names.keys.tolist() and again.worth == 0.5
     np.testing.assert_array_equal(again.rows, names.rows)
     assert again.params == names.params and again.n_playlists.tolist() == names.n_playlists.tolist()
 
@@ -252,11 +253,11 @@ def test_training_writes_the_name_blocks_and_the_name_table(tiny_model: Path) ->
         if all(r[k] == v for k, v in name_only["selected"].items() if k in r)
     ]
     assert chosen and chosen[0]["valid_name_only_hr@10"] == best
-    # the weight was chosen on valid among the candidates, the best of them
-    scores = {row["weight"]: row["valid_name_and_seeds_hr@10"] for row in both["selection"]}
-    assert scores[both["weight"]] == max(scores.values())
+    # the name's worth was chosen on valid among the candidates, the best of them
+    scores = {row["worth"]: row["valid_name_and_seeds_hr@10"] for row in both["selection"]}
+    assert scores[both["worth"]] == max(scores.values())
     names = NameModel.load(tiny_model)
-    assert names.weight == both["weight"] and len(names.keys) == name_only["selected"]["n_tokens"]
+    assert names.worth == both["worth"] and len(names.keys) == name_only["selected"]["n_tokens"]
     assert all(k.startswith("name:") for k in names.keys)
     assert "Cold start from a playlist's name" in (tiny_model / "model_card.md").read_text()
 

@@ -165,9 +165,9 @@ def _cold_start_lines(metrics: dict[str, Any]) -> list[str]:
         "fitted from the train playlists carrying them and scored by the same inner-product top-k",
         "(`ml/cold_start.py`); a name without a known token (auto playlists, rare words) gets the",
         "popularity list. Name + seeds: the split protocol, the query mixing the seeds' mean and the",
-        "name's mean with the weight chosen on valid.",
+        "name's mean: the name counts as `worth` seed tracks (chosen on valid; 0 = seeds alone).",
         "",
-        f"Selected on valid: {chosen}; name weight with seeds {metrics['name_and_seeds']['weight']:g}. "
+        f"Selected on valid: {chosen}; name worth {metrics['name_and_seeds']['worth']:g} seed tracks. "
         f"Playlists with a known name token: test {cover.get('test', 0):.1%}, valid {cover.get('valid', 0):.1%}.",
         "",
         cold_start_table(metrics),
