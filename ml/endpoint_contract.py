@@ -1,16 +1,31 @@
 """The endpoint's JSON contract, in one place for the local server and the SageMaker container.
 
-Request  `{"instances": [{"tracks": ["<track_id>", ...], "k": 10}, ...]}`
-Response `{"predictions": [{"track_ids": [...], "scores": [...], "n_unknown": 0, "fallback": false}]}`
+Request  `{"instances": [{"tracks": ["<track_id>", ...], "name": "summer chill", "k": 10}, ...]}`
+         (`tracks`, `name` or both; a name alone is a cold start, docs/cold_start.md)
+Response `{"predictions": [{"track_ids": [...], "scores": [...], "n_unknown": 0, "fallback": false,
+         "n_name_tokens": 2}]}`  (n_name_tokens: the name's tokens the model knows)
 
 Standard library only: `ml export` copies this file into `model.tar.gz` as `code/inference.py`,
-where the SageMaker TensorFlow Serving container calls `input_handler` / `output_handler` around
-TensorFlow Serving's REST predict API. `ml serve` imports the same functions, so both endpoints
-validate and answer alike.
+and `ml/name_tokens.py` beside it as `code/name_tokens.py`, where the SageMaker TensorFlow Serving
+container calls `input_handler` / `output_handler` around TensorFlow Serving's REST predict API.
+`ml serve` imports the same functions, so both endpoints validate, tokenize and answer alike.
 """
 
 import json
 from typing import NamedTuple
+
+try:  # in the package (ml serve, tests)
+    from ml.name_tokens import NAME_PREFIX, name_keys
+except ImportError:  # code/inference.py in the container: code/name_tokens.py, loaded by path
+    import importlib.util
+    import os
+
+    _spec = importlib.util.spec_from_file_location(
+        "name_tokens", os.path.join(os.path.dirname(os.path.abspath(__file__)), "name_tokens.py")
+    )
+    _name_tokens = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_name_tokens)
+    NAME_PREFIX, name_keys = _name_tokens.NAME_PREFIX, _name_tokens.name_keys
 
 SIGNATURE_NAME = "serving_default"
 # Padding in the model's [batch, max_tracks] string input; never a track id.
@@ -22,6 +37,7 @@ MAX_TRACKS = 5000  # real playlists run to thousands of tracks (the Kaggle file'
 MAX_K = 500
 DEFAULT_K = 10
 MAX_TRACK_ID_CHARS = 128
+MAX_NAME_CHARS = 200
 # The model keeps this many popular tracks for empty playlists: enough for MAX_K after
 # removing up to MAX_TRACKS input tracks.
 N_POPULAR = MAX_K + MAX_TRACKS
@@ -41,6 +57,7 @@ class ContractError(ValueError):
 class Instance(NamedTuple):
     tracks: tuple[str, ...]
     k: int
+    name: str = ""
 
 
 def parse_body(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> list[Instance]:
@@ -72,11 +89,13 @@ def parse_payload(payload: object) -> list[Instance]:
 def _parse_instance(i: int, item: object) -> Instance:
     where = f"instances[{i}]"
     if not isinstance(item, dict):
-        raise ContractError(f'{where} must be an object {{"tracks": [...], "k": 10}}')
-    extra = sorted(set(item) - {"tracks", "k"})
+        raise ContractError(f'{where} must be an object {{"tracks": [...], "name": "...", "k": 10}}')
+    extra = sorted(set(item) - {"tracks", "name", "k"})
     if extra:
         raise ContractError(f"{where} has unknown field(s) {extra}")
-    tracks = item.get("tracks")
+    if "tracks" not in item and "name" not in item:
+        raise ContractError(f'{where} needs "tracks" (a list of track ids), "name" (a string), or both')
+    tracks = item.get("tracks", [])
     if not isinstance(tracks, list):
         raise ContractError(f"{where}.tracks must be a list of track id strings")
     if len(tracks) > MAX_TRACKS:
@@ -86,31 +105,40 @@ def _parse_instance(i: int, item: object) -> Instance:
             raise ContractError(
                 f"{where}.tracks[{j}] must be a non-empty string of at most {MAX_TRACK_ID_CHARS} chars"
             )
+    name = item.get("name", "")
+    if not isinstance(name, str) or len(name) > MAX_NAME_CHARS:
+        raise ContractError(f"{where}.name must be a string of at most {MAX_NAME_CHARS} chars")
     k = item.get("k", DEFAULT_K)
     # bool is an int in Python; true is not a k.
     if not isinstance(k, int) or isinstance(k, bool):
         raise ContractError(f"{where}.k must be an integer")
     if not 1 <= k <= MAX_K:
         raise ContractError(f"{where}.k is {k}; it must be between 1 and {MAX_K}")
-    return Instance(tracks=tuple(tracks), k=k)
+    return Instance(tracks=tuple(tracks), k=k, name=name)
 
 
 def model_inputs(instances: list[Instance]) -> dict[str, list]:
-    """The SavedModel's inputs: tracks padded to one width (at least 1) with PAD, and k."""
+    """The SavedModel's inputs: tracks and the names' token keys (ml/name_tokens.py), each padded
+    to one width (at least 1) with PAD, and k."""
     width = max(1, max(len(inst.tracks) for inst in instances))
     tracks = [list(inst.tracks) + [PAD] * (width - len(inst.tracks)) for inst in instances]
-    return {"tracks": tracks, "k": [inst.k for inst in instances]}
+    keys = [name_keys(inst.name) for inst in instances]
+    name_width = max(1, max(len(k) for k in keys))
+    names = [k + [PAD] * (name_width - len(k)) for k in keys]
+    return {"tracks": tracks, "k": [inst.k for inst in instances], "names": names}
 
 
 def predictions(outputs: dict[str, list]) -> list[dict[str, object]]:
     """Model outputs (lists, ids as str) -> one prediction per instance, trimmed to its result count."""
     out = []
-    for ids, scores, n_results, n_unknown, fallback in zip(
+    n_names = outputs.get("n_name_tokens") or [0] * len(outputs["n_results"])
+    for ids, scores, n_results, n_unknown, fallback, n_name in zip(
         outputs["track_ids"],
         outputs["scores"],
         outputs["n_results"],
         outputs["n_unknown"],
         outputs["fallback"],
+        n_names,
         strict=True,
     ):
         n = int(n_results)
@@ -120,6 +148,7 @@ def predictions(outputs: dict[str, list]) -> list[dict[str, object]]:
                 "scores": [float(s) for s in scores[:n]],
                 "n_unknown": int(n_unknown),
                 "fallback": bool(fallback),
+                "n_name_tokens": int(n_name),
             }
         )
     return out

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ml import endpoint_contract
+from ml import endpoint_contract, name_tokens
+from ml.cold_start import NameScoring
 from ml.config import DEFAULTS, Paths
 from ml.parity import Expected, compare
 from ml.run_dir import RunDir
@@ -52,6 +53,7 @@ class ExportResult:
     selfcheck_playlists: int
     selfcheck_identical: int
     selfcheck_ties: int
+    selfcheck_names: int = 0  # name queries checked against ml.cold_start (0: no name table)
 
     def summary(self) -> str:
         return "\n".join(
@@ -63,6 +65,10 @@ class ExportResult:
                 f"  self-check: the reloaded SavedModel gives ml.knn's top-10 on {self.selfcheck_playlists} "
                 f"random playlists: {self.selfcheck_identical} identical, {self.selfcheck_ties} equal up to "
                 "float ties",
+                f"  name tokens: {self.selfcheck_names} name queries (alone and with tracks) agree with "
+                "ml.cold_start"
+                if self.selfcheck_names
+                else "  name tokens: none in this run (names fall back to popularity)",
                 f"  took {self.seconds:.1f}s",
             ]
         )
@@ -90,13 +96,28 @@ def export_latest(paths: Paths, run_dir: Path | None = None, selfcheck_playlists
 
     from ml.knn_savedmodel import PlaylistKnn  # TensorFlow: imported only when exporting
 
-    module = PlaylistKnn(normed, str(vocab_path), popular, str(popular_path))
+    scoring = NameScoring.from_run(run) if run.name_tokens.exists() else None
+    if scoring is not None:
+        names = scoring.names
+        module = PlaylistKnn(
+            normed,
+            str(vocab_path),
+            popular,
+            str(popular_path),
+            prior=scoring.items[:, -1],
+            name_keys=[str(k) for k in names.keys],
+            name_rows=names.rows,
+            worth=names.worth,
+        )
+    else:  # a run without a name table (older runs): names are never known
+        module = PlaylistKnn(normed, str(vocab_path), popular, str(popular_path))
     tf.saved_model.save(module, str(version_dir), signatures={endpoint_contract.SIGNATURE_NAME: module.serve})
     vocab_path.unlink()  # both copied into 1/assets/ by the save
     popular_path.unlink()
     code_dir = staging / "code"
     code_dir.mkdir()
     shutil.copyfile(endpoint_contract.__file__, code_dir / "inference.py")
+    shutil.copyfile(name_tokens.__file__, code_dir / "name_tokens.py")  # the handler tokenizes names
 
     shutil.rmtree(export_dir, ignore_errors=True)
     os.replace(staging, export_dir)
@@ -104,6 +125,7 @@ def export_latest(paths: Paths, run_dir: Path | None = None, selfcheck_playlists
     write_tarball(export_dir, tarball)
 
     n_identical, n_ties = _selfcheck(export_dir / MODEL_VERSION, track_ids, normed, selfcheck_playlists)
+    n_names = _selfcheck_names(export_dir / MODEL_VERSION, scoring) if scoring is not None else 0
     return ExportResult(
         run_dir=run_dir,
         saved_model_dir=export_dir / MODEL_VERSION,
@@ -117,6 +139,7 @@ def export_latest(paths: Paths, run_dir: Path | None = None, selfcheck_playlists
         selfcheck_playlists=selfcheck_playlists,
         selfcheck_identical=n_identical,
         selfcheck_ties=n_ties,
+        selfcheck_names=n_names,
     )
 
 
@@ -162,6 +185,7 @@ def _selfcheck(
         out = signature(
             tracks=tf.constant([[track_ids[r] for r in p] + [""] * (width - len(p)) for p in rows]),
             k=tf.constant([10] * len(rows), dtype=tf.int32),
+            names=tf.constant([[endpoint_contract.PAD]] * len(rows)),
         )
         for i, playlist in enumerate(rows):
             n = int(out["n_results"][i])
@@ -190,3 +214,58 @@ def _selfcheck(
             f"playlists, e.g. {different[0]}"
         )
     return identical, ties
+
+
+def _selfcheck_names(saved_model_dir: Path, scoring: NameScoring, n_tokens: int = 40) -> int:
+    """The SavedModel's answer to name queries (the most common tokens alone, in pairs, and with
+    two tracks) equals ml.cold_start's top-10 up to float ties; returns the queries checked."""
+    import tensorflow as tf
+
+    keys = [str(k) for k in scoring.names.keys[:n_tokens]]
+    if not keys:
+        return 0
+    queries: list[tuple[list[int], list[str]]] = [([], [k]) for k in keys]
+    queries += [([], [a, b]) for a, b in zip(keys, keys[1:], strict=False)]
+    queries += [([i, i + 1], [k]) for i, k in enumerate(keys) if i + 1 < len(scoring.track_ids)]
+    signature = tf.saved_model.load(str(saved_model_dir)).signatures[endpoint_contract.SIGNATURE_NAME]
+    different = []
+    for start in range(0, len(queries), 20):
+        chunk = queries[start : start + 20]
+        width = max(1, max(len(r) for r, _ in chunk))
+        name_width = max(len(n) for _, n in chunk)
+        out = signature(
+            tracks=tf.constant(
+                [
+                    [scoring.track_ids[r] for r in rows] + [endpoint_contract.PAD] * (width - len(rows))
+                    for rows, _ in chunk
+                ]
+            ),
+            k=tf.constant([10] * len(chunk), dtype=tf.int32),
+            names=tf.constant([n + [endpoint_contract.PAD] * (name_width - len(n)) for _, n in chunk]),
+        )
+        for i, (rows, names) in enumerate(chunk):
+            ref = scoring.rank(rows, names, 11)
+            assert ref is not None
+            n = int(out["n_results"][i])
+            expected = Expected(
+                tracks=(),
+                track_ids=tuple(scoring.track_ids[r] for r in ref.rows[0][:n]),
+                scores=tuple(float(x) for x in ref.scores[0][:n]),
+                n_unknown=0,
+                fallback=False,
+                tie_score=float(ref.scores[0][n]) if ref.scores.shape[1] > n else -np.inf,
+            )
+            got = {
+                "track_ids": out["track_ids"][i, :n].numpy().astype(str).tolist(),
+                "scores": out["scores"][i, :n].numpy().tolist(),
+                "n_unknown": int(out["n_unknown"][i]),
+            }
+            verdict = compare(expected, got)
+            if verdict not in (None, "tie"):
+                different.append(f"tracks {rows} name {names}: {verdict}")
+    if different:
+        raise RuntimeError(
+            f"{saved_model_dir}: the SavedModel disagrees with ml.cold_start on {len(different)}/"
+            f"{len(queries)} name queries, e.g. {different[0]}"
+        )
+    return len(queries)

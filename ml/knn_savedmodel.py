@@ -13,13 +13,43 @@ from ml import endpoint_contract
 
 
 class PlaylistKnn(tf.Module):
+    """Tracks and/or name tokens -> top-k tracks (ml.knn over [vectors | prior], ml.cold_start).
+
+    `names` are name-token keys (`name:chill`; the endpoint tokenizes a name with
+    ml/name_tokens.py): their rows average into the name query, which answers alone or joins the
+    tracks' mean with the share worth / (n_tracks + worth); the prior column enters through it.
+    """
+
     def __init__(
-        self, normed: np.ndarray, vocab_path: str, popular_ids: list[str], popular_path: str
+        self,
+        normed: np.ndarray,
+        vocab_path: str,
+        popular_ids: list[str],
+        popular_path: str,
+        prior: np.ndarray | None = None,
+        name_keys: list[str] | None = None,
+        name_rows: np.ndarray | None = None,
+        worth: float = 0.0,
     ) -> None:
         super().__init__(name="playlist_knn")
         self.embeddings_t = tf.Variable(
             np.ascontiguousarray(normed.T), trainable=False, name="embeddings_t", dtype=tf.float32
         )
+        dim = normed.shape[1]
+        prior = np.zeros(normed.shape[0], np.float32) if prior is None else prior
+        self.prior = tf.Variable(np.asarray(prior, np.float32), trainable=False, name="prior")
+        if not name_keys:  # a table with one key no tokenizer produces: no name is ever known
+            name_keys, name_rows = [endpoint_contract.NAME_PREFIX], np.zeros((1, dim + 1), np.float32)
+        self.name_rows = tf.Variable(
+            np.asarray(name_rows, np.float32), trainable=False, name="name_rows", dtype=tf.float32
+        )
+        self.row_of_name = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(name_keys, tf.string), tf.range(len(name_keys), dtype=tf.int64)
+            ),
+            default_value=tf.constant(-1, tf.int64),
+        )
+        self.worth = tf.Variable(float(worth), trainable=False, name="worth", dtype=tf.float32)
         whole_line, line_number = tf.lookup.TextFileIndex.WHOLE_LINE, tf.lookup.TextFileIndex.LINE_NUMBER
         self.row_of_id = tf.lookup.StaticHashTable(
             tf.lookup.TextFileInitializer(vocab_path, tf.string, whole_line, tf.int64, line_number),
@@ -39,12 +69,22 @@ class PlaylistKnn(tf.Module):
         input_signature=[
             tf.TensorSpec([None, None], tf.string, name="tracks"),
             tf.TensorSpec([None], tf.int32, name="k"),
+            tf.TensorSpec([None, None], tf.string, name="names"),
         ]
     )
-    def serve(self, tracks, k):
-        return self._serve(tracks, k)
+    def serve(self, tracks, k, names):
+        return self._serve(tracks, k, names)
 
-    def _serve(self, tracks, k):
+    def _name_query(self, names):
+        """Mean of the known name tokens' rows [batch, dim + 1], and how many were known."""
+        name_idx = self.row_of_name.lookup(names)  # -1 for unknown tokens and padding
+        known = name_idx >= 0
+        n_names = tf.reduce_sum(tf.cast(known, tf.int32), axis=1)
+        rows = tf.gather(self.name_rows, tf.where(known, name_idx, tf.zeros_like(name_idx)))
+        summed = tf.reduce_sum(rows * tf.cast(known, tf.float32)[:, :, None], axis=1)
+        return summed / tf.cast(tf.maximum(n_names, 1), tf.float32)[:, None], n_names
+
+    def _serve(self, tracks, k, names):
         embeddings_t = self.embeddings_t  # [dim, n_items]
         n_items = tf.shape(embeddings_t)[1]
         batch = tf.shape(tracks)[0]
@@ -63,7 +103,17 @@ class PlaylistKnn(tf.Module):
         seed_vectors = tf.transpose(tf.gather(embeddings_t, seed_rows, axis=1), [1, 2, 0])
         summed = tf.reduce_sum(seed_vectors * tf.cast(seed, tf.float32)[:, :, None], axis=1)
         query = summed / tf.cast(tf.maximum(n_known, 1), tf.float32)[:, None]
-        scores = tf.matmul(query, embeddings_t)  # [batch, n_items]
+
+        # The name: alone, or worth `worth` seed tracks beside the tracks (ml.cold_start.mix_queries).
+        name_query, n_names = self._name_query(names)
+        has_name = n_names > 0
+        n_float = tf.cast(n_known, tf.float32)
+        share = tf.where(has_name, self.worth / tf.maximum(n_float + self.worth, 1e-12), 0.0)
+        w = tf.where(has_name & tf.equal(n_known, 0), 1.0, share)[:, None]
+        dim = tf.shape(embeddings_t)[0]
+        query = (1.0 - w) * query + w * name_query[:, :dim]
+        prior_weight = w[:, 0] * name_query[:, dim]
+        scores = tf.matmul(query, embeddings_t) + prior_weight[:, None] * self.prior[None, :]
 
         seed_at = tf.where(seed)  # [n_seeds, 2] (playlist, position)
         scores = tf.tensor_scatter_nd_update(
@@ -77,7 +127,7 @@ class PlaylistKnn(tf.Module):
         knn_ids = self.id_of_row.lookup(tf.cast(top.indices, tf.int64))
         knn_n = tf.minimum(k, n_items - n_known)
 
-        fallback = tf.equal(n_known, 0)
+        fallback = tf.equal(n_known, 0) & ~has_name
         pop_ids, pop_n = tf.cond(
             tf.reduce_any(fallback),
             lambda: self._popular(tracks, k, k_max),
@@ -89,6 +139,7 @@ class PlaylistKnn(tf.Module):
             "n_results": tf.where(fallback, pop_n, knn_n),
             "n_unknown": n_unknown,
             "fallback": fallback,
+            "n_name_tokens": n_names,
         }
 
     def _popular(self, tracks, k, k_max):

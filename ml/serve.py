@@ -53,6 +53,7 @@ class ServingModel:
         out = self.signature(
             tracks=tf.constant(inputs["tracks"], dtype=tf.string),
             k=tf.constant(inputs["k"], dtype=tf.int32),
+            names=tf.constant(inputs["names"], dtype=tf.string),
         )
         n_results = out["n_results"].numpy()
         width = int(n_results.max()) if len(n_results) else 0
@@ -64,6 +65,7 @@ class ServingModel:
                 "n_results": n_results.tolist(),
                 "n_unknown": out["n_unknown"].numpy().tolist(),
                 "fallback": out["fallback"].numpy().tolist(),
+                "n_name_tokens": out["n_name_tokens"].numpy().tolist(),
             }
         )
 

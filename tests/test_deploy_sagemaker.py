@@ -82,7 +82,9 @@ class TfServingStandIn:
         request = json.loads(self.inference.input_handler(io.BytesIO(body), context))
         inputs = request["inputs"]
         out = self.loaded.signatures[request["signature_name"]](
-            tracks=tf.constant(inputs["tracks"]), k=tf.constant(inputs["k"], dtype=tf.int32)
+            tracks=tf.constant(inputs["tracks"]),
+            k=tf.constant(inputs["k"], dtype=tf.int32),
+            names=tf.constant(inputs["names"]),
         )
         # TensorFlow Serving's REST answer: columnar "outputs", strings decoded, floats as JSON.
         outputs = {

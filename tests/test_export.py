@@ -30,6 +30,7 @@ def run(signature, playlists: list[list[str]], k: int | list[int] = 10) -> dict[
     out = signature(
         tracks=tf.constant([p + [""] * (width - len(p)) for p in playlists]),
         k=tf.constant(ks, dtype=tf.int32),
+        names=tf.constant([[""]] * len(playlists)),
     )
     return {name: value.numpy() for name, value in out.items()}
 
