@@ -23,6 +23,8 @@ token, so any `VectorRanker` (any query table) gets them without retraining:
   (the direction with the highest average score on those playlists' tracks); beta from a grid;
   c = (length of that mean) ** focus, so a word every taste uses (`favorites`) weighs little in a
   name's mean next to one its playlists agree on (`metal`).
+- artist tokens (optional, chosen on valid): a token no train playlist name carries gets the
+  centroid of the tracks whose artist name has it (beta 0), so `Metallica – Live` finds Metallica.
 - `ridge`: the row v minimizing ||I v - y||^2 + alpha ||v||^2 where y[t] is the share of the
   token's train playlists that hold track t: the row whose scores best predict those playlists'
   tracks under the model's own scoring, its prior weight included.
@@ -163,12 +165,66 @@ def fit_name_model(
     beta: float = 0.0,
     alpha: float = 0.1,
     focus: float = 0.0,
+    item_tokens: Sequence[Sequence[str]] | None = None,
 ) -> NameModel:
     """Name rows from the train playlists carrying each token (see the module docstring).
 
     items: (n_rows, dim + 1) [normalized vectors | prior]; train_rows: each train playlist's
-    tracks as rows of `items` (tracks without a row dropped).
+    tracks as rows of `items` (tracks without a row dropped). item_tokens: the tokens of each
+    row's artist name; a token no train playlist name carries (often enough) then gets a row from
+    the tracks of the artists it names (centroid rule, the playlists' count stored as 0).
     """
+    names = _fit_from_playlists(items, train_rows, train_tokens, method, min_playlists, beta, alpha, focus)
+    if item_tokens is None:
+        return names
+    # An artist's name asks for that artist's tracks, not the popular ones: no prior weight.
+    artists = _fit_from_artists(items, item_tokens, set(names.index), 0.0, focus)
+    return NameModel(
+        np.concatenate([names.keys, artists.keys]),
+        np.vstack([names.rows, artists.rows]).astype(np.float32),
+        np.concatenate([names.n_playlists, artists.n_playlists]),
+        0.0,
+        {**names.params},
+    )
+
+
+def _centroid_rows(
+    members: sp.csr_matrix, playlist_means: np.ndarray, beta: float, focus: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, member counts): c * [unit mean | beta], c = length of the mean ** focus."""
+    n = np.asarray(members.sum(axis=0)).ravel()
+    centroid = np.asarray(members.T @ playlist_means) / np.maximum(n, 1.0)[:, None]
+    # The centroid's length says how much the token's playlists agree (near 0 for a word used by
+    # every taste): its power `focus` weighs the token in a name's mean.
+    weight = np.linalg.norm(centroid, axis=1, keepdims=True) ** focus
+    beta_col = np.full((len(centroid), 1), beta, np.float32)
+    return (weight * np.hstack([normalize_rows(centroid), beta_col])).astype(np.float32), n
+
+
+def _fit_from_artists(
+    items: np.ndarray, item_tokens: Sequence[Sequence[str]], taken: set[str], beta: float, focus: float
+) -> NameModel:
+    keys = sorted({t for tokens in item_tokens for t in tokens} - taken)
+    dim = items.shape[1] - 1
+    if not keys:
+        return NameModel(
+            np.array([], dtype=object), np.zeros((0, dim + 1), np.float32), np.zeros(0, np.int64), 0.0
+        )
+    members = _incidence(token_rows(item_tokens, {t: i for i, t in enumerate(keys)}), len(keys))
+    rows, _ = _centroid_rows(members, items[:, :dim], beta, focus)
+    return NameModel(np.asarray(keys, dtype=object), rows, np.zeros(len(keys), np.int64), 0.0)
+
+
+def _fit_from_playlists(
+    items: np.ndarray,
+    train_rows: Ragged,
+    train_tokens: Sequence[Sequence[str]],
+    method: str,
+    min_playlists: int,
+    beta: float,
+    alpha: float,
+    focus: float,
+) -> NameModel:
     counts: dict[str, int] = {}
     for tokens in train_tokens:
         for t in tokens:
@@ -186,11 +242,7 @@ def fit_name_model(
     if method == "centroid":
         sizes = np.maximum(np.asarray(a.sum(axis=1)).ravel(), 1.0)
         playlist_means = sp.diags(1.0 / sizes) @ a @ items[:, :dim]  # (n_train, dim)
-        centroid = np.asarray(p.T @ playlist_means) / np.maximum(n_pl, 1.0)[:, None]
-        # The centroid's length says how much the token's playlists agree (near 0 for a word used
-        # by every taste): its power `focus` weighs the token in a name's mean.
-        weight = np.linalg.norm(centroid, axis=1, keepdims=True) ** focus
-        rows = weight * np.hstack([normalize_rows(centroid), np.full((len(keys), 1), beta, np.float32)])
+        rows, _ = _centroid_rows(p, playlist_means, beta, focus)
         params = {"method": method, "min_playlists": min_playlists, "beta": beta, "focus": focus}
     elif method == "ridge":
         shares = sp.diags(1.0 / np.maximum(n_pl, 1.0)) @ (p.T @ a)  # (n_tokens, n_rows)

@@ -59,13 +59,14 @@ class NameSelection:
     worths: list[dict[str, Any]]  # every worth tried, valid name+seeds HR@10
 
 
-def _grid(methods: Sequence[str]) -> list[tuple[str, int, dict[str, float]]]:
-    out: list[tuple[str, int, dict[str, float]]] = []
+def _grid(methods: Sequence[str], artists: bool) -> list[tuple[str, int, dict[str, Any]]]:
+    out: list[tuple[str, int, dict[str, Any]]] = []
     for method, min_pl in product(methods, MIN_PLAYLISTS):
         if method == "centroid":
-            out += [(method, min_pl, {"beta": b, "focus": f}) for f, b in product(FOCUS, BETAS)]
+            for use, f, b in product((False, True) if artists else (False,), FOCUS, BETAS):
+                out.append((method, min_pl, {"beta": b, "focus": f, "artists": use}))
         else:
-            out += [(method, min_pl, {"alpha": a}) for a in ALPHAS]
+            out += [(method, min_pl, {"alpha": a, "artists": False}) for a in ALPHAS]
     return out
 
 
@@ -77,11 +78,13 @@ def select_name_model(
     catalogue: int,
     metric: str = "hr@10",
     methods: Sequence[str] = METHODS,
+    track_artists: Sequence[str] | None = None,
 ) -> NameSelection:
     """Fit name rows for every point of the grid and keep the best on valid (name only; the first
     listed among equals); then the name's worth for name + tracks on valid (seeds given; 0, the
     seeds alone, is a candidate). Also fits the keyword-popularity baseline, its min_playlists
-    chosen on valid the same way."""
+    chosen on valid the same way. With `track_artists` (artist name per global track), rows from
+    artist names are a candidate too (ml.cold_start.fit_name_model)."""
     assert base.model is not None and valid.names is not None
     counts = popularity_counts(train, len(base.model.row_of_track))
     prior = track_prior(counts)
@@ -91,11 +94,27 @@ def select_name_model(
     cold = valid.cold()
     trials: list[dict[str, Any]] = []
     best: tuple[float, NameVectorRanker] | None = None
-    for method, min_pl, kw in _grid(methods):
-        names = fit_name_model(items, train_rows, train_tokens, method, min_pl, **kw)
+    item_tokens = (
+        name_token_lists([track_artists[int(t)] for t in base.model.track_of_row])
+        if track_artists is not None
+        else None
+    )
+    for method, min_pl, kw in _grid(methods, item_tokens is not None):
+        artists = kw.pop("artists")
+        names = fit_name_model(
+            items,
+            train_rows,
+            train_tokens,
+            method,
+            min_pl,
+            item_tokens=item_tokens if artists else None,
+            **kw,
+        )
         ranker = NameVectorRanker(base, prior, names)
         score = evaluate_named(ranker, cold, catalogue)[metric]
-        trials.append({**names.params, f"valid_name_only_{metric}": round(score, 6)})
+        trials.append(
+            {**names.params, "artist_tokens": artists, f"valid_name_only_{metric}": round(score, 6)}
+        )
         if best is None or score > best[0]:
             best = (score, ranker)
     assert best is not None

@@ -54,6 +54,7 @@ class PlaylistData:
     valid: EvalSet
     test: EvalSet
     train_names: np.ndarray | None = None  # (n_train,) str: playlist names (dim_playlists)
+    track_artists: np.ndarray | None = None  # (n_tracks,) str: each track's artist name (dim_tracks)
 
     @property
     def n_tracks(self) -> int:
@@ -132,10 +133,10 @@ def load_playlists(con: duckdb.DuckDBPyConnection, names: MartNames | None = Non
     role = np.asarray(cols["role_code"], dtype=np.int8)
     session = np.asarray(cols["session_idx"], dtype=np.int64)
     track = np.asarray(cols["track_idx"], dtype=np.int64)
-    track_ids = np.asarray(
-        con.execute(f"select {n.track_id} from {n.dim_tracks} order by 1").fetchnumpy()[n.track_id],
-        dtype=object,
-    )
+    tracks = con.execute(
+        f"select {n.track_id}, coalesce({n.artist_name}, '') as artist_name from {n.dim_tracks} order by 1"
+    ).fetchnumpy()
+    track_ids = np.asarray(tracks[n.track_id], dtype=object)
     session_ids = np.asarray(
         con.execute(f"select distinct {n.session_id} from {n.splits} order by 1").fetchnumpy()[n.session_id],
         dtype=object,
@@ -156,6 +157,7 @@ def load_playlists(con: duckdb.DuckDBPyConnection, names: MartNames | None = Non
         valid=replace(valid, names=name_of[np.searchsorted(session_ids, valid.session_ids)]),
         test=replace(test, names=name_of[np.searchsorted(session_ids, test.session_ids)]),
         train_names=name_of[train_sessions],
+        track_artists=np.asarray(tracks["artist_name"], dtype=object),
     )
 
 
@@ -186,6 +188,7 @@ class MartNames:
     role: str = "role"
     position: str = "position"
     playlist_name: str = "playlist_name"
+    artist_name: str = "artist_name"
 
 
 def _group(session: np.ndarray, track: np.ndarray) -> tuple[np.ndarray, Ragged]:

@@ -221,7 +221,13 @@ def cold_start_step(ctx: TrainContext, model: Track2Vec, metrics: dict[str, Any]
     data = ctx.data
     assert data.train_names is not None, "load_playlists gives the playlists' names"
     selection = select_name_model(
-        model, data.train, list(data.train_names), ctx.valid_sample, ctx.catalogue, ctx.config.search.metric
+        model,
+        data.train,
+        list(data.train_names),
+        ctx.valid_sample,
+        ctx.catalogue,
+        ctx.config.search.metric,
+        track_artists=data.track_artists,
     )
     metrics.update(
         cold_start_blocks(

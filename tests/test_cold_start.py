@@ -125,6 +125,20 @@ def test_a_name_alone_ranks_its_taste_first_and_an_unknown_name_gets_popularity(
     assert ranking.tracks[2].tolist() == popular[:4].tolist()
 
 
+def test_an_artist_token_no_playlist_name_carries_finds_the_artist() -> None:
+    base = _base()
+    items, prior = _items(base)
+    artists = ["Miles Davis", "Miles Davis", "Coltrane", "Evans", "Ozzy", "Ozzy", "Dio", "Ozzy"]
+    artist_tokens = [name_keys(artists[int(t)]) for t in base.model.track_of_row]
+    tokens = [name_keys(n) for n in TRAIN_NAMES]
+    names = fit_name_model(items, TRAIN, tokens, "centroid", 2, beta=0.5, item_tokens=artist_tokens)
+    assert {"name:rock", "name:jazz", "name:miles", "name:davis", "name:ozzy"} <= set(names.keys)
+    ozzy = list(names.keys).index("name:ozzy")
+    assert names.n_playlists[ozzy] == 0 and names.rows[ozzy, -1] == 0.0  # from artists: no prior
+    ranking = NameVectorRanker(base, prior, names).rank_named(["Ozzy – Live"], Ragged.from_lists([[]]), k=3)
+    assert set(ranking.tracks[0].tolist()) <= {4, 5, 6, 7}  # Ozzy's tracks and their neighbours
+
+
 @pytest.mark.parametrize("focus", [0.0, 2.0])
 def test_centroid_rows_are_the_mean_of_the_playlists_mean_vectors(focus: float) -> None:
     base = _base()
