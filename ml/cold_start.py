@@ -176,7 +176,9 @@ def fit_name_model(
     """
     names = _fit_from_playlists(items, train_rows, train_tokens, method, min_playlists, beta, alpha, focus)
     if item_tokens is None:
-        return names
+        return NameModel(
+            names.keys, names.rows, names.n_playlists, 0.0, {**names.params, "artist_tokens": False}
+        )
     # An artist's name asks for that artist's tracks, not the popular ones: no prior weight.
     artists = _fit_from_artists(items, item_tokens, set(names.index), 0.0, focus)
     return NameModel(
@@ -184,7 +186,7 @@ def fit_name_model(
         np.vstack([names.rows, artists.rows]).astype(np.float32),
         np.concatenate([names.n_playlists, artists.n_playlists]),
         0.0,
-        {**names.params},
+        {**names.params, "artist_tokens": True},
     )
 
 
