@@ -35,6 +35,7 @@ def test_training_writes_every_artefact(tiny_model: Path, tiny_warehouse: Path) 
         "vectors.kv",
         "vectors.kv.vectors.npy",
         "popularity.parquet",
+        "name_tokens.parquet",
         "params.json",
         "metrics.json",
         "fingerprint.json",
@@ -46,7 +47,7 @@ def test_training_writes_every_artefact(tiny_model: Path, tiny_warehouse: Path) 
     ):
         assert (tiny_model / name).exists(), name
     metrics = json.loads((tiny_model / "metrics.json").read_text())
-    assert set(metrics) == {"valid", "test", "baselines"}
+    assert set(metrics) == {"valid", "test", "baselines", "name_only", "name_and_seeds"}
     assert set(metrics["baselines"]) == {"popularity", "item_cooc_knn", "seed_recipe"}
     for block in (metrics["valid"], metrics["test"], *metrics["baselines"].values()):
         assert set(block) >= METRIC_KEYS
