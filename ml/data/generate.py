@@ -2,14 +2,22 @@
 
 The model behind the file
 -------------------------
+Calibrated so the full preset is about as hard to learn as the real file (docs/generator.md,
+`python -m bench realism`), not only as large.
+
 * Taste communities (a few dozen genres/scenes). Every artist belongs to one; artist popularity is
-  Zipf-distributed inside its community, and so is track popularity inside an artist.
+  a flat Zipf inside its community, and so is track popularity inside an artist, over the known
+  first share of its catalogue only (KNOWN_TRACK_SHARE): no hit dominates, as in the real file.
 * Users hold a mixture of 1-3 communities. Each playlist has a primary community drawn from its
-  owner's mixture; its tracks come in runs of one artist (album-like runs, sometimes a whole album
-  of consecutive tracks), mostly from the primary community and sometimes from the owner's others;
-  a quarter of runs are by one of the owner's dozen favourite artists, in any of their playlists.
+  owner's mixture; its tracks come in runs of one artist (short album-like runs, sometimes a whole
+  album of consecutive tracks). Only part of a playlist's runs comes from its primary community (a
+  share growing with the owner's activity: users with a few playlists have a weak taste structure);
+  the others from the owner's other tastes or from anywhere (popular tracks cross communities); a
+  tenth of runs are by one of the owner's dozen favourite artists, in any of their playlists.
+* A fifth of all runs are deep cuts drawn without popularity from the whole catalogue: the one-off,
+  near-singleton tracks that no ranker can predict.
 * Playlists per user and playlist sizes are heavy-tailed (lognormal: median about 17 tracks, rare
-  playlists of thousands; the full preset always has one above 10,000). Every user with a library
+  playlists of thousands; the full preset always has one of 42-48k). Every user with a library
   has the auto playlists `Starred` and often `Liked from Radio`, which mix all of the owner's tastes.
 * Playlist names come from the community's taste words, from a focus artist (`Artist – Album`) or
   from a pool of generic names; track titles come from per-script word pools, and some titles
