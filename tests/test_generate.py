@@ -252,7 +252,12 @@ def test_full_preset_scale_is_the_real_files() -> None:
     assert 12_500_000 <= full.rows <= 13_300_000
     assert 15_000 <= full.users <= 16_500 and 220_000 <= full.playlists <= 240_000
     # The real file's largest playlist holds about 47,000 rows.
-    assert 40_000 <= gen.FULL_SCALE_MAX_PLAYLIST < gen.FULL_SCALE_MAX_PLAYLIST + gen.FULL_SCALE_MAX_PLAYLIST_SPREAD <= 50_000
+    assert (
+        40_000
+        <= gen.FULL_SCALE_MAX_PLAYLIST
+        < gen.FULL_SCALE_MAX_PLAYLIST + gen.FULL_SCALE_MAX_PLAYLIST_SPREAD
+        <= 50_000
+    )
     assert 250_000 <= gen.PRESETS["small"].rows <= 350_000
 
 
