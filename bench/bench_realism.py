@@ -40,9 +40,9 @@ import duckdb
 import numpy as np
 
 from bench.common import BENCH_DATA_DIR, REPO_ROOT, run_measured, write_results
-from ml.baselines import fit_cooc_variants, popularity_counts, rank_cooc
+from ml.baselines import fit_cooc_variants, popularity_counts, popularity_order, rank_cooc, rank_popularity
 from ml.data.generate import DUCKDB_RAW_READ_OPTIONS
-from ml.evaluate import Ragged, popularity_order, rank_popularity
+from ml.shapes import Ragged
 from ml.warehouse import build_warehouse
 
 SEED = 42
