@@ -267,9 +267,12 @@ def test_training_writes_the_name_blocks_and_the_name_table(tiny_model: Path) ->
         if all(r[k] == v for k, v in name_only["selected"].items() if k in r)
     ]
     assert chosen and chosen[0]["valid_name_only_hr@10"] == best
-    # the name's worth was chosen on valid among the candidates, the best of them
-    scores = {row["worth"]: row["valid_name_and_seeds_hr@10"] for row in both["selection"]}
-    assert scores[both["worth"]] == max(scores.values())
+    # the name's worth: the best on valid if it beats the seeds alone by a standard error, else 0
+    rows = both["selection"]
+    assert [r["worth"] for r in rows if r["chosen"]] == [both["worth"]]
+    best = max(rows, key=lambda r: r["valid_name_and_seeds_hr@10"])
+    beats = best["gain_over_seeds"] > best["gain_standard_error"]
+    assert both["worth"] == (best["worth"] if beats else 0.0)
     names = NameModel.load(tiny_model)
     assert names.worth == both["worth"] and len(names.keys) == name_only["selected"]["n_tokens"]
     assert all(k.startswith("name:") for k in names.keys)
