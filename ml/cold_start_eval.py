@@ -82,7 +82,7 @@ def select_name_model(
 ) -> NameSelection:
     """Fit name rows for every point of the grid and keep the best on valid (name only; the first
     listed among equals); then the name's worth for name + tracks on valid (seeds given; 0, the
-    seeds alone, is a candidate). Also fits the keyword-popularity baseline, its min_playlists
+    seeds alone, unless another beats it by a standard error: `_select_worth`). Also fits the keyword-popularity baseline, its min_playlists
     chosen on valid the same way. With `track_artists` (artist name per global track), rows from
     artist names are a candidate too (ml.cold_start.fit_name_model)."""
     assert base.model is not None and valid.names is not None
