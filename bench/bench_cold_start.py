@@ -113,3 +113,87 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def trained_in(argv: list[str] | None = None) -> None:
+    """The other option of issue 14, measured once: name tokens written into the track2vec
+    sentences (each train playlist's tracks plus its `name:` tokens), the tokens' own vectors as
+    name rows (beta from the same grid, focus 0), scored the same way on valid and test.
+
+    python -c 'from bench.bench_cold_start import trained_in; trained_in()' <warehouse> [label]
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    warehouse = Path(argv[0]).resolve()
+    label = argv[1] if len(argv) > 1 else warehouse.parent.name
+    import numpy as np
+
+    from ml import warehouse as wh
+    from ml.baselines import popularity_order
+    from ml.cold_start import NameModel, NameVectorRanker, name_token_lists, track_prior
+    from ml.cold_start_eval import BETAS, evaluate_named
+    from ml.corpus import load_playlists
+    from ml.knn import normalize_rows
+    from ml.rankers import VectorRanker
+    from ml.search import load_grid
+    from ml.shapes import Ragged
+    from ml.word2vec import Track2Vec
+
+    config = load_grid(None)
+    con = wh.connect(warehouse)
+    try:
+        data = load_playlists(con)
+    finally:
+        con.close()
+    tokens = name_token_lists(list(data.train_names))
+    keys = sorted({t for ts in tokens for t in ts})
+    index = {t: data.n_tracks + i for i, t in enumerate(keys)}
+    augmented = Ragged.from_lists(
+        [np.r_[data.train.row(i), [index[t] for t in ts]].astype(np.int64) for i, ts in enumerate(tokens)]
+    )
+    ids = np.concatenate([data.track_ids, np.asarray(keys, dtype=object)])
+    cache = REPO_ROOT / "data" / "bench" / "cold_start_cache"
+    t0 = time.perf_counter()
+    fitted = Track2Vec(
+        config.defaults, seed=42, workers=config.workers, cache_dir=cache, n_orders=config.n_orders
+    )
+    fitted.fit(augmented, ids)
+    fit_s = time.perf_counter() - t0
+    kv = fitted.keyed_vectors
+    track_keys = [k for k in kv.index_to_key if not str(k).startswith("name:")]
+    name_keys = [k for k in kv.index_to_key if str(k).startswith("name:")]
+    from gensim.models import KeyedVectors
+
+    tracks_kv = KeyedVectors(kv.vector_size)
+    tracks_kv.add_vectors(track_keys, np.asarray([kv[k] for k in track_keys]))
+    counts = np.bincount(data.train.values, minlength=data.n_tracks)
+    base = VectorRanker().set_vectors(tracks_kv, data.track_ids, popularity_order(counts))
+    prior = track_prior(counts)
+    directions = (
+        normalize_rows(np.asarray([kv[k] for k in name_keys])) if name_keys else np.zeros((0, kv.vector_size))
+    )
+    catalogue = int((counts > 0).sum())
+    rows = []
+    for beta in BETAS:
+        names = NameModel(
+            np.asarray(name_keys, dtype=object),
+            np.hstack([directions, np.full((len(name_keys), 1), beta, np.float32)]).astype(np.float32),
+            np.zeros(len(name_keys), np.int64),
+            0.0,
+            {"method": "trained_in", "beta": beta},
+        )
+        ranker = NameVectorRanker(base, prior, names)
+        rows.append(
+            {
+                "beta": beta,
+                "valid_hr@10": round(evaluate_named(ranker, data.valid.cold(), catalogue)["hr@10"], 6),
+                "test_hr@10": round(evaluate_named(ranker, data.test.cold(), catalogue)["hr@10"], 6),
+            }
+        )
+    best = max(rows, key=lambda r: r["valid_hr@10"])
+    lines = [
+        f"trained-in name tokens ({label}): {len(name_keys):,} of {len(keys):,} tokens reach min_count "
+        f"{config.defaults.min_count}; fit {fit_s:.0f} s; load average {os.getloadavg()[0]:.1f}",
+        f"best on valid: beta {best['beta']}, name-only HR@10 valid {best['valid_hr@10']:.4f}, test {best['test_hr@10']:.4f}",
+        *(f"- beta {r['beta']}: valid {r['valid_hr@10']:.4f}, test {r['test_hr@10']:.4f}" for r in rows),
+    ]
+    write_results(f"cold_start_trained_in_{label}", {"rows": rows, "best": best, "fit_seconds": fit_s}, lines)
