@@ -1,40 +1,61 @@
-"""Read the raw file into the three narrow frames the raw gate validates.
+"""Read the raw file into the small frames the raw gate validates.
 
-Why this shape: Great Expectations' pandas engine is the only GX engine that works here, and a
-per-row frame of the full file with its text columns costs about 33 s and 5.4 GB (GX casts the
-user_id column to Python strings for the regex). So DuckDB reads the file once as physical lines
-(parallel, about 0.6 s for the bare scan of 1.2 GB) and computes the parse per line; GX receives
+Why this shape: Great Expectations' pandas engine is the only GX engine that works here, and
+handing it one row per line of the full file costs more than everything else together (a 13M-row
+frame, GX's per-row casts). So the file is read twice, each time at the speed of the machine:
 
-* `file`  - one row of file-level facts (header line, byte counts of '\\r' and NUL, UTF-8 validity,
-  the physical line count next to the lines DuckDB read),
-* `users` - one row per distinct user_id (regex, distinct count, largest share),
-* `lines` - one row per data line with only numbers and a category (parse status, line and field
-  lengths), indexed by the physical line number so a failure names its lines.
+* a byte scan (Python, sequential): '\\n' count, UTF-8 validity, and the control characters
+  (NUL, '\\r', any other byte below 0x20 except tab) with the lines that hold them;
+* DuckDB reading it as physical lines (parallel): the parse per line (strict / recovered /
+  rejected), empty names, line lengths, counted per kind with the first offending line numbers,
+  and one row per distinct user_id.
+
+GX receives three frames: `file` (one row of file-level facts), `users` (one row per distinct
+user_id, indexed by the line it first appears on) and `line_counts` (one row: the number of lines of
+each kind). The first offending line numbers of every kind travel beside them (RawFrames.examples)
+so a failure names its lines.
 """
 
 from __future__ import annotations
 
 import codecs
+import html
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from ml.config import RAW_COLUMNS
 
 PARSE_STATUSES = ("strict", "recovered", "rejected")
 _CHUNK = 1 << 26  # 64 MiB
+EXAMPLES = 5  # offending line numbers kept per kind
 
 # A well-formed line: four double-quoted fields, inner quotes escaped with a backslash.
 _FIELD = r'((?:[^"\\]|\\.)*)'
 STRICT_LINE_RE = '"' + '","'.join([_FIELD] * 4) + '"'
 USER_ID_RE = "^[0-9a-f]{32}$"
 
+# Control characters: every byte below 0x20 except tab and the line feed that ends a line. dbt
+# quarantines such lines (reason 'control_character'); NUL and '\\r' are also counted apart.
+CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10))
+_NOT_CONTROL = bytes(b for b in range(256) if b not in CONTROL_BYTES)
+GLOB_CHARACTERS = "*?[]"
+
 
 class RawFileError(Exception):
     """The file cannot be gated at all (missing, empty, unreadable); the message names the file."""
+
+
+@dataclass(frozen=True)
+class LineKind:
+    """Lines holding one kind of byte: how many, and the first few (1-based physical line numbers)."""
+
+    lines: int = 0
+    examples: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -43,38 +64,85 @@ class FileFacts:
     size_bytes: int
     header_line: str
     physical_lines: int  # '\n'-separated, a last line without '\n' counts
-    carriage_returns: int
-    first_carriage_return_line: int | None
+    carriage_returns: int  # bytes
     nul_bytes: int
-    first_nul_line: int | None
+    cr_lines: LineKind
+    nul_lines: LineKind
+    control_lines: LineKind  # any control character but tab (NUL and '\r' included)
     first_invalid_utf8_line: int | None
     ends_with_newline: bool
+
+    @property
+    def first_carriage_return_line(self) -> int | None:
+        return self.cr_lines.examples[0] if self.cr_lines.examples else None
+
+    @property
+    def first_nul_line(self) -> int | None:
+        return self.nul_lines.examples[0] if self.nul_lines.examples else None
 
     def header_columns(self) -> list[str]:
         """The header's names with quotes and spaces stripped, in file order."""
         return [part.strip().strip('"') for part in self.header_line.split(",")]
 
     def frame(self, lines_read: int | None) -> pd.DataFrame:
+        # Text from the file goes into GX's Data Docs (HTML) as-is: escape it here (html_safe).
         return pd.DataFrame(
             {
-                "header_line": [self.header_line],
-                "header_columns": [", ".join(self.header_columns())],
+                "header_line": [html_safe(self.header_line)],
+                "header_columns": [html_safe(", ".join(self.header_columns()))],
                 "physical_lines": [self.physical_lines],
                 # |physical - read|; all of them when the lines could not be read (invalid UTF-8)
                 "lines_unaccounted": [abs(self.physical_lines - (lines_read or 0))],
                 "carriage_returns": [self.carriage_returns],
                 "nul_bytes": [self.nul_bytes],
+                "control_character_lines": [self.control_lines.lines],
                 "first_invalid_utf8_line": pd.array([self.first_invalid_utf8_line], dtype="Int64"),
             }
         )
+
+
+def html_safe(text: str) -> str:
+    """Text from the raw file made inert in HTML: & < > escaped (quotes kept, so the header
+    comparison is unchanged; no valid header or user_id holds & < >). gx_run.console_text undoes it."""
+    return html.escape(text, quote=False)
 
 
 def _line_of(buf: bytes, offset_in_buf: int, lines_before: int) -> int:
     return lines_before + buf.count(b"\n", 0, offset_in_buf) + 1
 
 
+class _KindTally:
+    """Distinct lines of one kind across chunks (a line may straddle two chunks)."""
+
+    def __init__(self) -> None:
+        self.lines = 0
+        self.examples: list[int] = []
+        self._last = 0
+
+    def add(self, line_numbers: np.ndarray) -> None:
+        unique = np.unique(line_numbers)
+        if unique.size and unique[0] == self._last:
+            unique = unique[1:]
+        if unique.size:
+            self.lines += int(unique.size)
+            if len(self.examples) < EXAMPLES:
+                self.examples += [int(n) for n in unique[: EXAMPLES - len(self.examples)]]
+            self._last = int(unique[-1])
+
+    def result(self) -> LineKind:
+        return LineKind(self.lines, tuple(self.examples))
+
+
+def _control_lines(chunk: bytes, lines_before: int) -> tuple[np.ndarray, np.ndarray]:
+    """Line numbers and byte values of the control characters in a chunk (called only when some are)."""
+    arr = np.frombuffer(chunk, dtype=np.uint8)
+    positions = np.flatnonzero((arr < 32) & (arr != 9) & (arr != 10))
+    newlines = np.flatnonzero(arr == 10)
+    return lines_before + np.searchsorted(newlines, positions, side="right") + 1, arr[positions]
+
+
 def scan_file(path: Path) -> FileFacts:
-    """Byte-level facts in one sequential pass (bytes.count and an incremental UTF-8 decoder)."""
+    """Byte-level facts in one sequential pass (bytes.count/translate and an incremental UTF-8 decoder)."""
     path = Path(path)
     if not path.exists():
         raise RawFileError(f"raw file not found: {path} (set RAW_CSV or pass --csv)")
@@ -85,7 +153,8 @@ def scan_file(path: Path) -> FileFacts:
         raise RawFileError(f"raw file is empty (0 bytes): {path}")
 
     newlines = crs = nuls = 0
-    first_cr = first_nul = first_bad_utf8 = None
+    cr, nul, control = _KindTally(), _KindTally(), _KindTally()
+    first_bad_utf8 = None
     decoder = codecs.getincrementaldecoder("utf-8")()
     header = b""
     last = b""
@@ -93,17 +162,18 @@ def scan_file(path: Path) -> FileFacts:
         while chunk := fh.read(_CHUNK):
             if not header:
                 header = chunk.split(b"\n", 1)[0][:4096]
-            n_cr, n_nul = chunk.count(b"\r"), chunk.count(b"\0")
-            if n_cr and first_cr is None:
-                first_cr = _line_of(chunk, chunk.index(b"\r"), newlines)
-            if n_nul and first_nul is None:
-                first_nul = _line_of(chunk, chunk.index(b"\0"), newlines)
+            if chunk.translate(None, _NOT_CONTROL):  # rare: only then find the lines
+                line_numbers, values = _control_lines(chunk, newlines)
+                control.add(line_numbers)
+                cr.add(line_numbers[values == 13])
+                nul.add(line_numbers[values == 0])
+                crs += int((values == 13).sum())
+                nuls += int((values == 0).sum())
             if first_bad_utf8 is None:
                 try:
                     decoder.decode(chunk)
                 except UnicodeDecodeError as err:
                     first_bad_utf8 = _line_of(chunk, err.start, newlines)
-            crs, nuls = crs + n_cr, nuls + n_nul
             newlines += chunk.count(b"\n")
             last = chunk[-1:]
     if first_bad_utf8 is None:
@@ -118,9 +188,10 @@ def scan_file(path: Path) -> FileFacts:
         header_line=header.rstrip(b"\r").decode("utf-8", errors="replace"),
         physical_lines=newlines + (0 if ends_with_newline else 1),
         carriage_returns=crs,
-        first_carriage_return_line=first_cr,
         nul_bytes=nuls,
-        first_nul_line=first_nul,
+        cr_lines=cr.result(),
+        nul_lines=nul.result(),
+        control_lines=control.result(),
         first_invalid_utf8_line=first_bad_utf8,
         ends_with_newline=ends_with_newline,
     )
@@ -145,7 +216,7 @@ def _lines_source_sql(path: Path) -> str:
 
 
 def parsed_lines_sql(path: Path) -> str:
-    """Per physical line: parse status, user_id, line length and trimmed field lengths.
+    """Per physical line: parse status, user_id, line length and which names are empty (trimmed).
 
     strict    - matches the well-formed grammar (four quoted fields, inner quotes backslash-escaped);
     recovered - quoted at both ends and splits on '","' into exactly 4 fields (unescaped inner quotes);
@@ -188,10 +259,10 @@ def parsed_lines_sql(path: Path) -> str:
                 parse_status::parse_status as parse_status,
                 fields[1] as user_id,
                 length(line)::bigint as line_length,
-                -- double, not a nullable int: GX's pandas range check is vectorized only for int64/float64
-                length(trim(fields[2]))::double as artist_length,
-                length(trim(fields[3]))::double as track_length,
-                length(trim(fields[4]))::double as playlist_length,
+                -- NULL on rejected lines (no fields): the empty-name counts are over parsed lines
+                trim(fields[2]) = '' as artist_empty,
+                trim(fields[3]) = '' as track_empty,
+                trim(fields[4]) = '' as playlist_empty,
             from fielded
         ),
         numbered as (
@@ -201,30 +272,68 @@ def parsed_lines_sql(path: Path) -> str:
     """
 
 
+# The kinds of lines counted in `line_counts`: (column, SQL condition over `parsed`).
+LINE_KINDS = {
+    "rejected_lines": "parse_status = 'rejected'",
+    "recovered_lines": "parse_status = 'recovered'",
+    "empty_artist_lines": "artist_empty",
+    "empty_track_lines": "track_empty",
+    "empty_playlist_lines": "playlist_empty",
+    "line_length_outside_lines": "line_length not between $min_length and $max_length",
+}
+
+
 @dataclass(frozen=True)
 class RawFrames:
     facts: FileFacts
     file: pd.DataFrame
     users: pd.DataFrame | None  # None when the file could not be read as lines
-    lines: pd.DataFrame | None
+    line_counts: pd.DataFrame | None  # one row: data_lines, parsed_lines, strict_lines and LINE_KINDS
+    examples: dict[str, tuple[int, ...]] = field(default_factory=dict)  # kind -> first line numbers
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
 
 
-def read_raw_frames(path: Path, threads: int | None = None) -> RawFrames:
-    """Scan the file (bytes), then read it with DuckDB into the file / users / lines frames."""
+def check_path(path: Path) -> None:
+    """DuckDB expands * ? [ ] in a path to every matching file: refuse such a name in one line."""
+    found = sorted({c for c in str(path) if c in GLOB_CHARACTERS})
+    if found:
+        raise RawFileError(
+            f"raw file name holds glob character(s) {' '.join(found)}: {path} "
+            "(DuckDB would read every matching file; rename it)"
+        )
+
+
+def read_raw_frames(path: Path, line_length: tuple[float, float], threads: int | None = None) -> RawFrames:
+    """Scan the file (bytes), then read it with DuckDB into the file / users / line_counts frames.
+
+    line_length: the allowed [min, max] line length in characters (lines outside are counted).
+    """
     start = time.perf_counter()
+    check_path(Path(path))
     facts = scan_file(path)
     scanned = time.perf_counter()
+    examples = {
+        "carriage_returns": facts.cr_lines.examples,
+        "nul_bytes": facts.nul_lines.examples,
+        "control_character_lines": facts.control_lines.examples,
+    }
     if facts.first_invalid_utf8_line is not None:
         # DuckDB refuses the file; the file-level suite reports the line.
         return RawFrames(
             facts=facts,
             file=facts.frame(lines_read=None),
             users=None,
-            lines=None,
+            line_counts=None,
+            examples=examples,
             timings={"byte_scan_s": scanned - start},
         )
 
+    lo, hi = line_length
+    hi_sql = "9223372036854775807" if hi == float("inf") else str(int(hi))
+    kinds = {
+        name: cond.replace("$min_length", str(int(lo))).replace("$max_length", hi_sql)
+        for name, cond in LINE_KINDS.items()
+    }
     con = duckdb.connect()
     try:
         if threads:
@@ -232,9 +341,21 @@ def read_raw_frames(path: Path, threads: int | None = None) -> RawFrames:
         values = ", ".join(_sql_str(s) for s in PARSE_STATUSES)
         con.execute(f"create type parse_status as enum ({values})")
         con.execute(f"create temp table parsed as {parsed_lines_sql(facts.path)}")
-        # rows in `parsed` are data lines; the header line is counted back in.
-        data_lines = con.execute("select count(*) from parsed").fetchone()[0]
-        lines = con.execute("select * exclude (user_id) from parsed").df()
+        counted = ",\n".join(
+            f"count(*) filter (where {cond}) as {name}, min(line_number, {EXAMPLES}) filter (where {cond}) as {name}_at"
+            for name, cond in kinds.items()
+        )
+        cursor = con.execute(
+            f"""
+            select
+                count(*) as data_lines,
+                count(*) filter (where parse_status != 'rejected') as parsed_lines,
+                count(*) filter (where parse_status = 'strict') as strict_lines,
+                {counted},
+            from parsed
+            """
+        )
+        row = dict(zip([d[0] for d in cursor.description], cursor.fetchone(), strict=True))
         users = con.execute(
             """
             select
@@ -250,16 +371,28 @@ def read_raw_frames(path: Path, threads: int | None = None) -> RawFrames:
         ).df()
     finally:
         con.close()
-    lines = lines.set_index("line_number")
+    for name in kinds:
+        examples[name] = tuple(sorted(int(n) for n in (row.pop(f"{name}_at") or ())))
+    line_counts = pd.DataFrame({k: [int(v)] for k, v in row.items()})
+    users["user_id"] = users["user_id"].map(html_safe)
     users = users.set_index("first_line")
     header_line_read = 1 if facts.physical_lines >= 1 else 0
     return RawFrames(
         facts=facts,
-        file=facts.frame(lines_read=data_lines + header_line_read),
+        file=facts.frame(lines_read=row["data_lines"] + header_line_read),
         users=users,
-        lines=lines,
+        line_counts=line_counts,
+        examples=examples,
         timings={"byte_scan_s": scanned - start, "duckdb_parse_s": time.perf_counter() - scanned},
     )
 
 
-__all__ = ["RAW_COLUMNS", "FileFacts", "RawFileError", "RawFrames", "read_raw_frames", "scan_file"]
+__all__ = [
+    "RAW_COLUMNS",
+    "FileFacts",
+    "RawFileError",
+    "RawFrames",
+    "check_path",
+    "read_raw_frames",
+    "scan_file",
+]
