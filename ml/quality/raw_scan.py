@@ -4,11 +4,12 @@ Why this shape: Great Expectations' pandas engine is the only GX engine that wor
 handing it one row per line of the full file costs more than everything else together (a 13M-row
 frame, GX's per-row casts). So the file is read twice, each time at the speed of the machine:
 
-* a byte scan (Python, sequential): '\\n' count, UTF-8 validity, and the control characters
+* a byte scan (Python, sequential): '\\n' count and the control characters
   (NUL, '\\r', any other byte below 0x20 except tab) with the lines that hold them;
 * DuckDB reading it as physical lines (parallel): the parse per line (strict / recovered /
   rejected), empty names, line lengths, counted per kind with the first offending line numbers,
-  and one row per distinct user_id.
+  and one row per distinct user_id. DuckDB validates UTF-8 as it reads; when it refuses the file a
+  second byte pass finds the first line that is not UTF-8.
 
 GX receives three frames: `file` (one row of file-level facts), `users` (one row per distinct
 user_id, indexed by the line it first appears on) and `line_counts` (one row: the number of lines of
@@ -21,7 +22,7 @@ from __future__ import annotations
 import codecs
 import html
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import duckdb
@@ -141,8 +142,31 @@ def _control_lines(chunk: bytes, lines_before: int) -> tuple[np.ndarray, np.ndar
     return lines_before + np.searchsorted(newlines, positions, side="right") + 1, arr[positions]
 
 
-def scan_file(path: Path) -> FileFacts:
-    """Byte-level facts in one sequential pass (bytes.count/translate and an incremental UTF-8 decoder)."""
+def first_invalid_utf8_line(path: Path) -> int | None:
+    """The first line that is not valid UTF-8 (an incremental decoder over the file), or None."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    newlines = 0
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as err:
+                return _line_of(chunk, err.start, newlines)
+            newlines += chunk.count(b"\n")
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return newlines + 1
+    return None
+
+
+def scan_file(path: Path, check_utf8: bool = True) -> FileFacts:
+    """Byte-level facts in one sequential pass (bytes.count, bytes.translate).
+
+    check_utf8: also find the first line that is not valid UTF-8 (a second pass, about as long as
+    the rest together); the gate skips it because DuckDB validates UTF-8 as it reads, and runs it
+    only when DuckDB refuses the file.
+    """
     path = Path(path)
     if not path.exists():
         raise RawFileError(f"raw file not found: {path} (set RAW_CSV or pass --csv)")
@@ -154,8 +178,6 @@ def scan_file(path: Path) -> FileFacts:
 
     newlines = crs = nuls = 0
     cr, nul, control = _KindTally(), _KindTally(), _KindTally()
-    first_bad_utf8 = None
-    decoder = codecs.getincrementaldecoder("utf-8")()
     header = b""
     last = b""
     with path.open("rb") as fh:
@@ -169,18 +191,8 @@ def scan_file(path: Path) -> FileFacts:
                 nul.add(line_numbers[values == 0])
                 crs += int((values == 13).sum())
                 nuls += int((values == 0).sum())
-            if first_bad_utf8 is None:
-                try:
-                    decoder.decode(chunk)
-                except UnicodeDecodeError as err:
-                    first_bad_utf8 = _line_of(chunk, err.start, newlines)
             newlines += chunk.count(b"\n")
             last = chunk[-1:]
-    if first_bad_utf8 is None:
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            first_bad_utf8 = newlines + 1
     ends_with_newline = last == b"\n"
     return FileFacts(
         path=path,
@@ -192,7 +204,7 @@ def scan_file(path: Path) -> FileFacts:
         cr_lines=cr.result(),
         nul_lines=nul.result(),
         control_lines=control.result(),
-        first_invalid_utf8_line=first_bad_utf8,
+        first_invalid_utf8_line=first_invalid_utf8_line(path) if check_utf8 else None,
         ends_with_newline=ends_with_newline,
     )
 
@@ -216,60 +228,77 @@ def _lines_source_sql(path: Path) -> str:
 
 
 def parsed_lines_sql(path: Path) -> str:
-    """Per physical line: parse status, user_id, line length and which names are empty (trimmed).
+    """Per physical line, in file order: parse status, user_id, line length and which names are
+    empty (after trimming spaces); insert it into a table and `rowid + 1` is the line number.
 
     strict    - matches the well-formed grammar (four quoted fields, inner quotes backslash-escaped);
     recovered - quoted at both ends and splits on '","' into exactly 4 fields (unescaped inner quotes);
     rejected  - anything else (dbt's rejected_lines quarantines these with a reason).
-    Inside a strict line '","' can only appear as a separator or right after an escaped quote
-    ('\\","'), so strict lines without that sequence are split on '","' instead of running the
-    capturing regex, which is several times slower; the rare others take the regex groups.
-    Every expression is computed before the window so only scalars flow through row_number().
+    A line without a backslash is strict exactly when it is quoted at both ends, splits on '","'
+    into 4 parts and no part holds another quote, so only lines with a backslash (a fraction of a
+    percent) run the grammar's regex; string functions on the split parts are several times
+    cheaper. Inside a strict line '","' can only appear as a separator or right after an escaped
+    quote ('\\","'), so strict lines without that sequence take the split parts as fields; the
+    rare others take the regex groups. (substr, not [a:b] slices: several times faster in DuckDB.)
     """
     strict = _sql_str(STRICT_LINE_RE)
     return f"""
         with split_lines as (
             select
                 coalesce(line, '') as line,
-                regexp_full_match(coalesce(line, ''), {strict}) as is_strict,
-                string_split(line[2:-2], '","') as parts,
-                length(line) >= 2 and starts_with(line, '"') and ends_with(line, '"') as is_quoted,
+                string_split(coalesce(line, ''), '","') as parts,
+                strlen(coalesce(line, '')) >= 2 and starts_with(line, '"') and ends_with(line, '"') as is_quoted,
+                contains(coalesce(line, ''), '\\') as has_backslash,
             from {_lines_source_sql(path)}
+        ),
+        unquoted as (
+            select
+                line, parts, has_backslash, is_quoted and len(parts) = 4 as is_split,
+                -- the first and last parts without the line's outer quotes (when it has them)
+                substr(parts[1], 2) as first_field,
+                substr(parts[len(parts)], 1, length(parts[len(parts)]) - 1) as last_field,
+            from split_lines
+        ),
+        classified as (
+            select
+                *,
+                case
+                    when has_backslash then regexp_full_match(line, {strict})
+                    else is_split
+                        and not contains(first_field, '"') and not contains(parts[2], '"')
+                        and not contains(parts[3], '"') and not contains(last_field, '"')
+                end as is_strict,
+            from unquoted
         ),
         fielded as (
             select
                 line,
+                case when is_strict then 'strict' when is_split then 'recovered' else 'rejected' end as parse_status,
                 case
-                    when is_strict then 'strict'
-                    when is_quoted and len(parts) = 4 then 'recovered'
-                    else 'rejected'
-                end as parse_status,
-                case
-                    when is_strict and len(parts) = 4 and not contains(line, '\\","') then parts
-                    when not is_strict and is_quoted and len(parts) = 4 then parts
+                    when is_split and not (is_strict and contains(line, '\\","'))
+                        then [first_field, parts[2], parts[3], last_field]
                     when is_strict then [
                         regexp_extract(line, {strict}, 1), regexp_extract(line, {strict}, 2),
                         regexp_extract(line, {strict}, 3), regexp_extract(line, {strict}, 4),
                     ]
                 end as fields,
-            from split_lines
-        ),
-        measured as (
-            select
-                parse_status::parse_status as parse_status,
-                fields[1] as user_id,
-                length(line)::bigint as line_length,
-                -- NULL on rejected lines (no fields): the empty-name counts are over parsed lines
-                trim(fields[2]) = '' as artist_empty,
-                trim(fields[3]) = '' as track_empty,
-                trim(fields[4]) = '' as playlist_empty,
-            from fielded
-        ),
-        numbered as (
-            select row_number() over () as line_number, * from measured
+            from classified
         )
-        select * from numbered where line_number > 1
+        select
+            parse_status::parse_status as parse_status,
+            fields[1] as user_id,
+            length(line)::bigint as line_length,
+            -- NULL on rejected lines (no fields): the empty-name counts are over parsed lines;
+            -- trim() only for the few names that start with a space
+            {_blank("fields[2]")} as artist_empty,
+            {_blank("fields[3]")} as track_empty,
+            {_blank("fields[4]")} as playlist_empty,
+        from fielded
     """
+
+
+def _blank(expr: str) -> str:
+    return f"({expr} = '' or (starts_with({expr}, ' ') and trim({expr}) = ''))"
 
 
 # The kinds of lines counted in `line_counts`: (column, SQL condition over `parsed`).
@@ -310,24 +339,38 @@ def read_raw_frames(path: Path, line_length: tuple[float, float], threads: int |
     """
     start = time.perf_counter()
     check_path(Path(path))
-    facts = scan_file(path)
+    facts = scan_file(path, check_utf8=False)
     scanned = time.perf_counter()
     examples = {
         "carriage_returns": facts.cr_lines.examples,
         "nul_bytes": facts.nul_lines.examples,
         "control_character_lines": facts.control_lines.examples,
     }
-    if facts.first_invalid_utf8_line is not None:
-        # DuckDB refuses the file; the file-level suite reports the line.
-        return RawFrames(
-            facts=facts,
-            file=facts.frame(lines_read=None),
-            users=None,
-            line_counts=None,
-            examples=examples,
-            timings={"byte_scan_s": scanned - start},
-        )
+    try:
+        return _read_lines(facts, examples, line_length, threads, {"byte_scan_s": scanned - start})
+    except duckdb.InvalidInputException as err:
+        if "unicode" not in str(err).lower():
+            raise
+    # DuckDB refuses a file that is not UTF-8; the file-level suite reports the first such line.
+    facts = replace(facts, first_invalid_utf8_line=first_invalid_utf8_line(facts.path))
+    return RawFrames(
+        facts=facts,
+        file=facts.frame(lines_read=None),
+        users=None,
+        line_counts=None,
+        examples=examples,
+        timings={"byte_scan_s": time.perf_counter() - start},
+    )
 
+
+def _read_lines(
+    facts: FileFacts,
+    examples: dict[str, tuple[int, ...]],
+    line_length: tuple[float, float],
+    threads: int | None,
+    timings: dict[str, float],
+) -> RawFrames:
+    scanned = time.perf_counter()
     lo, hi = line_length
     hi_sql = "9223372036854775807" if hi == float("inf") else str(int(hi))
     kinds = {
@@ -340,7 +383,11 @@ def read_raw_frames(path: Path, line_length: tuple[float, float], threads: int |
             con.execute(f"set threads = {int(threads)}")
         values = ", ".join(_sql_str(s) for s in PARSE_STATUSES)
         con.execute(f"create type parse_status as enum ({values})")
-        con.execute(f"create temp table parsed as {parsed_lines_sql(facts.path)}")
+        # inserted in file order (DuckDB preserves insertion order): rowid + 1 is the physical line
+        con.execute(f"create temp table physical as {parsed_lines_sql(facts.path)}")
+        con.execute(
+            "create temp view parsed as select rowid + 1 as line_number, * from physical where rowid > 0"
+        )
         counted = ",\n".join(
             f"count(*) filter (where {cond}) as {name}, min(line_number, {EXAMPLES}) filter (where {cond}) as {name}_at"
             for name, cond in kinds.items()
@@ -383,7 +430,7 @@ def read_raw_frames(path: Path, line_length: tuple[float, float], threads: int |
         users=users,
         line_counts=line_counts,
         examples=examples,
-        timings={"byte_scan_s": scanned - start, "duckdb_parse_s": time.perf_counter() - scanned},
+        timings={**timings, "duckdb_parse_s": time.perf_counter() - scanned},
     )
 
 
