@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import codecs
 import html
+import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -322,6 +323,22 @@ class RawFrames:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
 
 
+def terminal_progress_only(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Turn DuckDB's progress bar off unless stdout and stderr are a terminal."""
+    on_terminal = sys.stdout.isatty() and sys.stderr.isatty()
+    con.execute(f"set enable_progress_bar = {'true' if on_terminal else 'false'}")
+    return con
+
+
+def connect_duckdb(threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection; its progress bar (drawn on stdout with '\\r' redraws, even
+    into a pipe or a log) only when stdout and stderr are a terminal."""
+    con = terminal_progress_only(duckdb.connect())
+    if threads:
+        con.execute(f"set threads = {int(threads)}")
+    return con
+
+
 def check_path(path: Path) -> None:
     """DuckDB expands * ? [ ] in a path to every matching file: refuse such a name in one line."""
     found = sorted({c for c in str(path) if c in GLOB_CHARACTERS})
@@ -377,10 +394,8 @@ def _read_lines(
         name: cond.replace("$min_length", str(int(lo))).replace("$max_length", hi_sql)
         for name, cond in LINE_KINDS.items()
     }
-    con = duckdb.connect()
+    con = connect_duckdb(threads)
     try:
-        if threads:
-            con.execute(f"set threads = {int(threads)}")
         values = ", ".join(_sql_str(s) for s in PARSE_STATUSES)
         con.execute(f"create type parse_status as enum ({values})")
         # inserted in file order (DuckDB preserves insertion order): rowid + 1 is the physical line
