@@ -275,27 +275,31 @@ def parsed_lines_sql(path: Path) -> str:
             select
                 line,
                 case when is_strict then 'strict' when is_split then 'recovered' else 'rejected' end as parse_status,
-                case
-                    when is_split and not (is_strict and contains(line, '\\","'))
-                        then [first_field, parts[2], parts[3], last_field]
-                    when is_strict then [
-                        regexp_extract(line, {strict}, 1), regexp_extract(line, {strict}, 2),
-                        regexp_extract(line, {strict}, 3), regexp_extract(line, {strict}, 4),
-                    ]
-                end as fields,
+                -- the split parts are the fields unless a strict line holds an escaped quote before
+                -- a '","' (then the regex groups); four columns, no per-line list
+                is_split and not (is_strict and contains(line, '\\","')) as from_parts,
+                is_strict and not from_parts as from_regex,
+                case when from_parts then first_field when from_regex then {_group(1)} end as user_id,
+                case when from_parts then parts[2] when from_regex then {_group(2)} end as artist,
+                case when from_parts then parts[3] when from_regex then {_group(3)} end as track,
+                case when from_parts then last_field when from_regex then {_group(4)} end as playlist,
             from classified
         )
         select
             parse_status::parse_status as parse_status,
-            fields[1] as user_id,
+            user_id,
             length(line)::bigint as line_length,
             -- NULL on rejected lines (no fields): the empty-name counts are over parsed lines;
             -- trim() only for the few names that start with a space
-            {_blank("fields[2]")} as artist_empty,
-            {_blank("fields[3]")} as track_empty,
-            {_blank("fields[4]")} as playlist_empty,
+            {_blank("artist")} as artist_empty,
+            {_blank("track")} as track_empty,
+            {_blank("playlist")} as playlist_empty,
         from fielded
     """
+
+
+def _group(i: int) -> str:
+    return f"regexp_extract(line, {_sql_str(STRICT_LINE_RE)}, {i})"
 
 
 def _blank(expr: str) -> str:
