@@ -21,7 +21,10 @@ MODELS_DIR  ?= models
 REPORTS_DIR ?= reports
 TARGET      ?= local
 PRESET      ?= small
-SEED        ?= 42
+# The team-wide seed has one home, ml/config.py (stdlib only, so this works before .venv exists).
+ifeq ($(origin SEED),undefined)
+SEED := $(shell $(PYTHON_BOOT) ml/config.py get seed 2>/dev/null || python3 ml/config.py get seed)
+endif
 
 # $(abspath) splits on spaces; prefix the working directory to a relative path instead.
 absolute = $(if $(filter /%,$(firstword $(1))),$(1),$(CURDIR)/$(1))
