@@ -23,3 +23,15 @@
         or starts_with({{ field }}, chr(9)) or ends_with({{ field }}, chr(9))
     )
 {%- endmacro %}
+
+
+{% macro control_character_class() -%}
+    {#- Inside a regex character class: the C0 controls but tab, DEL and the C1 controls (Unicode
+        category Cc minus tab). A line holding one is quarantined as 'control_character'. -#}
+    \x00-\x08\x0a-\x1f\x7f-\x9f
+{%- endmacro %}
+
+
+{% macro control_character_pattern() -%}
+    [{{ control_character_class() }}]
+{%- endmacro %}

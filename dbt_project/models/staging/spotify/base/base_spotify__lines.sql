@@ -104,6 +104,8 @@ judged as (
         *,
         case
             when line_text = '' then 'empty_line'
+            -- NUL, a lone CR, ESC...: such bytes never reach a name (a CRLF's CR was removed above)
+            when regexp_matches(line_text, '{{ control_character_pattern() }}') then 'control_character'
             when not is_quoted then 'not_quoted'
             when n_fields != 4 then 'wrong_field_count'
             when not regexp_full_match(user_id, '[0-9a-f]{32}') then 'invalid_user_id'
@@ -128,6 +130,13 @@ final as (
         reject_reason,
         case reject_reason
             when 'empty_line' then 'the line is empty'
+            when 'control_character'
+                then
+                    'the line holds the control character '
+                    || printf('U+%04X', unicode(regexp_extract(line_text, '{{ control_character_pattern() }}')))
+                    || ' at character '
+                    || (length(regexp_extract(line_text, '^[^{{ control_character_class() }}]*')) + 1)
+                    || ' (tab is the only control character a field may hold)'
             when 'not_quoted' then 'the line does not start and end with a double quote'
             when 'wrong_field_count'
                 then n_fields || ' fields when split on "," (expected 4: user_id, artistname, trackname, playlistname)'
