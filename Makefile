@@ -20,11 +20,15 @@ REPORTS_DIR ?= reports
 TARGET      ?= local
 PRESET      ?= small
 SEED        ?= 42
+DBT_TARGET  ?= dev
 export RAW_CSV     := $(abspath $(RAW_CSV))
 export DUCKDB_PATH := $(abspath $(DUCKDB_PATH))
 export MODELS_DIR  := $(abspath $(MODELS_DIR))
 export REPORTS_DIR := $(abspath $(REPORTS_DIR))
 export SEED
+export DBT_TARGET
+# the spark target's metastore, warehouse and scratch (profiles/profiles.yml)
+export SPARK_DIR := $(abspath data/spark)
 export DBT_PROFILES_DIR := $(abspath profiles)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export TF_CPP_MIN_LOG_LEVEL := 2
@@ -39,7 +43,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON_BOOT) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,spark]'
 	@touch $@
 
 .PHONY: install
@@ -62,10 +66,11 @@ validate: $(RAW_CSV) ## Great Expectations gate on the raw file (Data Docs under
 	$(BIN)/ml validate raw
 
 .PHONY: dbt
-dbt: validate ## dbt build: staged, cleaned, sessionized marts in DUCKDB_PATH, with every test
-	@mkdir -p $(dir $(DUCKDB_PATH))
+dbt: validate ## dbt build: staged, cleaned, sessionized marts in DUCKDB_PATH (DBT_TARGET=spark: on Spark), every test
+	@case "$(DBT_TARGET)" in dev|spark) ;; *) echo "error: DBT_TARGET must be dev or spark" >&2; exit 2;; esac
+	@mkdir -p "$(dir $(DUCKDB_PATH))" "$(SPARK_DIR)"
 	$(DBT) build
-	$(BIN)/ml validate marts
+	@if [ "$(DBT_TARGET)" = dev ]; then $(BIN)/ml validate marts; fi
 
 .PHONY: docs
 docs: dbt ## generate the dbt docs site (dbt_project/target/index.html)
