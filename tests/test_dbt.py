@@ -573,3 +573,48 @@ def test_marts_constants_match_the_built_warehouse(tiny_warehouse: Path):
     assert FCT_PLAYLIST_TRACKS.name == "fct_playlist_tracks"
     assert DIM_PLAYLISTS.name == "dim_playlists"
     assert ML_PLAYLIST_SPLITS.columns == ("session_id", "track_id", "split", "role")
+
+
+# --- the marts as Parquet ----------------------------------------------------------------------
+
+
+def test_export_marts_writes_the_contract_as_parquet(tiny_warehouse: Path, tiny_csv: Path, tmp_path: Path):
+    """`ml export-marts` writes every mart and the quarantine as Parquet; read back, they are the
+    warehouse's rows; a folder with other columns is refused with its path."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from click.testing import CliRunner
+
+    from ml.cli import main
+    from ml.marts_parquet import EXPORTED, read_mart
+    from ml.warehouse import WarehouseError
+
+    db_path = tmp_path / "warehouse.duckdb"
+    shutil.copy(tiny_warehouse, db_path)  # the shared fixture is never written to
+    out = tmp_path / "marts"
+    result = CliRunner().invoke(
+        main,
+        ["export-marts", "--out", str(out)],
+        env={"DUCKDB_PATH": str(db_path), "RAW_CSV": str(tiny_csv)},
+    )
+    assert result.exit_code == 0, result.output
+    assert f"exported {len(EXPORTED)} relations from target dev to {out}" in result.output
+    con = connect(tiny_warehouse)
+    try:
+        for relation in EXPORTED:
+            table = read_mart(out, relation)
+            order = ", ".join(relation.columns)
+            want = con.execute(f"select {order} from {relation.name} order by {order}").fetchall()
+            got = sorted(
+                (tuple(r.values()) for r in table.to_pylist()), key=lambda r: [(v is None, v) for v in r]
+            )
+            assert got == want, relation.name
+    finally:
+        con.close()
+    bad = tmp_path / "bad" / "dim_tracks"
+    bad.mkdir(parents=True)
+    pq.write_table(pa.table({"track_id": ["x"]}), bad / "part-0.parquet")
+    with pytest.raises(WarehouseError, match="differ from the contract"):
+        read_mart(tmp_path / "bad", EXPORTED[2])
+    with pytest.raises(WarehouseError, match="no Parquet files for dim_artists"):
+        read_mart(tmp_path / "bad", EXPORTED[3])
