@@ -149,7 +149,10 @@ def _naive_rows(db_path: Path) -> int:
 
 
 def _bare_scan() -> RunFigures:
-    code = f"import duckdb; duckdb.connect().execute({SCAN_SQL.format(path=RAW)!r}).fetchone()"
+    code = (
+        "import duckdb; con = duckdb.connect(config={'enable_progress_bar': False}); "
+        f"con.execute({SCAN_SQL.format(path=RAW)!r}).fetchone()"
+    )
     return run_measured([sys.executable, "-c", code])
 
 
