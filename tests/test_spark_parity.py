@@ -27,7 +27,8 @@ pytestmark = pytest.mark.spark
 def _test_results(run_results: Path) -> dict[str, str]:
     """Every node of a dbt build (models, data tests, unit tests) and its status."""
     results = json.loads(run_results.read_text())["results"]
-    return {r["unique_id"]: r["status"] for r in results}
+    # exposures are documentation (status no-op); models, data tests and unit tests are what ran
+    return {r["unique_id"]: r["status"] for r in results if not r["unique_id"].startswith("exposure.")}
 
 
 def _rows(table) -> list[tuple]:

@@ -6,9 +6,7 @@
 -- rejected_lines (reject_reason is not null) are two filters of this table, so every line lands in
 -- exactly one of them.
 
-{%- set strict_line -%}
-"(?:[^"\\]|\\.)*"(?:,"(?:[^"\\]|\\.)*"){3}
-{%- endset %}
+{%- set strict_line = '"(?:[^"\\\\]|\\\\.)*"(?:,"(?:[^"\\\\]|\\\\.)*"){3}' %}
 
 with
 
@@ -155,7 +153,12 @@ final as (
                         ' fields when split on "," (expected 4: user_id, artistname, trackname, playlistname)'
                     )
             when 'invalid_user_id'
-                then concat('user_id ', {{ json_quoted('substring(user_id, 1, 64)') }}, ' is not 32 lowercase hex characters')
+                then
+                    concat(
+                        'user_id ',
+                        {{ json_quoted('substring(user_id, 1, 64)') }},
+                        ' is not 32 lowercase hex characters'
+                    )
             when 'empty_track_name' then 'trackname is empty: a row without a track cannot be identified'
             when 'empty_playlist_name' then 'playlistname is empty: the row cannot be placed in a playlist'
         end as reject_detail
