@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import click
 import duckdb
 import numpy as np
 import pandas as pd
@@ -18,12 +17,21 @@ import pyarrow.parquet as pq
 
 from ml.config import Paths
 from ml.knn import normalize_rows, top_k
+from ml.warehouse import connect
 
 SEPARATOR = " - "
 
 
-class UnknownTrackError(click.ClickException):
+class RecommendError(ValueError):
+    """A request `ml recommend` cannot answer; the message says why (the CLI prints it)."""
+
+
+class UnknownTrackError(RecommendError):
     """A name that matches no track (or several); the message lists close names."""
+
+
+class NoModelError(RecommendError):
+    """No trained model where one is expected."""
 
 
 def normalize_name(name: str) -> str:
@@ -35,7 +43,7 @@ def resolve_names(names: list[str], duckdb_path: Path) -> pd.DataFrame:
 
     The split is tried at every " - " so artists or titles containing " - " still resolve.
     """
-    con = duckdb.connect(str(duckdb_path), read_only=True)
+    con = connect(duckdb_path)
     try:
         rows = []
         for name in names:
@@ -80,12 +88,16 @@ def _suggest(con: duckdb.DuckDBPyConnection, key: str) -> str:
 
 
 def recommend_by_name(tracks: list[str], k: int, paths: Paths) -> str:
-    """Top-k suggestions for a playlist given by track names, as a printable table."""
+    """Top-k suggestions for a playlist given by track names, as a printable table.
+
+    Raises RecommendError (k < 1, no model, an unknown name) or ml.warehouse.WarehouseError."""
     from gensim.models import KeyedVectors
 
+    if k < 1:
+        raise RecommendError(f"k is {k}; it must be at least 1")
     run_dir = paths.models_dir / "latest"
     if not (run_dir / "vectors.kv").exists():
-        raise click.ClickException(f"{run_dir}: no trained model; run `ml train` first")
+        raise NoModelError(f"{run_dir}: no trained model; run `ml train` first")
     resolved = resolve_names(tracks, paths.duckdb_path)
     kv = KeyedVectors.load(str(run_dir / "vectors.kv"), mmap="r")
     rows = [kv.key_to_index[t] for t in resolved["track_id"] if t in kv.key_to_index]
@@ -114,7 +126,7 @@ def recommend_by_name(tracks: list[str], k: int, paths: Paths) -> str:
 
 
 def _names(track_ids: list[str], duckdb_path: Path) -> list[str]:
-    con = duckdb.connect(str(duckdb_path), read_only=True)
+    con = connect(duckdb_path)
     try:
         con.register("wanted", pd.DataFrame({"track_id": track_ids, "rank": range(len(track_ids))}))
         df = con.execute(

@@ -1,0 +1,339 @@
+"""Slow clients against a real `ml serve` with few file descriptors: does /ping still answer?
+
+The scenario of issue 9: `prlimit --nofile=256:256 ml serve ...`; 500 clients connect, send a
+partial request and hold it for 15 s (a third stop inside the headers and send one more header
+line every 2 s, a third send full headers and trickle the body a byte every 2 s, a third send
+nothing); meanwhile and at the end a fresh client asks GET /ping with a 1 s timeout. Recorded:
+every /ping latency (or its failure), how and when the server ended the slow connections, the
+server's open descriptors, whether it survived, and the size of its log.
+
+`python -m bench serve_hardening` runs the full scenario and writes bench/results/serve_hardening.*;
+`python -m bench.bench_serve_hardening --clients 60 --hold 3 --nofile 128 --json out.json` is the
+same script with smaller counts (tests/test_serve_hardening.py runs it so). The model is MODEL (a
+model.tar.gz) if given, else a small synthetic one exported once under BENCH_DATA_DIR/serve_hardening/.
+Extra `ml serve` options can follow `--`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from bench.common import BENCH_DATA_DIR, REPO_ROOT
+
+HOST = "127.0.0.1"
+KINDS = ("headers", "body", "silent")
+
+
+@dataclass
+class ClientOutcome:
+    kind: str
+    connected: bool = False
+    connect_error: str = ""
+    closed_at_s: float | None = None  # when the server ended it (None: still open at the end)
+    answer: str = ""  # the status line the server sent, if any
+
+
+@dataclass
+class ScenarioResult:
+    clients: int
+    hold_s: float
+    nofile: int
+    serve_args: list[str]
+    pings: list[dict] = field(default_factory=list)  # {"at_s", "ok", "latency_ms", "error"}
+    final_ping_ok: bool = False
+    final_ping_ms: float | None = None
+    connected: int = 0
+    connect_errors: dict = field(default_factory=dict)
+    closed_by_server: int = 0
+    closed_by_server_at_s: dict = field(default_factory=dict)  # kind -> median seconds
+    answers: dict = field(default_factory=dict)
+    server_alive: bool = False
+    server_max_fds: int = 0
+    log_bytes: int = 0
+    log_lines: int = 0
+    log_top_messages: list = field(default_factory=list)
+    log_tail: str = ""
+
+    @property
+    def ping_ok_share(self) -> float:
+        return sum(p["ok"] for p in self.pings) / len(self.pings) if self.pings else 0.0
+
+    @property
+    def ping_max_ms(self) -> float | None:
+        ok = [p["latency_ms"] for p in self.pings if p["ok"]]
+        return max(ok) if ok else None
+
+
+def run_scenario(
+    model: Path, clients: int, hold_s: float, nofile: int, serve_args: list[str], log_path: Path
+) -> ScenarioResult:
+    """Start `ml serve` under prlimit, run the slow clients and the pings, stop it; the figures."""
+    _raise_own_nofile(clients + 64)
+    port = _free_port()
+    cmd = [
+        "prlimit",
+        f"--nofile={nofile}:{nofile}",
+        sys.executable,
+        "-m",
+        "ml.cli",
+        "serve",
+        "--model",
+        str(model),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        *serve_args,
+    ]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = ScenarioResult(clients=clients, hold_s=hold_s, nofile=nofile, serve_args=serve_args)
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
+    try:
+        _wait_for_ping(port, proc, timeout_s=120)
+        pid = _serve_pid(proc)
+        outcomes, pings, final, max_fds = asyncio.run(_attack(port, clients, hold_s, pid))
+        result.pings = pings
+        result.final_ping_ok, result.final_ping_ms = final["ok"], final["latency_ms"]
+        result.server_max_fds = max_fds
+        result.server_alive = proc.poll() is None
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    result.connected = sum(o.connected for o in outcomes)
+    result.connect_errors = dict(Counter(o.connect_error for o in outcomes if o.connect_error))
+    closed = [o for o in outcomes if o.closed_at_s is not None]
+    result.closed_by_server = len(closed)
+    result.closed_by_server_at_s = {
+        kind: round(statistics.median(o.closed_at_s for o in closed if o.kind == kind), 2)
+        for kind in KINDS
+        if any(o.kind == kind for o in closed)
+    }
+    result.answers = dict(Counter(o.answer for o in outcomes if o.answer))
+    text = log_path.read_bytes()
+    result.log_bytes = len(text)
+    lines = text.decode("utf-8", "replace").splitlines()
+    result.log_lines = len(lines)
+    result.log_top_messages = Counter(_shape(line) for line in lines).most_common(6)
+    result.log_tail = "\n".join(lines[-12:])
+    return result
+
+
+async def _attack(port: int, clients: int, hold_s: float, pid: int) -> tuple:
+    start = time.monotonic()
+    outcomes = [ClientOutcome(kind=KINDS[i % len(KINDS)]) for i in range(clients)]
+    stop = asyncio.Event()
+    pings: list[dict] = []
+    max_fds = [0]
+
+    async def slow_client(outcome: ClientOutcome) -> None:
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), timeout=10)
+        except (OSError, TimeoutError) as exc:
+            outcome.connect_error = type(exc).__name__
+            return
+        outcome.connected = True
+        if outcome.kind == "headers":
+            first, trickle = (
+                b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow-0: 0\r\n",
+                b"X-Slow: 1\r\n",
+            )
+        elif outcome.kind == "body":
+            first = (
+                b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+                b'content-length: 100000\r\n\r\n{"instances": ['
+            )
+            trickle = b" "
+        else:
+            first, trickle = b"", b""
+        try:
+            if first:
+                writer.write(first)
+                await writer.drain()
+            while not stop.is_set():
+                try:
+                    data = await asyncio.wait_for(reader.read(4096), timeout=2.0)
+                except TimeoutError:
+                    if trickle:
+                        writer.write(trickle)
+                        await writer.drain()
+                    continue
+                if not data:
+                    raise ConnectionResetError
+                if not outcome.answer:
+                    outcome.answer = data.split(b"\r\n", 1)[0].decode("latin-1")
+        except OSError:
+            outcome.closed_at_s = round(time.monotonic() - start, 2)
+        finally:
+            writer.close()
+
+    async def ping() -> dict:
+        t0 = time.monotonic()
+        at = round(t0 - start, 2)
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), timeout=1.0)
+            try:
+                writer.write(b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                status = await asyncio.wait_for(reader.readline(), timeout=1.0 - (time.monotonic() - t0))
+            finally:
+                writer.close()
+            ok = status.startswith(b"HTTP/1.1 200")
+            error = "" if ok else (status.decode("latin-1").strip() or "connection closed")
+        except (OSError, TimeoutError) as exc:
+            ok, error = False, type(exc).__name__
+        return {"at_s": at, "ok": ok, "latency_ms": round((time.monotonic() - t0) * 1000, 1), "error": error}
+
+    async def pinger() -> None:
+        await asyncio.sleep(1.0)
+        while not stop.is_set():
+            pings.append(await ping())
+            max_fds[0] = max(max_fds[0], _fd_count(pid))
+            await asyncio.sleep(max(0.0, 1.0 - pings[-1]["latency_ms"] / 1000))
+
+    tasks = [asyncio.create_task(slow_client(o)) for o in outcomes]
+    ping_task = asyncio.create_task(pinger())
+    await asyncio.sleep(hold_s)
+    max_fds[0] = max(max_fds[0], _fd_count(pid))
+    final = await ping()  # the Must-show figure: after the hold, while the slow clients still hold on
+    stop.set()
+    await asyncio.gather(*tasks, ping_task)
+    return outcomes, pings, final, max_fds[0]
+
+
+def _shape(line: str) -> str:
+    """A log line without its timestamp, addresses and numbers: repeated messages count as one."""
+    words = line.split()[2:] if line[:2].isdigit() else line.split()
+    return " ".join("#" if any(c.isdigit() for c in w) else w for w in words)[:120]
+
+
+def _fd_count(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
+
+
+def _serve_pid(proc: subprocess.Popen) -> int:
+    # prlimit execs the command, so the pid is the server's own
+    return proc.pid
+
+
+def _raise_own_nofile(needed: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(needed, soft)), hard))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_ping(port: int, proc: subprocess.Popen, timeout_s: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"ml serve exited with code {proc.returncode} before answering /ping")
+        try:
+            if httpx.get(f"http://{HOST}:{port}/ping", timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"ml serve did not answer /ping within {timeout_s:.0f}s")
+
+
+def synthetic_model() -> Path:
+    """A small synthetic model.tar.gz (3,000 tracks), exported once under BENCH_DATA_DIR."""
+    from ml.config import Paths
+    from ml.deploy.synthetic import write_synthetic_model
+    from ml.export import export_latest
+
+    root = BENCH_DATA_DIR / "serve_hardening"
+    tarball = root / "models" / "synthetic" / "model.tar.gz"
+    if not tarball.exists():
+        write_synthetic_model(root / "models" / "synthetic", seed=7)
+        latest = root / "models" / "latest"
+        latest.unlink(missing_ok=True)
+        latest.symlink_to("synthetic")
+        export_latest(Paths(root / "-", root / "-", root / "models", root / "-"))
+    return tarball
+
+
+def summary_lines(r: ScenarioResult) -> list[str]:
+    failed = [p for p in r.pings if not p["ok"]]
+    return [
+        f"scenario: {r.clients} slow clients (headers/body/silent), held {r.hold_s:g} s, "
+        f"`{' '.join(['prlimit', f'--nofile={r.nofile}:{r.nofile}', 'ml serve', *r.serve_args])}`",
+        f"- /ping after the hold: {'OK' if r.final_ping_ok else 'FAILED'} in {r.final_ping_ms} ms "
+        f"(target: answered within 1000 ms)",
+        f"- /ping once a second during the hold: {len(r.pings) - len(failed)}/{len(r.pings)} answered, "
+        f"slowest {r.ping_max_ms} ms"
+        + (f"; failures: {Counter(p['error'] for p in failed)}" if failed else ""),
+        f"- slow clients connected: {r.connected}/{r.clients}"
+        + (f" (connect errors: {r.connect_errors})" if r.connect_errors else "")
+        + f"; ended by the server: {r.closed_by_server} (median second by kind: {r.closed_by_server_at_s}); "
+        f"answers: {r.answers}",
+        f"- server alive at the end: {r.server_alive}; its open descriptors at most {r.server_max_fds}",
+        f"- server log: {r.log_bytes:,} bytes, {r.log_lines:,} lines; most frequent: "
+        + "; ".join(f"{n} x {m!r}" for m, n in r.log_top_messages[:4]),
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", type=int, default=500)
+    parser.add_argument("--hold", type=float, default=15.0)
+    parser.add_argument("--nofile", type=int, default=256)
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--log", type=Path, default=None, help="server log (default: a temporary file)")
+    parser.add_argument("--json", type=Path, default=None, help="write the result here, not bench/results/")
+    parser.add_argument("--label", default="", help="a note stored with the result (e.g. 'before')")
+    parser.add_argument("serve_args", nargs="*", help="extra `ml serve` options (after --)")
+    args = parser.parse_args(sys.argv[1:] if argv is None and __name__ == "__main__" else (argv or []))
+    import tempfile
+
+    model = args.model or synthetic_model()
+    with tempfile.TemporaryDirectory(prefix="serve-hardening-") as tmp:
+        log_path = args.log or Path(tmp) / "serve.log"
+        load = os.getloadavg()
+        result = run_scenario(model, args.clients, args.hold, args.nofile, args.serve_args, log_path)
+        figures = {
+            "label": args.label,
+            "load_average_1m_before": round(load[0], 2),
+            **asdict(result),
+            "ping_ok_share": result.ping_ok_share,
+            "ping_max_ms": result.ping_max_ms,
+            "met": bool(result.final_ping_ok and result.final_ping_ms < 1000 and result.log_bytes < 1 << 20),
+        }
+    lines = summary_lines(result)
+    if args.json is not None:
+        args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+        print("\n".join(lines))
+        return
+    from bench.common import write_results
+
+    write_results("serve_hardening", figures, [f"load average (1 min) before: {load[0]:.2f}", *lines])
+
+
+if __name__ == "__main__":
+    main()
