@@ -116,14 +116,23 @@ class GuardedH11Protocol(H11Protocol):
         self._opened_at = time.monotonic()
         self._timer: asyncio.TimerHandle | None = None
         self._phase = ""
+        self._head_bytes = 0
         if len(self.connections) > self.limits.max_connections and not self._evict_one():
             self._refuse(503, "too many connections; retry later", "refused at the cap")
             return
         self._arm("headers", self.limits.header_timeout_s)
 
     def data_received(self, data: bytes) -> None:
-        if self._timer is None and self.conn.their_state is h11.IDLE:
-            self._arm("headers", self.limits.header_timeout_s)  # a keep-alive request begins
+        if self.conn.their_state is h11.IDLE:
+            if self._timer is None:
+                self._arm("headers", self.limits.header_timeout_s)  # a keep-alive request begins
+            # h11 bounds only a head that arrives in pieces; one read of 64 KiB could pass it
+            budget = self.limits.max_header_bytes - self._head_bytes
+            if len(data) >= budget and data.find(b"\r\n\r\n", 0, max(budget, 0) + 4) < 0:
+                limit = self.limits.max_header_bytes
+                self._refuse(431, f"request line and headers are over {limit} bytes", "headers too large")
+                return
+            self._head_bytes += len(data)
         super().data_received(data)
         self._follow_state()
 
@@ -147,6 +156,7 @@ class GuardedH11Protocol(H11Protocol):
     def _arm(self, phase: str, seconds: float) -> None:
         self._disarm()
         self._phase = phase
+        self._head_bytes = 0
         self._timer = self.loop.call_later(seconds, self._expired)
 
     def _disarm(self) -> None:
@@ -202,7 +212,9 @@ class GuardedH11Protocol(H11Protocol):
         self._disarm()
         self.tally.add(what, self.loop, len(self.connections))
         body = ('{"error": "' + message + '"}').encode()
-        reason = {408: "Request Timeout", 503: "Service Unavailable"}[status]
+        reason = {408: "Request Timeout", 431: "Request Header Fields Too Large", 503: "Service Unavailable"}[
+            status
+        ]
         head = (
             f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
             f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
