@@ -265,7 +265,7 @@ def _wait_for_ping(port: int, proc: subprocess.Popen, timeout_s: float) -> None:
 def synthetic_model() -> Path:
     """A small synthetic model.tar.gz (3,000 tracks), exported once under BENCH_DATA_DIR."""
     from ml.config import Paths
-    from ml.deploy.synthetic import write_synthetic_model
+    from tests.synthetic_model import write_synthetic_model
     from ml.export import export_latest
 
     root = BENCH_DATA_DIR / "serve_hardening"

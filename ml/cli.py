@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from ml.config import DEFAULT_SEED, Paths, ServeLimits
+from ml.config import DEFAULTS, Paths, ServeLimits
 
 
 def _paths() -> Paths:
@@ -58,7 +58,7 @@ def data() -> None:
 @click.option(
     "--rows", type=click.IntRange(min=100), default=None, help="Target row count (overrides the preset's)."
 )
-@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
+@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -196,7 +196,7 @@ def report_data_cmd() -> None:
     default=None,
     help="Search grid (default: ml/grid.yml).",
 )
-@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
+@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
 @click.option("--no-search", is_flag=True, help="Skip the search; fit the grid's default params.")
 def train_cmd(grid: Path | None, seed: int, no_search: bool) -> None:
     """Train, search and evaluate track2vec from the marts; writes models/<run_id> and models/latest."""
@@ -211,12 +211,12 @@ def train_cmd(grid: Path | None, seed: int, no_search: bool) -> None:
 @click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
 def recommend_cmd(tracks: tuple[str, ...], k: int) -> None:
     """Suggest tracks for a playlist, by name, from the offline model in models/latest."""
-    from ml.recommend import RecommendError, recommend_by_name
+    from ml.recommend import recommend_by_name
     from ml.warehouse import WarehouseError
 
     try:
         click.echo(recommend_by_name(list(tracks), k=k, paths=_paths()))
-    except (RecommendError, WarehouseError) as err:
+    except (ValueError, FileNotFoundError, WarehouseError) as err:
         raise click.ClickException(str(err)) from None
 
 
@@ -236,8 +236,8 @@ _LIMITS = ServeLimits()
 
 
 @main.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.option("--host", default=DEFAULTS.host, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=DEFAULTS.port, show_default=True)
 @click.option(
     "--model",
     "model_path",
@@ -283,9 +283,9 @@ def serve_cmd(
     keep_alive: int,
 ) -> None:
     """Serve the exported model over HTTP with the SageMaker container contract."""
+    from ml.run_dir import RunDir
     from ml.serve import ModelLoadError, serve_forever
 
-    paths = _paths()
     _check_bind(host, port)
     if model_path is not None and not model_path.exists():
         raise click.BadParameter(f"{model_path} does not exist", param_hint="'--model'")
@@ -296,7 +296,9 @@ def serve_cmd(
         keep_alive_s=keep_alive,
     )
     try:
-        serve_forever(model_path, host=host, port=port, paths=paths, limits=limits)
+        serve_forever(
+            model_path or RunDir.latest(_paths().models_dir).tarball, host=host, port=port, limits=limits
+        )
     except ModelLoadError as err:
         if model_path is None:  # the default model: nothing the user typed is wrong
             raise click.ClickException(str(err)) from None
@@ -353,7 +355,9 @@ def undeploy_cmd(target: str) -> None:
 
 @main.command("check")
 @click.option("--target", type=click.Choice(["local", "sagemaker"]), default="local", show_default=True)
-@click.option("--n", "n_playlists", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option(
+    "--n", "n_playlists", type=click.IntRange(min=1), default=DEFAULTS.check_playlists, show_default=True
+)
 def check_cmd(target: str, n_playlists: int) -> None:
     """Invoke the deployed endpoint with test playlists; compare with the offline predictions."""
     from ml.deploy import check
@@ -378,6 +382,18 @@ def demo_summary_cmd() -> None:
         click.echo(demo_summary(_paths()))
     except StateFileError as err:
         raise click.ClickException(str(err)) from None
+
+
+@main.group("config")
+def config_group() -> None:
+    """The shared defaults (ml/config.py): seed, host, port, TF version, check size."""
+
+
+@config_group.command("get")
+@click.argument("name", type=click.Choice(sorted(DEFAULTS.__dataclass_fields__)))
+def config_get_cmd(name: str) -> None:
+    """Print one default (Make reads the same values with `python3 ml/config.py get NAME`)."""
+    click.echo(getattr(DEFAULTS, name))
 
 
 if __name__ == "__main__":

@@ -19,9 +19,7 @@ contract, `ml/endpoint_contract.py`).
 
 from __future__ import annotations
 
-import functools
 import os
-import re
 import shutil
 import tarfile
 import time
@@ -31,17 +29,13 @@ from pathlib import Path
 import numpy as np
 
 from ml import endpoint_contract
-from ml.config import Paths
+from ml.config import DEFAULTS, Paths
+from ml.parity import Expected, compare
+from ml.run_dir import RunDir
 
-VECTORS_FILE = "vectors.kv"
-POPULARITY_FILE = "popularity.parquet"
-EXPORT_DIR = "export"  # models/<run_id>/export/{1/,code/}, the tarball's content
-TARBALL = "model.tar.gz"
 MODEL_VERSION = "1"
 VOCAB_ASSET = "track_ids.txt"
 POPULAR_ASSET = "popular_ids.txt"
-SERVING_TF_VERSION = "2.20"  # SageMaker TF inference image targeted; see README
-_TRACK_ID = re.compile(r"^[^\s]+$")
 
 
 @dataclass(frozen=True)
@@ -65,7 +59,7 @@ class ExportResult:
                 f"exported {self.n_tracks:,} tracks x {self.dim} dims from {self.run_dir}",
                 f"  SavedModel  {self.saved_model_dir}  ({self.saved_model_bytes / 2**20:.1f} MiB)",
                 f"  tarball     {self.tarball}  ({self.tarball_bytes / 2**20:.1f} MiB)",
-                f"  popular fallback: {self.n_popular} tracks; targets SageMaker TF inference {SERVING_TF_VERSION}",
+                f"  popular fallback: {self.n_popular} tracks; targets SageMaker TF inference {DEFAULTS.tf_version}",
                 f"  self-check: the reloaded SavedModel gives ml.knn's top-10 on {self.selfcheck_playlists} "
                 f"random playlists: {self.selfcheck_identical} identical, {self.selfcheck_ties} equal up to "
                 "float ties",
@@ -79,12 +73,13 @@ def export_latest(paths: Paths, run_dir: Path | None = None, selfcheck_playlists
     import tensorflow as tf
 
     start = time.perf_counter()
-    run_dir = (run_dir or paths.models_dir / "latest").resolve()
-    track_ids, normed = load_normalized_vectors(run_dir)
-    popular = load_popular_ids(run_dir, endpoint_contract.N_POPULAR)
+    run = RunDir(run_dir.resolve()) if run_dir else RunDir.latest(paths.models_dir)
+    run_dir = run.path
+    track_ids, normed = run.load_normalized_vectors()
+    popular = run.load_popular_ids(endpoint_contract.N_POPULAR)
 
-    export_dir = run_dir / EXPORT_DIR
-    staging = run_dir / f".{EXPORT_DIR}.tmp"
+    export_dir = run.export_dir
+    staging = run_dir / f".{RunDir.EXPORT}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     version_dir = staging / MODEL_VERSION
     vocab_path = staging / VOCAB_ASSET
@@ -92,6 +87,8 @@ def export_latest(paths: Paths, run_dir: Path | None = None, selfcheck_playlists
     vocab_path.write_text("".join(f"{t}\n" for t in track_ids))
     popular_path = staging / POPULAR_ASSET
     popular_path.write_text("".join(f"{t}\n" for t in popular))
+
+    from ml.knn_savedmodel import PlaylistKnn  # TensorFlow: imported only when exporting
 
     module = PlaylistKnn(normed, str(vocab_path), popular, str(popular_path))
     tf.saved_model.save(module, str(version_dir), signatures={endpoint_contract.SIGNATURE_NAME: module.serve})
@@ -103,7 +100,7 @@ def export_latest(paths: Paths, run_dir: Path | None = None, selfcheck_playlists
 
     shutil.rmtree(export_dir, ignore_errors=True)
     os.replace(staging, export_dir)
-    tarball = run_dir / TARBALL
+    tarball = run.tarball
     write_tarball(export_dir, tarball)
 
     n_identical, n_ties = _selfcheck(export_dir / MODEL_VERSION, track_ids, normed, selfcheck_playlists)
@@ -121,44 +118,6 @@ def export_latest(paths: Paths, run_dir: Path | None = None, selfcheck_playlists
         selfcheck_identical=n_identical,
         selfcheck_ties=n_ties,
     )
-
-
-def load_normalized_vectors(run_dir: Path) -> tuple[list[str], np.ndarray]:
-    """Track ids in row order and their L2-normalized float32 vectors, from vectors.kv."""
-    from gensim.models import KeyedVectors
-
-    from ml.knn import normalize_rows
-
-    path = run_dir / VECTORS_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: run `ml train` first (or set MODELS_DIR)")
-    kv = KeyedVectors.load(str(path), mmap="r")
-    track_ids = list(kv.index_to_key)
-    bad = [t for t in track_ids if not isinstance(t, str) or not _TRACK_ID.match(t)]
-    if bad:
-        raise ValueError(
-            f"{path}: {len(bad)} keys are not track id strings (empty, whitespace), e.g. {bad[0]!r}"
-        )
-    if len(set(track_ids)) != len(track_ids):
-        raise ValueError(f"{path}: {len(track_ids) - len(set(track_ids))} repeated track ids")
-    return track_ids, normalize_rows(kv.vectors)
-
-
-def load_popular_ids(run_dir: Path, n: int) -> list[str]:
-    """The n most popular track ids (popularity.parquet is sorted most popular first)."""
-    import pyarrow.parquet as pq
-
-    path = run_dir / POPULARITY_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: run `ml train` first (or set MODELS_DIR)")
-    table = pq.read_table(path, columns=["track_id", "count"])
-    ids = [str(t) for t in table.column("track_id").to_pylist()[:n]]
-    if not ids:
-        raise ValueError(f"{path} is empty: the fallback for empty playlists needs popular tracks")
-    bad = [t for t in ids if not _TRACK_ID.match(t)]
-    if bad or len(set(ids)) != len(ids):
-        raise ValueError(f"{path}: track ids must be unique non-blank strings (e.g. {bad[:1] or 'a repeat'})")
-    return ids
 
 
 def write_tarball(export_dir: Path, tarball: Path) -> None:
@@ -185,7 +144,6 @@ def _selfcheck(
     """
     import tensorflow as tf
 
-    from ml.deploy.check import Expected, compare
     from ml.knn import top_k
 
     rng = np.random.default_rng(0)
@@ -232,121 +190,3 @@ def _selfcheck(
             f"playlists, e.g. {different[0]}"
         )
     return identical, ties
-
-
-@functools.cache
-def _make_module_class():
-    import tensorflow as tf
-
-    class _PlaylistKnn(tf.Module):
-        def __init__(
-            self, normed: np.ndarray, vocab_path: str, popular_ids: list[str], popular_path: str
-        ) -> None:
-            super().__init__(name="playlist_knn")
-            self.embeddings_t = tf.Variable(
-                np.ascontiguousarray(normed.T), trainable=False, name="embeddings_t", dtype=tf.float32
-            )
-            whole_line, line_number = tf.lookup.TextFileIndex.WHOLE_LINE, tf.lookup.TextFileIndex.LINE_NUMBER
-            self.row_of_id = tf.lookup.StaticHashTable(
-                tf.lookup.TextFileInitializer(vocab_path, tf.string, whole_line, tf.int64, line_number),
-                default_value=tf.constant(-1, tf.int64),
-            )
-            self.id_of_row = tf.lookup.StaticHashTable(
-                tf.lookup.TextFileInitializer(vocab_path, tf.int64, line_number, tf.string, whole_line),
-                default_value=tf.constant(endpoint_contract.PAD),
-            )
-            self.popular_ids = tf.Variable(popular_ids, trainable=False, name="popular_ids", dtype=tf.string)
-            self.popular_rank = tf.lookup.StaticHashTable(
-                tf.lookup.TextFileInitializer(popular_path, tf.string, whole_line, tf.int64, line_number),
-                default_value=tf.constant(-1, tf.int64),
-            )
-
-        @tf.function(
-            input_signature=[
-                tf.TensorSpec([None, None], tf.string, name="tracks"),
-                tf.TensorSpec([None], tf.int32, name="k"),
-            ]
-        )
-        def serve(self, tracks, k):
-            return self._serve(tracks, k)
-
-        def _serve(self, tracks, k):
-            embeddings_t = self.embeddings_t  # [dim, n_items]
-            n_items = tf.shape(embeddings_t)[1]
-            batch = tf.shape(tracks)[0]
-            present = tf.not_equal(tracks, endpoint_contract.PAD)
-            rows = self.row_of_id.lookup(tracks)  # -1 for unknown ids and padding
-            n_unknown = tf.reduce_sum(tf.cast(present & (rows < 0), tf.int32), axis=1)
-
-            # A playlist is a set: drop repeated rows (sorted, so repeats are neighbours).
-            rows = tf.sort(rows, axis=1)
-            repeat = tf.concat([tf.zeros([batch, 1], tf.bool), tf.equal(rows[:, 1:], rows[:, :-1])], axis=1)
-            seed = (rows >= 0) & ~repeat
-            n_known = tf.reduce_sum(tf.cast(seed, tf.int32), axis=1)
-
-            # Query: mean of the seeds' normalized vectors (zero for an empty playlist).
-            seed_rows = tf.where(seed, rows, tf.zeros_like(rows))
-            seed_vectors = tf.transpose(tf.gather(embeddings_t, seed_rows, axis=1), [1, 2, 0])
-            summed = tf.reduce_sum(seed_vectors * tf.cast(seed, tf.float32)[:, :, None], axis=1)
-            query = summed / tf.cast(tf.maximum(n_known, 1), tf.float32)[:, None]
-            scores = tf.matmul(query, embeddings_t)  # [batch, n_items]
-
-            seed_at = tf.where(seed)  # [n_seeds, 2] (playlist, position)
-            scores = tf.tensor_scatter_nd_update(
-                scores,
-                tf.stack([seed_at[:, 0], tf.gather_nd(rows, seed_at)], axis=1),
-                tf.fill([tf.shape(seed_at)[0]], tf.constant(-np.inf, tf.float32)),
-            )
-            k = tf.clip_by_value(k, 0, n_items)
-            k_max = tf.minimum(tf.reduce_max(tf.concat([k, [0]], axis=0)), n_items)
-            top = tf.math.top_k(scores, k=k_max, sorted=True)
-            knn_ids = self.id_of_row.lookup(tf.cast(top.indices, tf.int64))
-            knn_n = tf.minimum(k, n_items - n_known)
-
-            fallback = tf.equal(n_known, 0)
-            pop_ids, pop_n = tf.cond(
-                tf.reduce_any(fallback),
-                lambda: self._popular(tracks, k, k_max),
-                lambda: (tf.fill([batch, k_max], endpoint_contract.PAD), tf.zeros([batch], tf.int32)),
-            )
-            return {
-                "track_ids": tf.where(fallback[:, None], pop_ids, knn_ids),
-                "scores": tf.where(fallback[:, None], tf.zeros_like(top.values), top.values),
-                "n_results": tf.where(fallback, pop_n, knn_n),
-                "n_unknown": n_unknown,
-                "fallback": fallback,
-            }
-
-        def _popular(self, tracks, k, k_max):
-            """Most popular tracks not in the playlist, padded to k_max."""
-            popular = self.popular_ids
-            n_popular = tf.shape(popular)[0]
-            ranks = self.popular_rank.lookup(tracks)  # [batch, width]: rank among popular, or -1
-            hit = tf.where(ranks >= 0)
-            in_playlist = (
-                tf.scatter_nd(
-                    tf.stack([hit[:, 0], tf.gather_nd(ranks, hit)], axis=1),
-                    tf.ones([tf.shape(hit)[0]], tf.int32),
-                    tf.cast(tf.stack([tf.shape(tracks)[0], n_popular]), tf.int64),
-                )
-                > 0
-            )
-            # Rank by popularity order; tracks of the playlist sink to the bottom.
-            rank = tf.where(
-                in_playlist,
-                tf.constant(-np.inf, tf.float32),
-                -tf.cast(tf.range(n_popular), tf.float32)[None, :],
-            )
-            take = tf.minimum(k_max, n_popular)
-            picked = tf.math.top_k(rank, k=take).indices
-            ids = tf.gather(popular, picked)
-            ids = tf.pad(ids, [[0, 0], [0, k_max - take]], constant_values=endpoint_contract.PAD)
-            available = n_popular - tf.reduce_sum(tf.cast(in_playlist, tf.int32), axis=1)
-            return ids, tf.minimum(tf.minimum(k, available), take)
-
-    return _PlaylistKnn
-
-
-def PlaylistKnn(normed: np.ndarray, vocab_path: str, popular_ids: list[str], popular_path: str):  # noqa: N802
-    """The KNN tf.Module (a factory, so importing ml.export does not import TensorFlow)."""
-    return _make_module_class()(normed, vocab_path, popular_ids, popular_path)

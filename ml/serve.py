@@ -37,8 +37,6 @@ from ml.endpoint_contract import ContractError, Instance
 
 log = logging.getLogger("ml.serve")
 
-DEFAULT_MODEL = Path("latest") / "model.tar.gz"  # under MODELS_DIR
-
 
 class ModelLoadError(ValueError):
     """The path holds no loadable exported model; the message names it and says why."""
@@ -228,9 +226,7 @@ class RequestLog:
             )
 
 
-def serve_forever(
-    model_path: Path | None, host: str, port: int, paths, limits: ServeLimits | None = None
-) -> None:  # noqa: ANN001 - ml.config.Paths
+def serve_forever(model_path: Path, host: str, port: int, limits: ServeLimits | None = None) -> None:
     """Load the exported model and serve it until interrupted (uvicorn, one process, guarded
     transport: ml.serve_guard)."""
     from ml.serve_guard import build_server, fitted_limits, install_log_limits, serve_guarded
@@ -238,7 +234,7 @@ def serve_forever(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     for handler in logging.getLogger().handlers:
         install_log_limits(handler)
-    model_path = Path(model_path) if model_path else paths.models_dir / DEFAULT_MODEL
+    model_path = Path(model_path)
     start = time.perf_counter()
     model = load_model(model_path)
     limits, why = fitted_limits(limits or ServeLimits())

@@ -103,8 +103,9 @@ def container(synthetic_run, tmp_path_factory):
 @pytest.fixture(scope="module")
 def wrong_container(tmp_path_factory):
     """The same code over another run (same ids, other vectors): plausible but wrong answers."""
+    from synthetic_model import write_synthetic_model
+
     from ml.config import Paths
-    from ml.deploy.synthetic import write_synthetic_model
     from ml.export import export_latest
 
     root = tmp_path_factory.mktemp("wrong")
