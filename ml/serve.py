@@ -231,12 +231,12 @@ def serve_forever(model_path: Path, host: str, port: int, limits: ServeLimits | 
     transport: ml.serve_guard)."""
     from ml.serve_guard import build_server, fitted_limits, install_log_limits, serve_guarded
 
+    model_path = Path(model_path)
+    start = time.perf_counter()
+    model = load_model(model_path)  # a bad path fails here, before logging is set up
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     for handler in logging.getLogger().handlers:
         install_log_limits(handler)
-    model_path = Path(model_path)
-    start = time.perf_counter()
-    model = load_model(model_path)
     limits, why = fitted_limits(limits or ServeLimits())
     log.info(
         "loaded %s (%s tracks) in %.1fs; serving on http://%s:%d; %s",
