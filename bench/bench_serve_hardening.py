@@ -7,8 +7,10 @@ nothing); meanwhile and at the end a fresh client asks GET /ping with a 1 s time
 every /ping latency (or its failure), how and when the server ended the slow connections, the
 server's open descriptors, whether it survived, and the size of its log.
 
-`python -m bench serve_hardening` runs the full scenario and writes bench/results/serve_hardening.*;
-`python -m bench.bench_serve_hardening --clients 60 --hold 3 --nofile 128 --json out.json` is the
+`python -m bench serve_hardening` runs the full scenario once against the reference (the same app
+behind plain `uvicorn.run`, as `ml serve` ran before issue 9) and three times against `ml serve`,
+and writes bench/results/serve_hardening.* (the median run by final /ping latency, and every run);
+`python -m bench.bench_serve_hardening --clients 300 --hold 4 --json out.json` is one run of the
 same script with smaller counts (tests/test_serve_hardening.py runs it so). The model is MODEL (a
 model.tar.gz) if given, else a small synthetic one exported once under BENCH_DATA_DIR/serve_hardening/.
 Extra `ml serve` options can follow `--`.
@@ -76,27 +78,46 @@ class ScenarioResult:
         return max(ok) if ok else None
 
 
+# The reference: the same app behind plain `uvicorn.run` with its defaults, as `ml serve` ran before
+# issue 9 (no read deadlines, no cap, every failed accept logged with its traceback).
+PLAIN_UVICORN = (
+    "import logging, sys, uvicorn; from ml.serve import create_app, load_model; "
+    "logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s %(message)s'); "
+    "uvicorn.run(create_app(load_model(sys.argv[1])), host=sys.argv[2], port=int(sys.argv[3]), "
+    "access_log=False, log_level='info')"
+)
+
+
 def run_scenario(
-    model: Path, clients: int, hold_s: float, nofile: int, serve_args: list[str], log_path: Path
+    model: Path,
+    clients: int,
+    hold_s: float,
+    nofile: int,
+    serve_args: list[str],
+    log_path: Path,
+    reference: bool = False,
 ) -> ScenarioResult:
-    """Start `ml serve` under prlimit, run the slow clients and the pings, stop it; the figures."""
+    """Start `ml serve` (or, `reference`, plain uvicorn) under prlimit, run the slow clients and
+    the pings, stop it; the figures."""
     _raise_own_nofile(clients + 64)
     port = _free_port()
-    cmd = [
-        "prlimit",
-        f"--nofile={nofile}:{nofile}",
-        sys.executable,
-        "-m",
-        "ml.cli",
-        "serve",
-        "--model",
-        str(model),
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        *serve_args,
-    ]
+    server = (
+        ["-c", PLAIN_UVICORN, str(model), HOST, str(port)]
+        if reference
+        else [
+            "-m",
+            "ml.cli",
+            "serve",
+            "--model",
+            str(model),
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            *serve_args,
+        ]
+    )
+    cmd = ["prlimit", f"--nofile={nofile}:{nofile}", sys.executable, *server]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     result = ScenarioResult(clients=clients, hold_s=hold_s, nofile=nofile, serve_args=serve_args)
     with open(log_path, "wb") as log:
@@ -265,8 +286,8 @@ def _wait_for_ping(port: int, proc: subprocess.Popen, timeout_s: float) -> None:
 def synthetic_model() -> Path:
     """A small synthetic model.tar.gz (3,000 tracks), exported once under BENCH_DATA_DIR."""
     from ml.config import Paths
-    from tests.synthetic_model import write_synthetic_model
     from ml.export import export_latest
+    from tests.synthetic_model import write_synthetic_model
 
     root = BENCH_DATA_DIR / "serve_hardening"
     tarball = root / "models" / "synthetic" / "model.tar.gz"
@@ -307,32 +328,65 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--log", type=Path, default=None, help="server log (default: a temporary file)")
     parser.add_argument("--json", type=Path, default=None, help="write the result here, not bench/results/")
-    parser.add_argument("--label", default="", help="a note stored with the result (e.g. 'before')")
+    parser.add_argument("--reference", action="store_true", help="plain uvicorn instead of ml serve")
+    parser.add_argument("--repeats", type=int, default=3, help="ml serve runs (the median is reported)")
     parser.add_argument("serve_args", nargs="*", help="extra `ml serve` options (after --)")
     args = parser.parse_args(sys.argv[1:] if argv is None and __name__ == "__main__" else (argv or []))
-    import tempfile
-
     model = args.model or synthetic_model()
-    with tempfile.TemporaryDirectory(prefix="serve-hardening-") as tmp:
-        log_path = args.log or Path(tmp) / "serve.log"
-        load = os.getloadavg()
-        result = run_scenario(model, args.clients, args.hold, args.nofile, args.serve_args, log_path)
-        figures = {
-            "label": args.label,
-            "load_average_1m_before": round(load[0], 2),
-            **asdict(result),
-            "ping_ok_share": result.ping_ok_share,
-            "ping_max_ms": result.ping_max_ms,
-            "met": bool(result.final_ping_ok and result.final_ping_ms < 1000 and result.log_bytes < 1 << 20),
-        }
-    lines = summary_lines(result)
-    if args.json is not None:
-        args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
-        print("\n".join(lines))
+    load = os.getloadavg()
+    if args.json is not None:  # one run, as asked (the tests' small scenario)
+        result = _run_once(model, args, reference=args.reference)
+        args.json.write_text(json.dumps(_figures(result), indent=2, default=str) + "\n")
+        print("\n".join(summary_lines(result)))
         return
     from bench.common import write_results
 
-    write_results("serve_hardening", figures, [f"load average (1 min) before: {load[0]:.2f}", *lines])
+    reference = _run_once(model, args, reference=True)
+    runs = [_run_once(model, args, reference=False) for _ in range(args.repeats)]
+    final_ms = [r.final_ping_ms if r.final_ping_ok else float("inf") for r in runs]
+    median_run = sorted(runs, key=lambda r: final_ms[runs.index(r)])[len(runs) // 2]
+    figures = {
+        "load_average_1m_before": round(load[0], 2),
+        "load_average_1m_after": round(os.getloadavg()[0], 2),
+        "met": all(_figures(r)["met"] for r in runs),
+        "final_ping_ms_runs": final_ms,
+        "log_bytes_runs": [r.log_bytes for r in runs],
+        "reference_plain_uvicorn": _figures(reference),
+        "ml_serve_median_run": _figures(median_run),
+        "ml_serve_runs": [_figures(r) for r in runs],
+    }
+    lines = [
+        f"load average (1 min): {load[0]:.2f} before, {figures['load_average_1m_after']:.2f} after",
+        "",
+        "## reference: the same app behind plain uvicorn (ml serve before issue 9)",
+        *summary_lines(reference),
+        "",
+        f"## ml serve (guarded), {len(runs)} runs: /ping after the hold {final_ms} ms, "
+        f"logs {[r.log_bytes for r in runs]} bytes; the median run:",
+        *summary_lines(median_run),
+        "",
+        f"Must show (/ping within 1 s after 500 clients held partial requests 15 s, log small): "
+        f"{'met' if figures['met'] else 'NOT met'} in every run.",
+    ]
+    write_results("serve_hardening", figures, lines)
+
+
+def _run_once(model: Path, args: argparse.Namespace, reference: bool) -> ScenarioResult:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="serve-hardening-") as tmp:
+        log_path = args.log or Path(tmp) / "serve.log"
+        serve_args = [] if reference else args.serve_args
+        return run_scenario(model, args.clients, args.hold, args.nofile, serve_args, log_path, reference)
+
+
+def _figures(result: ScenarioResult) -> dict:
+    return {
+        **asdict(result),
+        "ping_ok_share": result.ping_ok_share,
+        "ping_max_ms": result.ping_max_ms,
+        "met": bool(result.final_ping_ok and result.final_ping_ms < 1000 and result.log_bytes < 1 << 20),
+    }
 
 
 if __name__ == "__main__":

@@ -320,3 +320,32 @@ def test_500_slow_clients_scenario_small(tmp_path, synthetic_run):
     assert any(a.startswith("HTTP/1.1 408") for a in result["answers"]), run.stdout
     assert result["log_bytes"] < 100_000, result["log_tail"]
     assert not any("Traceback" in m for m, _ in result["log_top_messages"])
+
+
+def test_an_internal_error_is_logged_as_500_not_0(caplog):
+    """Fault injection: a model whose predict raises. The client gets a JSON 500 and the request
+    log says 500 (it said 0 when the error handler answered outside the log middleware)."""
+
+    class BrokenModel:
+        n_tracks = 1
+
+        def predict(self, instances):  # noqa: ANN001, ANN201
+            raise RuntimeError("injected")
+
+    server = build_server(create_app(BrokenModel()), "127.0.0.1", 0, LIMITS)
+    thread = threading.Thread(target=asyncio.run, args=(serve_guarded(server),), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    try:
+        with caplog.at_level(logging.INFO, logger="ml.serve"):
+            response = httpx.post(f"{url}/invocations", json={"instances": [{"tracks": ["a"]}]}, timeout=5)
+            time.sleep(0.1)
+        assert response.status_code == 500 and response.json() == {"error": "internal error: RuntimeError"}
+        lines = [r.getMessage() for r in caplog.records if "instances=" in r.getMessage()]
+        assert lines and "POST /invocations 500 instances=1" in lines[-1], lines
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
