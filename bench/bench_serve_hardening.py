@@ -287,7 +287,10 @@ def synthetic_model() -> Path:
     """A small synthetic model.tar.gz (3,000 tracks), exported once under BENCH_DATA_DIR."""
     from ml.config import Paths
     from ml.export import export_latest
-    from tests.synthetic_model import write_synthetic_model
+
+    # tests/ is no package (and a `tests` package in site-packages would shadow it): import by path
+    sys.path.insert(0, str(REPO_ROOT / "tests"))
+    from synthetic_model import write_synthetic_model
 
     root = BENCH_DATA_DIR / "serve_hardening"
     tarball = root / "models" / "synthetic" / "model.tar.gz"
@@ -300,11 +303,11 @@ def synthetic_model() -> Path:
     return tarball
 
 
-def summary_lines(r: ScenarioResult) -> list[str]:
+def summary_lines(r: ScenarioResult, server: str = "ml serve") -> list[str]:
     failed = [p for p in r.pings if not p["ok"]]
     return [
         f"scenario: {r.clients} slow clients (headers/body/silent), held {r.hold_s:g} s, "
-        f"`{' '.join(['prlimit', f'--nofile={r.nofile}:{r.nofile}', 'ml serve', *r.serve_args])}`",
+        f"`{' '.join(['prlimit', f'--nofile={r.nofile}:{r.nofile}', server, *r.serve_args])}`",
         f"- /ping after the hold: {'OK' if r.final_ping_ok else 'FAILED'} in {r.final_ping_ms} ms "
         f"(target: answered within 1000 ms)",
         f"- /ping once a second during the hold: {len(r.pings) - len(failed)}/{len(r.pings)} answered, "
@@ -359,7 +362,7 @@ def main(argv: list[str] | None = None) -> None:
         f"load average (1 min): {load[0]:.2f} before, {figures['load_average_1m_after']:.2f} after",
         "",
         "## reference: the same app behind plain uvicorn (ml serve before issue 9)",
-        *summary_lines(reference),
+        *summary_lines(reference, server="python -c 'uvicorn.run(create_app(model))'"),
         "",
         f"## ml serve (guarded), {len(runs)} runs: /ping after the hold {final_ms} ms, "
         f"logs {[r.log_bytes for r in runs]} bytes; the median run:",

@@ -14,8 +14,8 @@ exhausted, asyncio's accept loop logs a traceback per failed accept (tens of MB 
   later (a route that never reads it) is closed here;
 - a connection cap, fitted to the descriptors left (RLIMIT_NOFILE minus those in use, the accept
   backlog and a reserve): at the cap a new connection evicts the oldest one that has no request
-  in progress (idle or still sending headers, then slow bodies), else it is refused with 503; so
-  a fresh /ping always gets in;
+  in progress (idle, or still sending its headers or body), else it is refused with 503; so a
+  fresh /ping always gets in;
 - logs that stay small: the guard's closings are counted and summed up in one line per
   LOG_EVERY_S, a failed accept is one line (no traceback) and repeated warnings are rate-limited.
 
@@ -180,26 +180,23 @@ class GuardedH11Protocol(H11Protocol):
 
     # --- the cap ---
 
-    def _evictable(self) -> int | None:
-        """0: idle or still sending headers; 1: still sending a body; None: a request in progress."""
+    def _evictable(self) -> bool:
+        """Idle, still sending headers or still sending a body: no request the app is computing."""
         if self.transport is None or self.transport.is_closing():
-            return None
+            return False
         state = self.conn.their_state
-        if state is h11.IDLE and (self.cycle is None or self.cycle.response_complete):
-            return 0
-        if state is h11.SEND_BODY:
-            return 1
-        return None
+        idle = state is h11.IDLE and (self.cycle is None or self.cycle.response_complete)
+        return idle or state is h11.SEND_BODY
 
     def _evict_one(self) -> bool:
-        best: tuple[int, float] | None = None
+        """Close the oldest evictable connection (oldest, not by phase: a fresh /ping whose bytes
+        are not read yet must not go before a client that has trickled a body for seconds)."""
         victim: GuardedH11Protocol | None = None
         for conn in self.connections:
-            if conn is self or not isinstance(conn, GuardedH11Protocol):
+            if conn is self or not isinstance(conn, GuardedH11Protocol) or not conn._evictable():
                 continue
-            rank = conn._evictable()
-            if rank is not None and (best is None or (rank, conn._opened_at) < best):
-                best, victim = (rank, conn._opened_at), conn
+            if victim is None or conn._opened_at < victim._opened_at:
+                victim = conn
         if victim is None:
             return False
         victim.tally.add("evicted at the cap", self.loop, len(self.connections))
