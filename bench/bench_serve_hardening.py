@@ -8,7 +8,8 @@ every /ping latency (or its failure), how and when the server ended the slow con
 server's open descriptors, whether it survived, and the size of its log.
 
 `python -m bench serve_hardening` runs the full scenario once against the reference (the same app
-behind plain `uvicorn.run`, as `ml serve` ran before issue 9) and three times against `ml serve`,
+behind plain `uvicorn.run`, as `ml serve` ran before issue 9; and with uvicorn's own limits set)
+and three times against `ml serve`,
 and writes bench/results/serve_hardening.* (the median run by final /ping latency, and every run);
 `python -m bench.bench_serve_hardening --clients 300 --hold 4 --json out.json` is one run of the
 same script with smaller counts (tests/test_serve_hardening.py runs it so). The model is MODEL (a
@@ -78,14 +79,22 @@ class ScenarioResult:
         return max(ok) if ok else None
 
 
-# The reference: the same app behind plain `uvicorn.run` with its defaults, as `ml serve` ran before
-# issue 9 (no read deadlines, no cap, every failed accept logged with its traceback).
+# The references: the same app behind `uvicorn.run`, with its defaults as `ml serve` ran before
+# issue 9 (no read deadlines, no cap, every failed accept logged with its traceback), and with
+# uvicorn's own limits set (to show they are not enough: limit_concurrency answers 503 only once
+# headers are in, and nothing bounds the descriptors).
 PLAIN_UVICORN = (
-    "import logging, sys, uvicorn; from ml.serve import create_app, load_model; "
+    "import ast, logging, sys, uvicorn; from ml.serve import create_app, load_model; "
     "logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s %(message)s'); "
     "uvicorn.run(create_app(load_model(sys.argv[1])), host=sys.argv[2], port=int(sys.argv[3]), "
-    "access_log=False, log_level='info')"
+    "access_log=False, log_level='info', **ast.literal_eval(sys.argv[4]))"
 )
+UVICORN_SETTINGS = {
+    "limit_concurrency": 50,
+    "timeout_keep_alive": 5,
+    "backlog": 32,
+    "h11_max_incomplete_event_size": 16384,
+}
 
 
 def run_scenario(
@@ -96,13 +105,14 @@ def run_scenario(
     serve_args: list[str],
     log_path: Path,
     reference: bool = False,
+    uvicorn_settings: dict | None = None,
 ) -> ScenarioResult:
     """Start `ml serve` (or, `reference`, plain uvicorn) under prlimit, run the slow clients and
     the pings, stop it; the figures."""
     _raise_own_nofile(clients + 64)
     port = _free_port()
     server = (
-        ["-c", PLAIN_UVICORN, str(model), HOST, str(port)]
+        ["-c", PLAIN_UVICORN, str(model), HOST, str(port), repr(uvicorn_settings or {})]
         if reference
         else [
             "-m",
@@ -345,6 +355,7 @@ def main(argv: list[str] | None = None) -> None:
     from bench.common import write_results
 
     reference = _run_once(model, args, reference=True)
+    settings_only = _run_once(model, args, reference=True, uvicorn_settings=UVICORN_SETTINGS)
     runs = [_run_once(model, args, reference=False) for _ in range(args.repeats)]
     final_ms = [r.final_ping_ms if r.final_ping_ok else float("inf") for r in runs]
     median_run = sorted(runs, key=lambda r: final_ms[runs.index(r)])[len(runs) // 2]
@@ -355,6 +366,7 @@ def main(argv: list[str] | None = None) -> None:
         "final_ping_ms_runs": final_ms,
         "log_bytes_runs": [r.log_bytes for r in runs],
         "reference_plain_uvicorn": _figures(reference),
+        "reference_uvicorn_settings": {"settings": UVICORN_SETTINGS, **_figures(settings_only)},
         "ml_serve_median_run": _figures(median_run),
         "ml_serve_runs": [_figures(r) for r in runs],
     }
@@ -363,6 +375,11 @@ def main(argv: list[str] | None = None) -> None:
         "",
         "## reference: the same app behind plain uvicorn (ml serve before issue 9)",
         *summary_lines(reference, server="python -c 'uvicorn.run(create_app(model))'"),
+        "",
+        "## reference: uvicorn's own limits set (and nothing else)",
+        *summary_lines(
+            settings_only, server=f"python -c 'uvicorn.run(create_app(model), **{UVICORN_SETTINGS})'"
+        ),
         "",
         f"## ml serve (guarded), {len(runs)} runs: /ping after the hold {final_ms} ms, "
         f"logs {[r.log_bytes for r in runs]} bytes; the median run:",
@@ -374,13 +391,17 @@ def main(argv: list[str] | None = None) -> None:
     write_results("serve_hardening", figures, lines)
 
 
-def _run_once(model: Path, args: argparse.Namespace, reference: bool) -> ScenarioResult:
+def _run_once(
+    model: Path, args: argparse.Namespace, reference: bool, uvicorn_settings: dict | None = None
+) -> ScenarioResult:
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="serve-hardening-") as tmp:
         log_path = args.log or Path(tmp) / "serve.log"
         serve_args = [] if reference else args.serve_args
-        return run_scenario(model, args.clients, args.hold, args.nofile, serve_args, log_path, reference)
+        return run_scenario(
+            model, args.clients, args.hold, args.nofile, serve_args, log_path, reference, uvicorn_settings
+        )
 
 
 def _figures(result: ScenarioResult) -> dict:
