@@ -349,3 +349,35 @@ def test_an_internal_error_is_logged_as_500_not_0(caplog):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_a_failed_accept_is_one_line_without_traceback():
+    """What asyncio reports when accept() runs out of descriptors (once per pending connection, up
+    to the backlog, every loop turn): one warning line, rate-limited, no traceback."""
+    import errno
+
+    from ml.serve_guard import loop_exception_handler
+
+    records: list[logging.LogRecord] = []
+
+    class ListHandler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = ListHandler()
+    handler.addFilter(RepeatFilter())
+    logger = logging.getLogger("ml.serve")
+    logger.addHandler(handler)
+    loop = asyncio.new_event_loop()
+    try:
+        exc = OSError(errno.EMFILE, "Too many open files")
+        for _ in range(2048):
+            loop_exception_handler(
+                loop, {"message": "socket.accept() out of system resource", "exception": exc}
+            )
+    finally:
+        loop.close()
+        logger.removeHandler(handler)
+    assert len(records) == 5
+    assert all(r.exc_info is None for r in records)
+    assert records[0].getMessage() == "accept failed: [Errno 24] Too many open files; new connections wait"
