@@ -60,7 +60,12 @@ def resolve_names(names: list[str], duckdb_path: Path) -> pd.DataFrame:
 
 
 def recommend_by_name(tracks: list[str], k: int, paths: Paths) -> str:
-    """Top-k suggestions for a playlist given by track names, as a printable table."""
+    """Top-k suggestions for a playlist given by track names, as a printable table.
+
+    Raises ValueError (k < 1; UnknownTrackError for a name), FileNotFoundError (no model) or
+    ml.warehouse.WarehouseError; the CLI prints each as one line."""
+    if k < 1:
+        raise ValueError(f"k is {k}; it must be at least 1")
     run = RunDir.latest(paths.models_dir)
     if not run.vectors.exists():
         raise FileNotFoundError(f"{run.path}: no trained model; run `ml train` first")
