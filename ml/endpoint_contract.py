@@ -60,6 +60,25 @@ class Instance(NamedTuple):
     name: str = ""
 
 
+JSON_MEDIA_TYPE = "application/json"
+
+
+def check_content_type(content_type) -> None:  # noqa: ANN001 - str or None; no `|` for older container Pythons
+    """The one content-type rule of both endpoints: application/json, with no charset or utf-8;
+    a missing or empty header counts as application/json. Anything else: ContractError 415."""
+    if not content_type or not content_type.strip():
+        return
+    media_type, *params = (part.strip() for part in content_type.split(";"))
+    if media_type.lower() != JSON_MEDIA_TYPE:
+        raise ContractError(
+            f"content type {content_type!r} is not supported; send {JSON_MEDIA_TYPE}", status=415
+        )
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            raise ContractError(f"charset in {content_type!r} is not supported; send utf-8", status=415)
+
+
 def parse_body(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> list[Instance]:
     """Decode and validate a request body; raises ContractError naming the bad field."""
     if len(body) > max_bytes:
@@ -105,9 +124,13 @@ def _parse_instance(i: int, item: object) -> Instance:
             raise ContractError(
                 f"{where}.tracks[{j}] must be a non-empty string of at most {MAX_TRACK_ID_CHARS} chars"
             )
+        if not _is_unicode_text(track):
+            raise ContractError(f"{where}.tracks[{j}] is not Unicode text (it holds a lone surrogate)")
     name = item.get("name", "")
     if not isinstance(name, str) or len(name) > MAX_NAME_CHARS:
         raise ContractError(f"{where}.name must be a string of at most {MAX_NAME_CHARS} chars")
+    if not _is_unicode_text(name):
+        raise ContractError(f"{where}.name is not Unicode text (it holds a lone surrogate)")
     k = item.get("k", DEFAULT_K)
     # bool is an int in Python; true is not a k.
     if not isinstance(k, int) or isinstance(k, bool):
@@ -115,6 +138,15 @@ def _parse_instance(i: int, item: object) -> Instance:
     if not 1 <= k <= MAX_K:
         raise ContractError(f"{where}.k is {k}; it must be between 1 and {MAX_K}")
     return Instance(tracks=tuple(tracks), k=k, name=name)
+
+
+def _is_unicode_text(text: str) -> bool:
+    """False for a string JSON can carry but UTF-8 cannot (a lone surrogate such as "\\ud800")."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def model_inputs(instances: list[Instance]) -> dict[str, list]:
@@ -159,9 +191,7 @@ def predictions(outputs: dict[str, list]) -> list[dict[str, object]]:
 
 def input_handler(data, context):  # the container's signature
     """Request body -> TensorFlow Serving REST predict body (columnar `inputs`)."""
-    content_type = getattr(context, "request_content_type", "application/json") or "application/json"
-    if "json" not in content_type:
-        raise ContractError(f"content type {content_type!r} is not supported; send application/json", 415)
+    check_content_type(getattr(context, "request_content_type", None))
     instances = parse_body(data.read())
     return json.dumps({"signature_name": SIGNATURE_NAME, "inputs": model_inputs(instances)})
 

@@ -66,8 +66,11 @@ def recommend_by_name(tracks: list[str], k: int, paths: Paths, name: str | None 
     """Top-k suggestions for a playlist given by track names and/or its name, as a printable table.
 
     With a playlist name, the scoring is ml.cold_start's: the name's known token rows join the
-    query (alone, or mixed with the tracks by the weight chosen on valid), over the same items.
-    """
+    query (alone, or beside the tracks as `worth` seed tracks), over the same items.
+    Raises ValueError (k < 1; neither tracks nor a name; UnknownTrackError for a name),
+    FileNotFoundError (no model) or ml.warehouse.WarehouseError; the CLI prints each as one line."""
+    if k < 1:
+        raise ValueError(f"k is {k}; it must be at least 1")
     run = RunDir.latest(paths.models_dir)
     if not run.vectors.exists():
         raise FileNotFoundError(f"{run.path}: no trained model; run `ml train` first")

@@ -287,23 +287,44 @@ def track_display_names(db_path: Path | str, track_ids: Sequence[str]) -> list[s
     return [n if isinstance(n, str) else t for t, n in zip(df["track_id"], df["name"], strict=True)]
 
 
+# `ml sql` runs a user's SQL: besides read_only (no write to the warehouse), no file or network
+# access (COPY ... TO, ATTACH, read_csv('/etc/passwd'), INSTALL/LOAD), locked so SET cannot undo it.
+SQL_SANDBOX = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "lock_configuration": True,
+}
+
+
 def run_sql(query: str, db_path: Path | str, limit: int = 50) -> str:
-    """Run one read-only SQL statement; the result as a plain-text table (at most `limit` rows)."""
-    con = connect(db_path)
+    """Run read-only SQL (no file, network or extension access); the result as a plain-text
+    table (at most `limit` rows). A bad query raises WarehouseError with DuckDB's message on one line."""
+    path = Path(db_path)
+    if not path.exists():
+        raise WarehouseError(f"warehouse not found: {path} (run `make dbt`, or set DUCKDB_PATH)")
+    con = duckdb.connect(str(path), read_only=True, config=SQL_SANDBOX)
     try:
         try:
             relation = con.sql(query)
+            if relation is None:  # a statement without a result (e.g. SET)
+                return "ok"
+            columns = list(relation.columns)
+            rows = relation.limit(limit + 1).fetchall() if limit >= 0 else relation.fetchall()
         except duckdb.Error as exc:
-            raise WarehouseError(f"{type(exc).__name__}: {exc}") from exc
-        if relation is None:  # a statement without a result (e.g. SET)
-            return "ok"
-        columns = list(relation.columns)
-        rows = relation.limit(limit + 1).fetchall() if limit >= 0 else relation.fetchall()
+            raise WarehouseError(f"query refused: {one_line(str(exc))}") from exc
     finally:
         con.close()
     truncated = limit >= 0 and len(rows) > limit
     rows = rows[:limit] if truncated else rows
     return format_table(columns, rows, truncated=truncated)
+
+
+def one_line(message: str) -> str:
+    """A multi-line message (DuckDB's LINE 1: ... and caret lines) on one line."""
+    parts = [line.strip() for line in message.splitlines()]
+    return "; ".join(p for p in parts if p and set(p) != {"^"})
 
 
 def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], truncated: bool = False) -> str:

@@ -22,7 +22,7 @@ MAX_FUNCTION_LINES = 80
 LONG_MODULES_ALLOWED = {"ml.data.names", "ml.data.generate"}
 LONG_FUNCTIONS_ALLOWED = {"ml.data.generate"}
 
-SERVING = {"ml.serve", "ml.endpoint_contract"}
+SERVING = {"ml.serve", "ml.serve_guard", "ml.endpoint_contract"}
 TRAINING = {"ml.train", "ml.word2vec", "ml.search", "ml.corpus", "ml.baseline_table", "ml.artefacts"}
 METRICS = {"ml.evaluate", "ml.knn", "ml.shapes", "ml.rankers", "ml.baselines", "ml.parity"}
 CLI = {"ml.cli"}
