@@ -1,25 +1,25 @@
-"""`ml export`: models/latest -> a TensorFlow SavedModel answering KNN queries, and model.tar.gz.
+"""`ml export`: models/latest -> the Keras KNN (`knn.keras`), its TensorFlow Serving export, model.tar.gz.
 
-The SavedModel is a `tf.Module` (no Keras layer adds anything to a matrix product and a top-k):
-- `embeddings_t`: the L2-normalized float32 matrix, transposed to [dim, n_tracks], one variable,
-  stored once (a [1, dim] x [dim, n] product runs ~3x faster on CPU than one with transpose_b);
-- `assets/track_ids.txt`: the vocabulary, one id per line (line number = row), read by two
-  `StaticHashTable`s (id -> row, row -> id);
-- `popular_ids` + `assets/popular_ids.txt`: the N_POPULAR most popular track ids, for playlists with
-  no known track (a hash table finds the playlist's own tracks among them in O(tracks)).
-
-`serving_default(tracks: string[batch, width], k: int32[batch])` scores with the rule of
-`ml.knn.top_k`: mean of the known seeds' normalized vectors, cosine against every track, seeds
-excluded, ties to the lower row (`tf.math.top_k` keeps the lower index first on equal values).
-
-`model.tar.gz` has the TensorFlow Serving layout the SageMaker TensorFlow inference container
-expects: `1/saved_model.pb`, `1/variables/`, `1/assets/`, and `code/inference.py` (the JSON
-contract, `ml/endpoint_contract.py`).
+The model is `ml.knn_keras.PlaylistKnn`, a `keras.Model` scoring with the rule of `ml.knn` (today
+Q = I = the L2-normalized track vectors: cosine), with the vocabulary, the catalogue's names and the
+popularity fallback inside. `ml export` writes, under the run folder:
+- `export/knn.keras` (and `knn.keras` -> it): `keras.saving.load_model` reloads it;
+- `export/1/`: the SavedModel written by `keras.export.ExportArchive`, signature
+  `serving_default(tracks: string[batch, width] padded with "", k: int32[batch])`, assets
+  `track_ids.txt`, `catalogue_ids.txt`, `popular_ids.txt`, `track_names.tsv`;
+- `export/code/inference.py`: the JSON contract (`ml/endpoint_contract.py`) for the SageMaker
+  TensorFlow Serving container; `export/model_info.json`: which run this is (run id, trained at,
+  dbt invocation id) for `/ping` and the response headers;
+- `model.tar.gz`: the content of `export/` at the archive root (`1/...`, `code/...`, `knn.keras`,
+  `model_info.json`): the layout the SageMaker TensorFlow inference container expects, plus the
+  Keras file `ml serve` scores from without TensorFlow.
+Names (artist, title) come from the run's `track_names.parquet` when it has one, else from the
+warehouse's `dim_tracks` (DUCKDB_PATH); every catalogue track needs one.
 """
 
 from __future__ import annotations
 
-import functools
+import json
 import os
 import re
 import shutil
@@ -27,19 +27,25 @@ import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ml import endpoint_contract
 from ml.config import Paths
 
+if TYPE_CHECKING:
+    from ml.knn import KnnTables
+
 VECTORS_FILE = "vectors.kv"
 POPULARITY_FILE = "popularity.parquet"
-EXPORT_DIR = "export"  # models/<run_id>/export/{1/,code/}, the tarball's content
+NAMES_FILE = "track_names.parquet"  # optional in a run folder: track_id, artist_name, track_name
+FINGERPRINT_FILE = "fingerprint.json"
+EXPORT_DIR = "export"  # models/<run_id>/export/{1/,code/,knn.keras,model_info.json}, the tarball's content
 TARBALL = "model.tar.gz"
+KERAS_FILE = "knn.keras"
+MODEL_INFO_FILE = "model_info.json"
 MODEL_VERSION = "1"
-VOCAB_ASSET = "track_ids.txt"
-POPULAR_ASSET = "popular_ids.txt"
 SERVING_TF_VERSION = "2.20"  # SageMaker TF inference image targeted; see README
 _TRACK_ID = re.compile(r"^[^\s]+$")
 
@@ -58,17 +64,21 @@ class ExportResult:
     selfcheck_playlists: int
     selfcheck_identical: int
     selfcheck_ties: int
+    keras_file: Path | None = None
+    keras_identical: int = 0  # of the self-check playlists: knn.keras answers = the SavedModel's
 
     def summary(self) -> str:
         return "\n".join(
             [
                 f"exported {self.n_tracks:,} tracks x {self.dim} dims from {self.run_dir}",
                 f"  SavedModel  {self.saved_model_dir}  ({self.saved_model_bytes / 2**20:.1f} MiB)",
+                f"  Keras model {self.keras_file}  (keras.saving.load_model)",
                 f"  tarball     {self.tarball}  ({self.tarball_bytes / 2**20:.1f} MiB)",
                 f"  popular fallback: {self.n_popular} tracks; targets SageMaker TF inference {SERVING_TF_VERSION}",
                 f"  self-check: the reloaded SavedModel gives ml.knn's top-10 on {self.selfcheck_playlists} "
                 f"random playlists: {self.selfcheck_identical} identical, {self.selfcheck_ties} equal up to "
-                "float ties",
+                "float ties; knn.keras reloaded gives the SavedModel's answers on "
+                f"{self.keras_identical}/{self.selfcheck_playlists}",
                 f"  took {self.seconds:.1f}s",
             ]
         )
@@ -76,43 +86,34 @@ class ExportResult:
 
 def export_latest(paths: Paths, run_dir: Path | None = None, selfcheck_playlists: int = 200) -> ExportResult:
     """Export models/latest (or `run_dir`) to <run_dir>/export and <run_dir>/model.tar.gz."""
-    import tensorflow as tf
-
     start = time.perf_counter()
     run_dir = (run_dir or paths.models_dir / "latest").resolve()
-    track_ids, normed = load_normalized_vectors(run_dir)
+    track_ids, tables = load_knn_tables(run_dir)
     popular = load_popular_ids(run_dir, endpoint_contract.N_POPULAR)
+    known = set(track_ids)
+    extra = [t for t in popular if t not in known]  # popular, but not in the vectors
+    names = load_track_names(run_dir, paths.duckdb_path, [*track_ids, *extra])
 
     export_dir = run_dir / EXPORT_DIR
     staging = run_dir / f".{EXPORT_DIR}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
-    version_dir = staging / MODEL_VERSION
-    vocab_path = staging / VOCAB_ASSET
-    staging.mkdir(parents=True)
-    vocab_path.write_text("".join(f"{t}\n" for t in track_ids))
-    popular_path = staging / POPULAR_ASSET
-    popular_path.write_text("".join(f"{t}\n" for t in popular))
-
-    module = PlaylistKnn(normed, str(vocab_path), popular, str(popular_path))
-    tf.saved_model.save(module, str(version_dir), signatures={endpoint_contract.SIGNATURE_NAME: module.serve})
-    vocab_path.unlink()  # both copied into 1/assets/ by the save
-    popular_path.unlink()
-    code_dir = staging / "code"
-    code_dir.mkdir()
-    shutil.copyfile(endpoint_contract.__file__, code_dir / "inference.py")
-
+    _write_export(staging, track_ids, extra, popular, names, tables, model_info(run_dir, len(track_ids)))
     shutil.rmtree(export_dir, ignore_errors=True)
     os.replace(staging, export_dir)
+    keras_link = run_dir / KERAS_FILE
+    if keras_link.is_symlink() or keras_link.exists():
+        keras_link.unlink()
+    keras_link.symlink_to(Path(EXPORT_DIR) / KERAS_FILE)
     tarball = run_dir / TARBALL
     write_tarball(export_dir, tarball)
 
-    n_identical, n_ties = _selfcheck(export_dir / MODEL_VERSION, track_ids, normed, selfcheck_playlists)
+    n_identical, n_ties, n_keras = _selfcheck(export_dir, track_ids, tables, selfcheck_playlists)
     return ExportResult(
         run_dir=run_dir,
         saved_model_dir=export_dir / MODEL_VERSION,
         tarball=tarball,
         n_tracks=len(track_ids),
-        dim=int(normed.shape[1]),
+        dim=int(tables.items_t.shape[0]),
         n_popular=len(popular),
         saved_model_bytes=_dir_bytes(export_dir / MODEL_VERSION),
         tarball_bytes=tarball.stat().st_size,
@@ -120,7 +121,95 @@ def export_latest(paths: Paths, run_dir: Path | None = None, selfcheck_playlists
         selfcheck_playlists=selfcheck_playlists,
         selfcheck_identical=n_identical,
         selfcheck_ties=n_ties,
+        keras_file=keras_link,
+        keras_identical=n_keras,
     )
+
+
+def _write_export(
+    staging: Path,
+    track_ids: list[str],
+    extra: list[str],
+    popular: list[str],
+    names: dict[str, tuple[str, str]],
+    tables: KnnTables,
+    info: dict,
+) -> None:
+    """knn.keras, the SavedModel (1/), code/inference.py and model_info.json under `staging`."""
+    from ml.knn_keras import KnnFiles, PlaylistKnn, export_saved_model  # Keras/TF: only when exporting
+
+    files = KnnFiles(staging / ".files", track_ids, extra, popular, names)
+    index_of = {t: i for i, t in enumerate([*track_ids, *extra])}
+    model = PlaylistKnn.build_from(
+        files,
+        items_t=np.ascontiguousarray(tables.items_t),
+        query_table=tables.query_table,
+        popular_index=np.array([index_of[t] for t in popular], dtype=np.int32),
+    )
+    model.save(staging / KERAS_FILE)
+    export_saved_model(model, staging / MODEL_VERSION)
+    shutil.rmtree(staging / ".files")  # copied into 1/assets/ by the export
+    code_dir = staging / "code"
+    code_dir.mkdir()
+    shutil.copyfile(endpoint_contract.__file__, code_dir / "inference.py")
+    (staging / MODEL_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+
+
+def load_knn_tables(run_dir: Path) -> tuple[list[str], KnnTables]:
+    """The run's vocabulary and the tables `ml.knn` scores with (today: cosine over vectors.kv)."""
+    from ml.knn import KnnTables
+
+    track_ids, normed = load_normalized_vectors(run_dir)
+    return track_ids, KnnTables(items_t=normed.T)
+
+
+def load_track_names(run_dir: Path, duckdb_path: Path, track_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """track_id -> (artist, title) for every given id: the run's track_names.parquet, else dim_tracks."""
+    path = run_dir / NAMES_FILE
+    if path.exists():
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path, columns=["track_id", "artist_name", "track_name"]).to_pydict()
+        found = dict(
+            zip(table["track_id"], zip(table["artist_name"], table["track_name"], strict=True), strict=True)
+        )
+        source = str(path)
+    else:
+        from ml import warehouse
+
+        try:
+            found = warehouse.track_names(duckdb_path, track_ids)
+        except warehouse.WarehouseError as exc:
+            raise FileNotFoundError(
+                f"the export needs the tracks' names: {run_dir} has no {NAMES_FILE} and {exc}"
+            ) from None
+        source = f"dim_tracks of {duckdb_path}"
+    missing = [t for t in track_ids if t not in found]
+    if missing:
+        raise ValueError(
+            f"{source} has no name for {len(missing)} of the model's {len(track_ids)} tracks "
+            f"(e.g. {missing[0]}): was the warehouse rebuilt from another file since `ml train`?"
+        )
+    return {t: (str(found[t][0] or ""), str(found[t][1] or "")) for t in track_ids}
+
+
+def model_info(run_dir: Path, n_tracks: int) -> dict:
+    """Lineage of the export: run id, when it was trained, the dbt invocation that built its data."""
+    fingerprint_path = run_dir / FINGERPRINT_FILE
+    fingerprint = json.loads(fingerprint_path.read_text()) if fingerprint_path.exists() else {}
+    stamp = re.match(r"^(\d{8}T\d{6}Z)", run_dir.name)  # `ml train` names runs by their UTC start
+    trained = (
+        time.strptime(stamp.group(1), "%Y%m%dT%H%M%SZ")
+        if stamp
+        else time.gmtime((run_dir / VECTORS_FILE).stat().st_mtime)
+    )
+    return {
+        "run_id": run_dir.name,
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", trained),
+        "dbt_invocation_id": fingerprint.get("dbt_invocation_id"),
+        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "n_tracks": n_tracks,
+    }
 
 
 def load_normalized_vectors(run_dir: Path) -> tuple[list[str], np.ndarray]:
@@ -176,17 +265,19 @@ def _dir_bytes(path: Path) -> int:
 
 
 def _selfcheck(
-    saved_model_dir: Path, track_ids: list[str], normed: np.ndarray, n_playlists: int, chunk: int = 20
-) -> tuple[int, int]:
-    """Reload the SavedModel; compare its top-10 with ml.knn on seeded random playlists.
+    export_dir: Path, track_ids: list[str], tables: KnnTables, n_playlists: int, chunk: int = 20
+) -> tuple[int, int, int]:
+    """Reload the SavedModel; compare its top-10 with ml.knn on seeded random playlists; reload
+    knn.keras with Keras and compare its answers with the SavedModel's.
 
-    Returns (identical, equal up to float ties); raises if any playlist differs beyond that.
-    Chunks keep the [playlists, tracks] score matrices small for a million-track model.
+    Returns (identical, equal up to float ties, Keras answers equal to the SavedModel's); raises if
+    any playlist differs beyond ties. Chunks keep the [playlists, tracks] score matrices small.
     """
+    import keras
     import tensorflow as tf
 
+    import ml.knn_keras  # noqa: F401 - registers the classes knn.keras names
     from ml.deploy.check import Expected, compare
-    from ml.knn import top_k
 
     rng = np.random.default_rng(0)
     size = min(20, len(track_ids))
@@ -194,17 +285,22 @@ def _selfcheck(
         sorted(rng.choice(len(track_ids), size=int(rng.integers(1, size + 1)), replace=False).tolist())
         for _ in range(n_playlists)
     ]
-    signature = tf.saved_model.load(str(saved_model_dir)).signatures[endpoint_contract.SIGNATURE_NAME]
-    identical = ties = 0
+    signature = tf.saved_model.load(str(export_dir / MODEL_VERSION)).signatures[
+        endpoint_contract.SIGNATURE_NAME
+    ]
+    keras_model = keras.saving.load_model(export_dir / KERAS_FILE)
+    identical = ties = same_keras = 0
     different: list[str] = []
     for start in range(0, n_playlists, chunk):
         rows = seed_rows[start : start + chunk]
-        reference = top_k(normed, rows, k=11, batch_size=chunk)
+        reference = tables.top_k(rows, k=11, batch_size=chunk)
         width = max(len(r) for r in rows)
-        out = signature(
-            tracks=tf.constant([[track_ids[r] for r in p] + [""] * (width - len(p)) for p in rows]),
-            k=tf.constant([10] * len(rows), dtype=tf.int32),
-        )
+        inputs = {
+            "tracks": tf.constant([[track_ids[r] for r in p] + [""] * (width - len(p)) for p in rows]),
+            "k": tf.constant([10] * len(rows), dtype=tf.int32),
+        }
+        out = {name: value.numpy() for name, value in signature(**inputs).items()}
+        from_keras = {name: np.asarray(value) for name, value in keras_model(inputs).items()}
         for i, playlist in enumerate(rows):
             n = int(out["n_results"][i])
             ref_rows, ref_scores = reference.rows[i], reference.scores[i]
@@ -217,8 +313,8 @@ def _selfcheck(
                 tie_score=float(ref_scores[n]) if len(ref_scores) > n else -np.inf,
             )
             got = {
-                "track_ids": out["track_ids"][i, :n].numpy().astype(str).tolist(),
-                "scores": out["scores"][i, :n].numpy().tolist(),
+                "track_ids": out["track_ids"][i, :n].astype(str).tolist(),
+                "scores": out["scores"][i, :n].tolist(),
                 "n_unknown": int(out["n_unknown"][i]),
             }
             verdict = compare(expected, got)
@@ -226,127 +322,15 @@ def _selfcheck(
             ties += verdict == "tie"
             if verdict not in (None, "tie"):
                 different.append(f"playlist {start + i} (rows {playlist}): {verdict}")
+            same_keras += all(np.array_equal(out[name][i], from_keras[name][i]) for name in out)
     if different:
         raise RuntimeError(
-            f"{saved_model_dir}: the SavedModel disagrees with ml.knn on {len(different)}/{n_playlists} "
+            f"{export_dir}: the SavedModel disagrees with ml.knn on {len(different)}/{n_playlists} "
             f"playlists, e.g. {different[0]}"
         )
-    return identical, ties
-
-
-@functools.cache
-def _make_module_class():
-    import tensorflow as tf
-
-    class _PlaylistKnn(tf.Module):
-        def __init__(
-            self, normed: np.ndarray, vocab_path: str, popular_ids: list[str], popular_path: str
-        ) -> None:
-            super().__init__(name="playlist_knn")
-            self.embeddings_t = tf.Variable(
-                np.ascontiguousarray(normed.T), trainable=False, name="embeddings_t", dtype=tf.float32
-            )
-            whole_line, line_number = tf.lookup.TextFileIndex.WHOLE_LINE, tf.lookup.TextFileIndex.LINE_NUMBER
-            self.row_of_id = tf.lookup.StaticHashTable(
-                tf.lookup.TextFileInitializer(vocab_path, tf.string, whole_line, tf.int64, line_number),
-                default_value=tf.constant(-1, tf.int64),
-            )
-            self.id_of_row = tf.lookup.StaticHashTable(
-                tf.lookup.TextFileInitializer(vocab_path, tf.int64, line_number, tf.string, whole_line),
-                default_value=tf.constant(endpoint_contract.PAD),
-            )
-            self.popular_ids = tf.Variable(popular_ids, trainable=False, name="popular_ids", dtype=tf.string)
-            self.popular_rank = tf.lookup.StaticHashTable(
-                tf.lookup.TextFileInitializer(popular_path, tf.string, whole_line, tf.int64, line_number),
-                default_value=tf.constant(-1, tf.int64),
-            )
-
-        @tf.function(
-            input_signature=[
-                tf.TensorSpec([None, None], tf.string, name="tracks"),
-                tf.TensorSpec([None], tf.int32, name="k"),
-            ]
+    if same_keras != n_playlists:
+        raise RuntimeError(
+            f"{export_dir / KERAS_FILE}: the reloaded Keras model differs from the SavedModel on "
+            f"{n_playlists - same_keras}/{n_playlists} playlists"
         )
-        def serve(self, tracks, k):
-            return self._serve(tracks, k)
-
-        def _serve(self, tracks, k):
-            embeddings_t = self.embeddings_t  # [dim, n_items]
-            n_items = tf.shape(embeddings_t)[1]
-            batch = tf.shape(tracks)[0]
-            present = tf.not_equal(tracks, endpoint_contract.PAD)
-            rows = self.row_of_id.lookup(tracks)  # -1 for unknown ids and padding
-            n_unknown = tf.reduce_sum(tf.cast(present & (rows < 0), tf.int32), axis=1)
-
-            # A playlist is a set: drop repeated rows (sorted, so repeats are neighbours).
-            rows = tf.sort(rows, axis=1)
-            repeat = tf.concat([tf.zeros([batch, 1], tf.bool), tf.equal(rows[:, 1:], rows[:, :-1])], axis=1)
-            seed = (rows >= 0) & ~repeat
-            n_known = tf.reduce_sum(tf.cast(seed, tf.int32), axis=1)
-
-            # Query: mean of the seeds' normalized vectors (zero for an empty playlist).
-            seed_rows = tf.where(seed, rows, tf.zeros_like(rows))
-            seed_vectors = tf.transpose(tf.gather(embeddings_t, seed_rows, axis=1), [1, 2, 0])
-            summed = tf.reduce_sum(seed_vectors * tf.cast(seed, tf.float32)[:, :, None], axis=1)
-            query = summed / tf.cast(tf.maximum(n_known, 1), tf.float32)[:, None]
-            scores = tf.matmul(query, embeddings_t)  # [batch, n_items]
-
-            seed_at = tf.where(seed)  # [n_seeds, 2] (playlist, position)
-            scores = tf.tensor_scatter_nd_update(
-                scores,
-                tf.stack([seed_at[:, 0], tf.gather_nd(rows, seed_at)], axis=1),
-                tf.fill([tf.shape(seed_at)[0]], tf.constant(-np.inf, tf.float32)),
-            )
-            k = tf.clip_by_value(k, 0, n_items)
-            k_max = tf.minimum(tf.reduce_max(tf.concat([k, [0]], axis=0)), n_items)
-            top = tf.math.top_k(scores, k=k_max, sorted=True)
-            knn_ids = self.id_of_row.lookup(tf.cast(top.indices, tf.int64))
-            knn_n = tf.minimum(k, n_items - n_known)
-
-            fallback = tf.equal(n_known, 0)
-            pop_ids, pop_n = tf.cond(
-                tf.reduce_any(fallback),
-                lambda: self._popular(tracks, k, k_max),
-                lambda: (tf.fill([batch, k_max], endpoint_contract.PAD), tf.zeros([batch], tf.int32)),
-            )
-            return {
-                "track_ids": tf.where(fallback[:, None], pop_ids, knn_ids),
-                "scores": tf.where(fallback[:, None], tf.zeros_like(top.values), top.values),
-                "n_results": tf.where(fallback, pop_n, knn_n),
-                "n_unknown": n_unknown,
-                "fallback": fallback,
-            }
-
-        def _popular(self, tracks, k, k_max):
-            """Most popular tracks not in the playlist, padded to k_max."""
-            popular = self.popular_ids
-            n_popular = tf.shape(popular)[0]
-            ranks = self.popular_rank.lookup(tracks)  # [batch, width]: rank among popular, or -1
-            hit = tf.where(ranks >= 0)
-            in_playlist = (
-                tf.scatter_nd(
-                    tf.stack([hit[:, 0], tf.gather_nd(ranks, hit)], axis=1),
-                    tf.ones([tf.shape(hit)[0]], tf.int32),
-                    tf.cast(tf.stack([tf.shape(tracks)[0], n_popular]), tf.int64),
-                )
-                > 0
-            )
-            # Rank by popularity order; tracks of the playlist sink to the bottom.
-            rank = tf.where(
-                in_playlist,
-                tf.constant(-np.inf, tf.float32),
-                -tf.cast(tf.range(n_popular), tf.float32)[None, :],
-            )
-            take = tf.minimum(k_max, n_popular)
-            picked = tf.math.top_k(rank, k=take).indices
-            ids = tf.gather(popular, picked)
-            ids = tf.pad(ids, [[0, 0], [0, k_max - take]], constant_values=endpoint_contract.PAD)
-            available = n_popular - tf.reduce_sum(tf.cast(in_playlist, tf.int32), axis=1)
-            return ids, tf.minimum(tf.minimum(k, available), take)
-
-    return _PlaylistKnn
-
-
-def PlaylistKnn(normed: np.ndarray, vocab_path: str, popular_ids: list[str], popular_path: str):  # noqa: N802
-    """The KNN tf.Module (a factory, so importing ml.export does not import TensorFlow)."""
-    return _make_module_class()(normed, vocab_path, popular_ids, popular_path)
+    return identical, ties, same_keras

@@ -35,7 +35,7 @@ def write_synthetic_model(
     n_duplicate_pairs: int = 5,
     seed: int = 0,
 ) -> SyntheticModel:
-    """Write vectors.kv and popularity.parquet under run_dir (created)."""
+    """Write vectors.kv, popularity.parquet and track_names.parquet under run_dir (created)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     from gensim.models import KeyedVectors
@@ -71,6 +71,16 @@ def write_synthetic_model(
     order.extend(missing[1:])
     table = pa.table({"track_id": order, "count": counts[: len(order)]})
     pq.write_table(table, run_dir / "popularity.parquet")
+    # Names, as the warehouse would give them (`track_names.parquet`, read by `ml export`).
+    every = [*track_ids, *missing]
+    names = pa.table(
+        {
+            "track_id": every,
+            "artist_name": [f"Artist {i % 97}" if i % 50 else "" for i in range(len(every))],
+            "track_name": [f"Song {i}" for i in range(len(every))],
+        }
+    )
+    pq.write_table(names, run_dir / "track_names.parquet")
     return SyntheticModel(
         run_dir=run_dir, track_ids=track_ids, duplicate_pairs=pairs, popular_not_in_vocab=missing
     )
