@@ -150,7 +150,6 @@ class PlaylistKnn(keras.Model):
 
     def call(self, inputs):
         tracks, k = inputs["tracks"], ops.cast(inputs["k"], "int32")
-        batch = ops.shape(tracks)[0]
         index = ops.cast(self.vocabulary(tracks), "int32")  # 0 padding, 1 unknown, >= 2 known
         n_unknown = ops.sum(ops.cast(ops.equal(index, 1), "int32"), axis=1)
 
