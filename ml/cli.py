@@ -203,13 +203,21 @@ def export_cmd() -> None:
     "model_path",
     type=click.Path(path_type=Path),
     default=None,
-    help="model.tar.gz or SavedModel dir (default: models/latest/model.tar.gz).",
+    help="model.tar.gz, its export dir, or a SavedModel dir (default: models/latest/model.tar.gz).",
 )
-def serve_cmd(host: str, port: int, model_path: Path | None) -> None:
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "numpy", "tensorflow"]),
+    default="auto",
+    show_default=True,
+    help="numpy: the Keras model's weights scored by ml.knn, no TensorFlow (auto for a tarball); "
+    "tensorflow: the SavedModel as TF Serving runs it (auto for a SavedModel dir).",
+)
+def serve_cmd(host: str, port: int, model_path: Path | None, engine: str) -> None:
     """Serve the exported model over HTTP with the SageMaker container contract."""
     from ml.serve import serve_forever
 
-    serve_forever(model_path, host=host, port=port, paths=_paths())
+    serve_forever(model_path, host=host, port=port, paths=_paths(), engine=engine)
 
 
 @main.command("deploy")

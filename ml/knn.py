@@ -54,9 +54,9 @@ class KnnTables:
         return self.query_table is None
 
     def query_rows(self, rows: np.ndarray) -> np.ndarray:
-        """Rows of Q, [len(rows), d]."""
+        """Rows of Q, [len(rows), d] C-contiguous (so a mean sums them in the same order either way)."""
         if self.query_table is None:
-            return self.items_t[:, rows].T
+            return np.ascontiguousarray(self.items_t[:, rows].T)
         return self.query_table[rows]
 
     def queries(self, seed_rows: Sequence[Sequence[int]]) -> np.ndarray:

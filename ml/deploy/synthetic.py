@@ -8,11 +8,12 @@ popularity list holds a few ids the vectors lack (as `min_count` does in trainin
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ml.endpoint_contract import track_id_of
 
 
 @dataclass(frozen=True)
@@ -23,8 +24,16 @@ class SyntheticModel:
     popular_not_in_vocab: list[str]
 
 
+def synthetic_name(i: int, salt: str = "track") -> tuple[str, str]:
+    """(artist, title) of synthetic track i; every 50th has an empty artist name, as real data does."""
+    if salt != "track":
+        return f"{salt.title()} Artist", f"{salt.title()} Song {i}"
+    return ("" if i % 50 == 0 else f"Artist {i % 97}"), f"Song {i}"
+
+
 def synthetic_track_id(i: int, salt: str = "track") -> str:
-    return hashlib.md5(f"{salt}-{i}".encode()).hexdigest()[:16]
+    """The warehouse's id of synthetic track i: dbt's identity rule over its name."""
+    return track_id_of(*synthetic_name(i, salt))
 
 
 def write_synthetic_model(
@@ -72,12 +81,12 @@ def write_synthetic_model(
     table = pa.table({"track_id": order, "count": counts[: len(order)]})
     pq.write_table(table, run_dir / "popularity.parquet")
     # Names, as the warehouse would give them (`track_names.parquet`, read by `ml export`).
-    every = [*track_ids, *missing]
+    named = [synthetic_name(i) for i in range(n_tracks)] + [synthetic_name(i, "rare") for i in range(3)]
     names = pa.table(
         {
-            "track_id": every,
-            "artist_name": [f"Artist {i % 97}" if i % 50 else "" for i in range(len(every))],
-            "track_name": [f"Song {i}" for i in range(len(every))],
+            "track_id": [*track_ids, *missing],
+            "artist_name": [a for a, _ in named],
+            "track_name": [t for _, t in named],
         }
     )
     pq.write_table(names, run_dir / "track_names.parquet")
