@@ -267,11 +267,6 @@ def test_the_tensorflow_engine_answers_as_the_numpy_engine(synthetic_run, expect
     for body in request_bodies(expected, per_request=16):
         instances = parse_body(body)
         for a, b in zip(fast.predict(instances), saved.predict(instances), strict=True):
-            assert (
-                compare(next(e for e in expected if e.track_ids == tuple(a["track_ids"]) or True), a)
-                is not None
-                or True
-            )
             assert {k: v for k, v in a.items() if k != "scores"} == {
                 k: v for k, v in b.items() if k != "scores"
             }
