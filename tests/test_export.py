@@ -274,8 +274,8 @@ def test_answers_carry_the_names_of_the_tracks(tiny_export):
     for i in range(len(playlists)):
         p = as_prediction(out, i)
         n = len(p["track_ids"])
-        artists = out["artists"][i, :n].astype(str).tolist()
-        titles = out["titles"][i, :n].astype(str).tolist()
+        artists = [a.decode("utf-8") for a in out["artists"][i, :n]]
+        titles = [t.decode("utf-8") for t in out["titles"][i, :n]]
         assert [names[t] for t in p["track_ids"]] == list(zip(artists, titles, strict=True))
         assert (out["artists"][i, n:] == b"").all() and (out["titles"][i, n:] == b"").all()
         checked += n
