@@ -19,7 +19,10 @@ MODELS_DIR  ?= models
 REPORTS_DIR ?= reports
 TARGET      ?= local
 PRESET      ?= small
-SEED        ?= 42
+# The team-wide seed has one home, ml/config.py (stdlib only, so this works before .venv exists).
+ifeq ($(origin SEED),undefined)
+SEED := $(shell $(PYTHON_BOOT) ml/config.py get seed 2>/dev/null || python3 ml/config.py get seed)
+endif
 export RAW_CSV     := $(abspath $(RAW_CSV))
 export DUCKDB_PATH := $(abspath $(DUCKDB_PATH))
 export MODELS_DIR  := $(abspath $(MODELS_DIR))

@@ -42,7 +42,8 @@ WARMUP = 20
 
 def main() -> None:
     from ml.config import Paths
-    from ml.export import export_latest, load_normalized_vectors
+    from ml.export import export_latest
+    from ml.run_dir import RunDir
 
     run_dir, source = _model_run()
     models_dir = run_dir.parent
@@ -54,7 +55,7 @@ def main() -> None:
     export_s = time.perf_counter() - start
     print(export.summary(), flush=True)
 
-    track_ids, normed = load_normalized_vectors(run_dir)
+    track_ids, normed = RunDir(run_dir).load_normalized_vectors()
     rng = np.random.default_rng(0)
     playlists = [
         rng.choice(len(track_ids), size=PLAYLIST, replace=False) for _ in range(N_SINGLE + N_CONCURRENT)
@@ -152,7 +153,7 @@ def _model_run() -> tuple[Path, str]:
                 if not link.exists():
                     link.symlink_to(src)
         return run_dir, f"the full-preset training run {trained.name} (python -m bench train)"
-    from ml.deploy.synthetic import write_synthetic_model
+    from tests.synthetic_model import write_synthetic_model
 
     run_dir = BENCH_DATA_DIR / "serve" / "models" / f"synthetic-{N_TRACKS}x{DIM}"
     if not (run_dir / "popularity.parquet").exists():

@@ -50,9 +50,9 @@ def eval_speed(run_dir: Path) -> dict[str, float]:
     import numpy as np
     from gensim.models import KeyedVectors
 
-    from ml.baselines import popularity_counts
+    from ml.baselines import popularity_counts, popularity_order
     from ml.corpus import load_playlists
-    from ml.evaluate import VectorModel, popularity_order, rank_vectors
+    from ml.rankers import VectorModel, rank_vectors
     from ml.warehouse import connect
 
     con = connect(WAREHOUSE)

@@ -1,7 +1,7 @@
-"""Baselines on the same split and protocol as the model: most popular and item co-occurrence kNN.
+"""The math of the two training-free baselines: most popular, and item co-occurrence kNN.
 
-(The third baseline, the seed recipe, is a gensim model: `ml.train` fits it and `ml.evaluate` scores
-it like the selected model.) Only numpy and scipy here.
+Their `Ranker` classes (fit/rank/save/load) are in `ml.rankers`; the seed recipe is a gensim model
+(`ml.word2vec.Track2Vec`). Only numpy and scipy here.
 """
 
 from __future__ import annotations
@@ -11,12 +11,33 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ml.evaluate import K_MAX, Ragged, Ranking, rank_popularity
+from ml.shapes import K_MAX, Ragged, Ranking
 
 
 def popularity_counts(train: Ragged, n_tracks: int) -> np.ndarray:
     """Train playlists (sessions) containing each track; tracks are distinct inside a session."""
     return np.bincount(train.values, minlength=n_tracks).astype(np.int64)
+
+
+def popularity_order(counts: np.ndarray) -> np.ndarray:
+    """Global track indices by count descending; ties by the lower index (= track_id order)."""
+    order = np.argsort(-counts, kind="stable")
+    return order[counts[order] > 0]
+
+
+def rank_popularity(order: np.ndarray, seeds: Ragged, k: int = K_MAX) -> Ranking:
+    """Most popular tracks that are not seeds; the score is minus the rank (higher is better)."""
+    n = len(seeds)
+    tracks = np.full((n, k), -1, dtype=np.int64)
+    for i in range(n):
+        seed = seeds.row(i)
+        head = order[: k + len(seed)]
+        if len(seed):
+            head = head[~np.isin(head, seed)]
+        head = head[:k]
+        tracks[i, : len(head)] = head
+    scores = np.where(tracks >= 0, -np.arange(k, dtype=np.float32)[None, :], -np.inf).astype(np.float32)
+    return Ranking(tracks=tracks, scores=scores, fallback=np.ones(n, dtype=bool))
 
 
 def playlist_matrix(

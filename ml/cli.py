@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from ml.config import DEFAULT_SEED, Paths
+from ml.config import DEFAULTS, Paths
 
 
 def _paths() -> Paths:
@@ -34,7 +34,7 @@ def data() -> None:
 @data.command("generate")
 @click.option("--preset", type=click.Choice(["tiny", "small", "full"]), default="small", show_default=True)
 @click.option("--rows", type=int, default=None, help="Target row count (overrides the preset's).")
-@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
+@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -163,7 +163,7 @@ def report_data_cmd() -> None:
     default=None,
     help="Search grid (default: ml/grid.yml).",
 )
-@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
+@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
 @click.option("--no-search", is_flag=True, help="Skip the search; fit the grid's default params.")
 def train_cmd(grid: Path | None, seed: int, no_search: bool) -> None:
     """Train, search and evaluate track2vec from the marts; writes models/<run_id> and models/latest."""
@@ -180,7 +180,10 @@ def recommend_cmd(tracks: tuple[str, ...], k: int) -> None:
     """Suggest tracks for a playlist, by name, from the offline model in models/latest."""
     from ml.recommend import recommend_by_name
 
-    click.echo(recommend_by_name(list(tracks), k=k, paths=_paths()))
+    try:
+        click.echo(recommend_by_name(list(tracks), k=k, paths=_paths()))
+    except (ValueError, FileNotFoundError) as err:
+        raise click.ClickException(str(err)) from err
 
 
 @main.command("export")
@@ -196,8 +199,8 @@ def export_cmd() -> None:
 
 
 @main.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8080, show_default=True)
+@click.option("--host", default=DEFAULTS.host, show_default=True)
+@click.option("--port", type=int, default=DEFAULTS.port, show_default=True)
 @click.option(
     "--model",
     "model_path",
@@ -215,9 +218,12 @@ def export_cmd() -> None:
 )
 def serve_cmd(host: str, port: int, model_path: Path | None, engine: str) -> None:
     """Serve the exported model over HTTP with the SageMaker container contract."""
+    from ml.run_dir import RunDir
     from ml.serve import serve_forever
 
-    serve_forever(model_path, host=host, port=port, paths=_paths(), engine=engine)
+    serve_forever(
+        model_path or RunDir.latest(_paths().models_dir).tarball, host=host, port=port, engine=engine
+    )
 
 
 @main.command("deploy")
@@ -246,7 +252,7 @@ def undeploy_cmd(target: str) -> None:
 
 @main.command("check")
 @click.option("--target", type=click.Choice(["local", "sagemaker"]), default="local", show_default=True)
-@click.option("--n", "n_playlists", type=int, default=50, show_default=True)
+@click.option("--n", "n_playlists", type=int, default=DEFAULTS.check_playlists, show_default=True)
 def check_cmd(target: str, n_playlists: int) -> None:
     """Invoke the deployed endpoint with test playlists; compare with the offline predictions."""
     from ml.deploy import check
@@ -263,6 +269,18 @@ def demo_summary_cmd() -> None:
     from ml.deploy import demo_summary
 
     click.echo(demo_summary(_paths()))
+
+
+@main.group("config")
+def config_group() -> None:
+    """The shared defaults (ml/config.py): seed, host, port, TF version, check size."""
+
+
+@config_group.command("get")
+@click.argument("name", type=click.Choice(sorted(DEFAULTS.__dataclass_fields__)))
+def config_get_cmd(name: str) -> None:
+    """Print one default (Make reads the same values with `python3 ml/config.py get NAME`)."""
+    click.echo(getattr(DEFAULTS, name))
 
 
 if __name__ == "__main__":

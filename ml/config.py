@@ -1,13 +1,32 @@
-"""Paths, defaults and environment variables: the one place the rest of `ml` asks where things are."""
+"""Paths, defaults and environment variables: the one place the rest of `ml` asks where things are.
+
+Standard library only, so Make can read a default before the virtualenv exists:
+`python3 ml/config.py get seed` prints 42 (see the Makefile). The split shares are dbt's: their home
+is `vars:` in dbt_project.yml and `ml` reads the values a build used from `dbt_build_info`.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+import sys
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SEED = 42
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """Every default shared by Make, dbt (through the SEED env var) and `ml`; env vars override."""
+
+    seed: int = 42  # SEED: generator, dbt split (var split_seed), corpus shuffles, search draws
+    host: str = "127.0.0.1"  # SERVE_HOST: endpoints bind to the loopback interface only
+    port: int = 8080  # SERVE_PORT: the SageMaker container's port
+    tf_version: str = "2.20"  # SAGEMAKER_TF_VERSION: the TF inference image the export targets
+    check_playlists: int = 50  # playlists `ml check` / `ml deploy` send to a live endpoint
+
+
+DEFAULTS = Defaults()
 
 
 def _env_path(name: str, default: str) -> Path:
@@ -38,13 +57,26 @@ class Paths:
         )
 
 
-def seed_from_env(default: int = DEFAULT_SEED) -> int:
-    return int(os.environ.get("SEED", default))
-
-
 # The real file's header, byte for byte (note the space after each comma).
 RAW_HEADER = '"user_id", "artistname", "trackname", "playlistname"'
 RAW_COLUMNS = ("user_id", "artistname", "trackname", "playlistname")
 
 # Playlist names the Spotify client creates by itself; they mix tastes.
 AUTO_PLAYLIST_NAMES = ("Starred", "Liked from Radio")
+
+
+def main(argv: list[str]) -> int:
+    """`python3 ml/config.py get NAME` prints one default (for Make); `list` prints them all."""
+    values = asdict(DEFAULTS)
+    if len(argv) == 2 and argv[0] == "get" and argv[1] in values:
+        print(values[argv[1]])
+        return 0
+    if argv == ["list"]:
+        print("\n".join(f"{k}={v}" for k, v in values.items()))
+        return 0
+    print(f"usage: config.py get {{{','.join(values)}}} | list", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -16,15 +16,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
 import numpy as np
 
-from ml.evaluate import EvalSet, Ragged
+from ml.shapes import EvalSet, Ragged
 from ml.warehouse import DIM_TRACKS, FCT_PLAYLIST_TRACKS, ML_PLAYLIST_SPLITS
+
+if TYPE_CHECKING:  # a connection opened by ml.warehouse.connect; corpus never opens one
+    import duckdb
 
 MAX_SENTENCE = 10_000  # gensim's MAX_SENTENCE_LEN: longer sentences are cut, so we split first
 # gensim's corpus_file reader (4.x, `CythonLineSentence.next_batch`) reads lines until a batch holds
@@ -34,9 +36,6 @@ MAX_SENTENCE = 10_000  # gensim's MAX_SENTENCE_LEN: longer sentences are cut, so
 # it to 10,001 words: the reader stops exactly there, and the padding tokens are never in the
 # vocabulary, so training skips them. No token is lost (tests/test_train.py checks the word count).
 PAD_TOKEN = "________________"  # 16 chars like a track id, never a hex id
-
-SPLIT_CODES = {"train": 0, "valid": 1, "test": 2}
-ROLE_CODES = {"train": 0, "seed": 1, "holdout": 2, "unevaluated": 3}
 
 
 # --- reading the marts --------------------------------------------------------------------------
@@ -401,7 +400,3 @@ def sample_playlists(playlists: Ragged, n: int, seed: int) -> Ragged:
         return playlists
     index = np.sort(np.random.default_rng(seed).choice(len(playlists), size=n, replace=False))
     return playlists.take(index)
-
-
-def as_ragged(rows: Sequence[Sequence[int]]) -> Ragged:
-    return Ragged.from_lists(rows)

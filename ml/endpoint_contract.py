@@ -221,7 +221,7 @@ def predictions(outputs: dict[str, list]) -> list[dict[str, object]]:
 # --- SageMaker TensorFlow Serving container hooks (code/inference.py) -------------------------
 
 
-def input_handler(data, context):  # noqa: ANN001 - the container's signature
+def input_handler(data, context):  # the container's signature
     """Request body -> TensorFlow Serving REST predict body (columnar `inputs`)."""
     content_type = getattr(context, "request_content_type", "application/json") or "application/json"
     if "json" not in content_type:
@@ -230,7 +230,7 @@ def input_handler(data, context):  # noqa: ANN001 - the container's signature
     return json.dumps({"signature_name": SIGNATURE_NAME, "inputs": model_inputs(instances)})
 
 
-def output_handler(response, context):  # noqa: ANN001 - the container's signature
+def output_handler(response, context):  # the container's signature
     """TensorFlow Serving REST answer -> the endpoint's predictions body."""
     if response.status_code != 200:
         raise ValueError(response.content.decode("utf-8", "replace"))

@@ -1,4 +1,4 @@
-"""Offline evaluation: plain metric functions over ranked lists, and the rankers that produce them.
+"""Offline evaluation: plain metric functions over ranked lists, and one loop over rankers.
 
 The protocol is the one `ml_playlist_splits` defines: for each valid/test playlist the query is all
 its seed tracks and the targets are its held-out tracks; candidates never include the seeds.
@@ -14,102 +14,25 @@ Definitions (one playlist has seeds S, held-out tracks H and a ranked list R, |R
              (not in its vocabulary: below min_count, or never seen in the train split).
 The "last-item" protocol of the seed recipe is kept beside it (`last_item_*` keys): query = the
 second-to-last track by file position, target = the last one, an unknown query replaced by a random
-known track. It rewards learning the alphabet (see DESIGN.md) and is never used for selection.
+known track. It rewards learning the alphabet (docs/training.md) and is never used for selection.
 
-Model-based scoring goes through `ml.knn` (mean of normalized seed vectors, cosine, seeds excluded),
-the same rule the exported model serves. Playlists with no known seed fall back to popularity.
-Only numpy and scipy here.
+Every method is a `ml.rankers.Ranker`; `evaluate` scores any of them the same way. Only numpy here:
+evaluation never imports training code (gensim fitting, corpus writing).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ml.knn import normalize_rows, top_k
+from ml.rankers import Ranker, last_item_queries
+from ml.shapes import K_MAX, EvalSet, Ragged, Ranking, singletons
 
-K_MAX = 100
+__all__ = ["K_MAX", "EvalSet", "Ragged", "Ranking", "evaluate", "evaluate_ranking", "results_table"]
+
 METRICS_SHOWN = ("hr@10", "hr@100", "ndcg@10", "mrr", "coverage@10", "oov_share", "last_item_hr@100")
 METRIC_KS = (10, 100)
-
-
-# --- data shapes -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Ragged:
-    """A list of int arrays stored flat (CSR style): row i is values[indptr[i]:indptr[i+1]]."""
-
-    indptr: np.ndarray  # int64 (n + 1,)
-    values: np.ndarray  # int64
-
-    @classmethod
-    def from_lists(cls, rows: Sequence[Sequence[int]]) -> Ragged:
-        lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
-        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=indptr[1:])
-        values = np.concatenate([np.asarray(r, dtype=np.int64) for r in rows]) if len(rows) else np.array([])
-        return cls(indptr=indptr, values=values.astype(np.int64))
-
-    def __len__(self) -> int:
-        return len(self.indptr) - 1
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.indptr)
-
-    def row(self, i: int) -> np.ndarray:
-        return self.values[self.indptr[i] : self.indptr[i + 1]]
-
-    def rows(self) -> list[np.ndarray]:
-        return np.split(self.values, self.indptr[1:-1]) if len(self) else []
-
-    def take(self, index: np.ndarray) -> Ragged:
-        return Ragged.from_lists([self.row(int(i)) for i in index])
-
-    def map_values(self, mapping: np.ndarray) -> Ragged:
-        """Apply mapping[value]; drop entries mapped to a negative value (unknown)."""
-        mapped = mapping[self.values]
-        keep = mapped >= 0
-        row_of = np.repeat(np.arange(len(self)), self.lengths)[keep]
-        indptr = np.zeros(len(self) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(row_of, minlength=len(self)), out=indptr[1:])
-        return Ragged(indptr=indptr, values=mapped[keep].astype(np.int64))
-
-
-@dataclass(frozen=True)
-class EvalSet:
-    """Valid or test playlists under the split protocol; track ids are global track indices."""
-
-    session_ids: np.ndarray  # (n,) str
-    seeds: Ragged
-    holdouts: Ragged
-    last_query: np.ndarray  # (n,) second-to-last track by position (the seed recipe's query)
-    last_target: np.ndarray  # (n,) last track by position (the seed recipe's target)
-
-    def __len__(self) -> int:
-        return len(self.session_ids)
-
-    def subset(self, index: np.ndarray) -> EvalSet:
-        return EvalSet(
-            session_ids=self.session_ids[index],
-            seeds=self.seeds.take(index),
-            holdouts=self.holdouts.take(index),
-            last_query=self.last_query[index],
-            last_target=self.last_target[index],
-        )
-
-
-@dataclass(frozen=True)
-class Ranking:
-    """Ranked global track indices per playlist, best first; -1 pads a list shorter than K."""
-
-    tracks: np.ndarray  # (n, K) int64
-    scores: np.ndarray  # (n, K) float32
-    fallback: np.ndarray  # (n,) bool: popularity answered (no known seed)
 
 
 # --- metrics (plain functions) ------------------------------------------------------------------
@@ -202,103 +125,6 @@ def last_item_metrics(ranking: Ranking, targets: np.ndarray) -> dict[str, float]
     return {f"last_item_hr@{k}": hit_rate_at_k(hits, ones, k) for k in METRIC_KS}
 
 
-# --- rankers -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class VectorModel:
-    """Embedding rows plus their global track index; the rows are normalized once."""
-
-    normed: np.ndarray  # (n_rows, d) float32, L2-normalized (ml.knn.normalize_rows)
-    track_of_row: np.ndarray  # (n_rows,) global track index of each row
-    row_of_track: np.ndarray  # (n_tracks,) row of each global track, -1 when not in the vocabulary
-
-    @classmethod
-    def from_vectors(cls, vectors: np.ndarray, track_of_row: np.ndarray, n_tracks: int) -> VectorModel:
-        row_of_track = np.full(n_tracks, -1, dtype=np.int64)
-        row_of_track[track_of_row] = np.arange(len(track_of_row))
-        return cls(normalize_rows(vectors), np.asarray(track_of_row, dtype=np.int64), row_of_track)
-
-    @property
-    def known(self) -> np.ndarray:
-        return self.row_of_track >= 0
-
-
-def popularity_order(counts: np.ndarray) -> np.ndarray:
-    """Global track indices by count descending; ties by the lower index (= track_id order)."""
-    order = np.argsort(-counts, kind="stable")
-    return order[counts[order] > 0]
-
-
-def rank_popularity(order: np.ndarray, seeds: Ragged, k: int = K_MAX) -> Ranking:
-    """Most popular tracks that are not seeds; the score is minus the rank (higher is better)."""
-    n = len(seeds)
-    tracks = np.full((n, k), -1, dtype=np.int64)
-    for i in range(n):
-        seed = seeds.row(i)
-        head = order[: k + len(seed)]
-        if len(seed):
-            head = head[~np.isin(head, seed)]
-        head = head[:k]
-        tracks[i, : len(head)] = head
-    scores = np.where(tracks >= 0, -np.arange(k, dtype=np.float32)[None, :], -np.inf).astype(np.float32)
-    return Ranking(tracks=tracks, scores=scores, fallback=np.ones(n, dtype=bool))
-
-
-def rank_vectors(
-    model: VectorModel,
-    seeds: Ragged,
-    popular: np.ndarray,
-    k: int = K_MAX,
-    batch_size: int | None = None,
-) -> Ranking:
-    """Top-k by ml.knn (mean of normalized seed vectors, cosine, seeds excluded) in global ids.
-
-    Playlists without a known seed get the popularity list instead (the serving fallback).
-    """
-    seed_rows = seeds.map_values(model.row_of_track)
-    rows_list = seed_rows.rows()
-    if batch_size is None:
-        batch_size = auto_batch_size(len(model.normed))
-    result = top_k(model.normed, rows_list, k, batch_size=batch_size)
-    tracks = model.track_of_row[result.rows]
-    scores = result.scores.copy()
-    if tracks.shape[1] < k:  # a catalogue smaller than k
-        pad = k - tracks.shape[1]
-        tracks = np.pad(tracks, ((0, 0), (0, pad)), constant_values=-1)
-        scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
-    fallback = seed_rows.lengths == 0
-    if fallback.any():
-        idx = np.flatnonzero(fallback)
-        pop = rank_popularity(popular, seeds.take(idx), k)
-        tracks[idx] = pop.tracks
-        scores[idx] = 0.0
-    return Ranking(tracks=tracks, scores=scores.astype(np.float32), fallback=fallback)
-
-
-def last_item_queries(queries: np.ndarray, known: np.ndarray, seed: int) -> np.ndarray:
-    """The seed recipe's rule: a query track the method does not know becomes a random known one."""
-    queries = np.asarray(queries, dtype=np.int64).copy()
-    unknown = ~known[queries]
-    pool = np.flatnonzero(known)
-    rng = np.random.default_rng(seed)
-    queries[unknown] = pool[rng.integers(0, len(pool), size=int(unknown.sum()))]
-    return queries
-
-
-def rank_last_item(model: VectorModel, queries: np.ndarray, seed: int, k: int = K_MAX) -> Ranking:
-    """One query track per playlist (unknown ones replaced at random), scored by ml.knn."""
-    rows = model.row_of_track[last_item_queries(queries, model.known, seed)]
-    result = top_k(model.normed, [[int(r)] for r in rows], k, batch_size=auto_batch_size(len(model.normed)))
-    tracks = model.track_of_row[result.rows]
-    return Ranking(tracks=tracks, scores=result.scores, fallback=~model.known[queries])
-
-
-def auto_batch_size(n_items: int, budget_cells: int = 32_000_000) -> int:
-    """Playlists per matrix product so one batch's score matrix stays near 128 MB of float32."""
-    return int(max(16, min(4096, budget_cells // max(n_items, 1))))
-
-
 # --- one call per method -----------------------------------------------------------------------
 
 
@@ -309,23 +135,26 @@ def evaluate_ranking(
     return ranking_metrics(ranking, eval_set.holdouts, known, catalogue_size)
 
 
-def evaluate_vectors(
-    model: VectorModel,
+def evaluate(
+    ranker: Ranker,
     eval_set: EvalSet,
-    popular: np.ndarray,
     catalogue_size: int,
     last_item_seed: int | None = None,
+    k: int = K_MAX,
 ) -> tuple[dict[str, float], Ranking]:
-    """Split-protocol metrics of an embedding (and the last-item protocol when a seed is given)."""
-    ranking = rank_vectors(model, eval_set.seeds, popular)
-    metrics = evaluate_ranking(ranking, eval_set, model.known, catalogue_size)
+    """Split-protocol metrics of any ranker on `eval_set` (and the last-item protocol when a seed is
+    given: an unknown query track becomes a seeded random one of `ranker.query_known`)."""
+    ranking = ranker.rank(eval_set.seeds, k)
+    metrics = evaluate_ranking(ranking, eval_set, ranker.known, catalogue_size)
     if last_item_seed is not None:
-        metrics.update(
-            last_item_metrics(
-                rank_last_item(model, eval_set.last_query, last_item_seed), eval_set.last_target
-            )
-        )
+        metrics.update(evaluate_last_item(ranker, eval_set, last_item_seed, k))
     return metrics, ranking
+
+
+def evaluate_last_item(ranker: Ranker, eval_set: EvalSet, seed: int, k: int = K_MAX) -> dict[str, float]:
+    """The seed recipe's protocol alone: one query track per playlist, its last track the target."""
+    queries = last_item_queries(eval_set.last_query, ranker.query_known, seed)
+    return last_item_metrics(ranker.rank(singletons(queries), k), eval_set.last_target)
 
 
 def results_table(metrics: dict[str, Any], columns: tuple[str, ...] = METRICS_SHOWN) -> str:

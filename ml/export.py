@@ -32,22 +32,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ml import endpoint_contract
-from ml.config import Paths
+from ml.config import DEFAULTS, Paths
+from ml.parity import Expected, compare
+from ml.run_dir import RunDir
 
 if TYPE_CHECKING:
     from ml.knn import KnnTables
 
-VECTORS_FILE = "vectors.kv"
-POPULARITY_FILE = "popularity.parquet"
-NAMES_FILE = "track_names.parquet"  # optional in a run folder: track_id, artist_name, track_name
-FINGERPRINT_FILE = "fingerprint.json"
-EXPORT_DIR = "export"  # models/<run_id>/export/{1/,code/,knn.keras,model_info.json}, the tarball's content
-TARBALL = "model.tar.gz"
+# The content of <run>/export/ (and of the tarball):
+MODEL_VERSION = "1"  # the SavedModel
 KERAS_FILE = "knn.keras"
 MODEL_INFO_FILE = "model_info.json"
-MODEL_VERSION = "1"
-SERVING_TF_VERSION = "2.20"  # SageMaker TF inference image targeted; see README
-_TRACK_ID = re.compile(r"^[^\s]+$")
 
 
 @dataclass(frozen=True)
@@ -74,7 +69,7 @@ class ExportResult:
                 f"  SavedModel  {self.saved_model_dir}  ({self.saved_model_bytes / 2**20:.1f} MiB)",
                 f"  Keras model {self.keras_file}  (keras.saving.load_model)",
                 f"  tarball     {self.tarball}  ({self.tarball_bytes / 2**20:.1f} MiB)",
-                f"  popular fallback: {self.n_popular} tracks; targets SageMaker TF inference {SERVING_TF_VERSION}",
+                f"  popular fallback: {self.n_popular} tracks; targets SageMaker TF inference {DEFAULTS.tf_version}",
                 f"  self-check: the reloaded SavedModel gives ml.knn's top-10 on {self.selfcheck_playlists} "
                 f"random playlists: {self.selfcheck_identical} identical, {self.selfcheck_ties} equal up to "
                 "float ties; knn.keras reloaded gives the SavedModel's answers on "
@@ -87,24 +82,25 @@ class ExportResult:
 def export_latest(paths: Paths, run_dir: Path | None = None, selfcheck_playlists: int = 200) -> ExportResult:
     """Export models/latest (or `run_dir`) to <run_dir>/export and <run_dir>/model.tar.gz."""
     start = time.perf_counter()
-    run_dir = (run_dir or paths.models_dir / "latest").resolve()
-    track_ids, tables = load_knn_tables(run_dir)
-    popular = load_popular_ids(run_dir, endpoint_contract.N_POPULAR)
+    run = RunDir(run_dir.resolve()) if run_dir else RunDir.latest(paths.models_dir)
+    run_dir = run.path
+    track_ids, tables = load_knn_tables(run)
+    popular = run.load_popular_ids(endpoint_contract.N_POPULAR)
     known = set(track_ids)
     extra = [t for t in popular if t not in known]  # popular, but not in the vectors
-    names = load_track_names(run_dir, paths.duckdb_path, [*track_ids, *extra])
+    names = load_track_names(run, paths.duckdb_path, [*track_ids, *extra])
 
-    export_dir = run_dir / EXPORT_DIR
-    staging = run_dir / f".{EXPORT_DIR}.tmp"
+    export_dir = run.export_dir
+    staging = run_dir / f".{RunDir.EXPORT}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
-    _write_export(staging, track_ids, extra, popular, names, tables, model_info(run_dir, len(track_ids)))
+    _write_export(staging, track_ids, extra, popular, names, tables, model_info(run, len(track_ids)))
     shutil.rmtree(export_dir, ignore_errors=True)
     os.replace(staging, export_dir)
-    keras_link = run_dir / KERAS_FILE
+    keras_link = run.keras_model
     if keras_link.is_symlink() or keras_link.exists():
         keras_link.unlink()
-    keras_link.symlink_to(Path(EXPORT_DIR) / KERAS_FILE)
-    tarball = run_dir / TARBALL
+    keras_link.symlink_to(Path(RunDir.EXPORT) / KERAS_FILE)
+    tarball = run.tarball
     write_tarball(export_dir, tarball)
 
     n_identical, n_ties, n_keras = _selfcheck(export_dir, track_ids, tables, selfcheck_playlists)
@@ -155,17 +151,17 @@ def _write_export(
     (staging / MODEL_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
 
 
-def load_knn_tables(run_dir: Path) -> tuple[list[str], KnnTables]:
+def load_knn_tables(run: RunDir) -> tuple[list[str], KnnTables]:
     """The run's vocabulary and the tables `ml.knn` scores with (today: cosine over vectors.kv)."""
     from ml.knn import KnnTables
 
-    track_ids, normed = load_normalized_vectors(run_dir)
+    track_ids, normed = run.load_normalized_vectors()
     return track_ids, KnnTables(items_t=normed.T)
 
 
-def load_track_names(run_dir: Path, duckdb_path: Path, track_ids: list[str]) -> dict[str, tuple[str, str]]:
+def load_track_names(run: RunDir, duckdb_path: Path, track_ids: list[str]) -> dict[str, tuple[str, str]]:
     """track_id -> (artist, title) for every given id: the run's track_names.parquet, else dim_tracks."""
-    path = run_dir / NAMES_FILE
+    path = run.track_names
     if path.exists():
         import pyarrow.parquet as pq
 
@@ -181,7 +177,7 @@ def load_track_names(run_dir: Path, duckdb_path: Path, track_ids: list[str]) -> 
             found = warehouse.track_names(duckdb_path, track_ids)
         except warehouse.WarehouseError as exc:
             raise FileNotFoundError(
-                f"the export needs the tracks' names: {run_dir} has no {NAMES_FILE} and {exc}"
+                f"the export needs the tracks' names: {run.path} has no {RunDir.TRACK_NAMES} and {exc}"
             ) from None
         source = f"dim_tracks of {duckdb_path}"
     missing = [t for t in track_ids if t not in found]
@@ -193,61 +189,20 @@ def load_track_names(run_dir: Path, duckdb_path: Path, track_ids: list[str]) -> 
     return {t: (str(found[t][0] or ""), str(found[t][1] or "")) for t in track_ids}
 
 
-def model_info(run_dir: Path, n_tracks: int) -> dict:
+def model_info(run: RunDir, n_tracks: int) -> dict:
     """Lineage of the export: run id, when it was trained, the dbt invocation that built its data."""
-    fingerprint_path = run_dir / FINGERPRINT_FILE
-    fingerprint = json.loads(fingerprint_path.read_text()) if fingerprint_path.exists() else {}
-    stamp = re.match(r"^(\d{8}T\d{6}Z)", run_dir.name)  # `ml train` names runs by their UTC start
+    fingerprint = run.read_json(RunDir.FINGERPRINT) if run.file(RunDir.FINGERPRINT).exists() else {}
+    stamp = re.match(r"^(\d{8}T\d{6}Z)", run.path.name)  # `ml train` names runs by their UTC start
     trained = (
-        time.strptime(stamp.group(1), "%Y%m%dT%H%M%SZ")
-        if stamp
-        else time.gmtime((run_dir / VECTORS_FILE).stat().st_mtime)
+        time.strptime(stamp.group(1), "%Y%m%dT%H%M%SZ") if stamp else time.gmtime(run.vectors.stat().st_mtime)
     )
     return {
-        "run_id": run_dir.name,
+        "run_id": run.path.name,
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", trained),
         "dbt_invocation_id": fingerprint.get("dbt_invocation_id"),
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "n_tracks": n_tracks,
     }
-
-
-def load_normalized_vectors(run_dir: Path) -> tuple[list[str], np.ndarray]:
-    """Track ids in row order and their L2-normalized float32 vectors, from vectors.kv."""
-    from gensim.models import KeyedVectors
-
-    from ml.knn import normalize_rows
-
-    path = run_dir / VECTORS_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: run `ml train` first (or set MODELS_DIR)")
-    kv = KeyedVectors.load(str(path), mmap="r")
-    track_ids = list(kv.index_to_key)
-    bad = [t for t in track_ids if not isinstance(t, str) or not _TRACK_ID.match(t)]
-    if bad:
-        raise ValueError(
-            f"{path}: {len(bad)} keys are not track id strings (empty, whitespace), e.g. {bad[0]!r}"
-        )
-    if len(set(track_ids)) != len(track_ids):
-        raise ValueError(f"{path}: {len(track_ids) - len(set(track_ids))} repeated track ids")
-    return track_ids, normalize_rows(kv.vectors)
-
-
-def load_popular_ids(run_dir: Path, n: int) -> list[str]:
-    """The n most popular track ids (popularity.parquet is sorted most popular first)."""
-    import pyarrow.parquet as pq
-
-    path = run_dir / POPULARITY_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: run `ml train` first (or set MODELS_DIR)")
-    table = pq.read_table(path, columns=["track_id", "count"])
-    ids = [str(t) for t in table.column("track_id").to_pylist()[:n]]
-    if not ids:
-        raise ValueError(f"{path} is empty: the fallback for empty playlists needs popular tracks")
-    bad = [t for t in ids if not _TRACK_ID.match(t)]
-    if bad or len(set(ids)) != len(ids):
-        raise ValueError(f"{path}: track ids must be unique non-blank strings (e.g. {bad[:1] or 'a repeat'})")
-    return ids
 
 
 def write_tarball(export_dir: Path, tarball: Path) -> None:
@@ -277,7 +232,6 @@ def _selfcheck(
     import tensorflow as tf
 
     import ml.knn_keras  # noqa: F401 - registers the classes knn.keras names
-    from ml.deploy.check import Expected, compare
 
     rng = np.random.default_rng(0)
     size = min(20, len(track_ids))

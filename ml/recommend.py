@@ -10,19 +10,18 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import click
-import duckdb
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
+from ml import warehouse as wh
 from ml.config import Paths
 from ml.knn import normalize_rows, top_k
+from ml.run_dir import RunDir
 
 SEPARATOR = " - "
 
 
-class UnknownTrackError(click.ClickException):
+class UnknownTrackError(ValueError):
     """A name that matches no track (or several); the message lists close names."""
 
 
@@ -35,7 +34,7 @@ def resolve_names(names: list[str], duckdb_path: Path) -> pd.DataFrame:
 
     The split is tried at every " - " so artists or titles containing " - " still resolve.
     """
-    con = duckdb.connect(str(duckdb_path), read_only=True)
+    con = wh.connect(duckdb_path)
     try:
         rows = []
         for name in names:
@@ -47,47 +46,26 @@ def resolve_names(names: list[str], duckdb_path: Path) -> pd.DataFrame:
                 candidates.append(("", key[len(SEPARATOR.lstrip()) :]))
             found = pd.DataFrame()
             for artist, title in candidates:
-                found = con.execute(
-                    """
-                    select track_id, artist_name, track_name, n_playlists
-                    from dim_tracks
-                    where lower(regexp_replace(trim(artist_name), '\\s+', ' ', 'g')) = ?
-                      and lower(regexp_replace(trim(track_name), '\\s+', ' ', 'g')) = ?
-                    """,
-                    [artist.strip(), title.strip()],
-                ).df()
+                found = wh.tracks_named(con, artist.strip(), title.strip())
                 if len(found):
                     break
             if len(found) == 0:
-                raise UnknownTrackError(f'unknown track "{name}"{_suggest(con, key)}')
+                close = wh.closest_track_names(con, key, 3)
+                hint = "; did you mean: " + ", ".join(f'"{n}"' for n in close) if close else ""
+                raise UnknownTrackError(f'unknown track "{name}"{hint}')
             rows.append(found.iloc[0])
         return pd.DataFrame(rows).reset_index(drop=True)
     finally:
         con.close()
 
 
-def _suggest(con: duckdb.DuckDBPyConnection, key: str) -> str:
-    close = con.execute(
-        """
-        select artist_name || ' - ' || track_name as name
-        from dim_tracks
-        order by jaro_winkler_similarity(lower(artist_name || ' - ' || track_name), ?) desc, n_playlists desc
-        limit 3
-        """,
-        [key],
-    ).fetchall()
-    return "; did you mean: " + ", ".join(f'"{n}"' for (n,) in close) if close else ""
-
-
 def recommend_by_name(tracks: list[str], k: int, paths: Paths) -> str:
     """Top-k suggestions for a playlist given by track names, as a printable table."""
-    from gensim.models import KeyedVectors
-
-    run_dir = paths.models_dir / "latest"
-    if not (run_dir / "vectors.kv").exists():
-        raise click.ClickException(f"{run_dir}: no trained model; run `ml train` first")
+    run = RunDir.latest(paths.models_dir)
+    if not run.vectors.exists():
+        raise FileNotFoundError(f"{run.path}: no trained model; run `ml train` first")
     resolved = resolve_names(tracks, paths.duckdb_path)
-    kv = KeyedVectors.load(str(run_dir / "vectors.kv"), mmap="r")
+    kv = run.load_keyed_vectors()
     rows = [kv.key_to_index[t] for t in resolved["track_id"] if t in kv.key_to_index]
     notes = [
         f'"{a} - {t}" is not in the model vocabulary (too rare in the train split); ignored'
@@ -102,25 +80,13 @@ def recommend_by_name(tracks: list[str], k: int, paths: Paths) -> str:
         scores = [f"{s:.3f}" for s in result.scores[0]]
     else:
         notes.append("no known track: the most popular tracks instead")
-        popular = pq.read_table(run_dir / "popularity.parquet").to_pandas()
+        ids, counts = run.load_popularity()
+        popular = pd.DataFrame({"track_id": ids, "count": counts})
         popular = popular[~popular["track_id"].isin(set(resolved["track_id"]))].head(k)
         ids = popular["track_id"].tolist()
         scores = [f"{int(c)} playlists" for c in popular["count"]]
-    names = _names(ids, paths.duckdb_path)
+    names = wh.track_display_names(paths.duckdb_path, ids)
     width = max((len(n) for n in names), default=10)
     lines = [*(f"note: {n}" for n in notes), f"{'#':>3}  {'track':<{width}}  score"]
     lines += [f"{i + 1:>3}  {n:<{width}}  {s}" for i, (n, s) in enumerate(zip(names, scores, strict=True))]
     return "\n".join(lines)
-
-
-def _names(track_ids: list[str], duckdb_path: Path) -> list[str]:
-    con = duckdb.connect(str(duckdb_path), read_only=True)
-    try:
-        con.register("wanted", pd.DataFrame({"track_id": track_ids, "rank": range(len(track_ids))}))
-        df = con.execute(
-            "select w.track_id, d.artist_name || ' - ' || d.track_name as name "
-            "from wanted as w left join dim_tracks as d using (track_id) order by w.rank"
-        ).df()
-    finally:
-        con.close()
-    return [n if isinstance(n, str) else t for t, n in zip(df["track_id"], df["name"], strict=True)]

@@ -41,8 +41,6 @@ from ml.endpoint_contract import ContractError, Instance
 
 log = logging.getLogger("ml.serve")
 
-DEFAULT_MODEL = Path("latest") / "model.tar.gz"  # under MODELS_DIR
-
 
 ENGINES = ("auto", "numpy", "tensorflow")
 MODEL_INFO_FILE = "model_info.json"
@@ -266,18 +264,12 @@ class RequestLog:
             )
 
 
-def serve_forever(
-    model_path: Path | None,
-    host: str,
-    port: int,
-    paths,  # noqa: ANN001 - ml.config.Paths
-    engine: str = "auto",
-) -> None:
+def serve_forever(model_path: Path, host: str, port: int, engine: str = "auto") -> None:
     """Load the exported model and serve it until interrupted (uvicorn, one process)."""
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    model_path = Path(model_path) if model_path else paths.models_dir / DEFAULT_MODEL
+    model_path = Path(model_path)
     start = time.perf_counter()
     model = load_model(model_path, engine)
     log.info(

@@ -112,7 +112,6 @@ DBT_BUILD_INFO = Relation(
 )
 
 SPLITS = ("train", "valid", "test")
-ROLES = ("train", "seed", "holdout", "unevaluated")
 
 
 class WarehouseError(RuntimeError):
@@ -229,6 +228,79 @@ def track_names(db_path: Path | str, track_ids: Sequence[str]) -> dict[str, tupl
     finally:
         con.close()
     return {t: (a or "", n or "") for t, a, n in rows}
+
+
+def marts_fingerprint(con: duckdb.DuckDBPyConnection, db_path: Path | str) -> dict[str, Any]:
+    """Provenance of what training reads: row counts of the marts, split/role rows, and the dbt
+    invocation that built them (from dbt_build_info; None for a warehouse built without it)."""
+    counts = {}
+    for relation in (FCT_PLAYLIST_TRACKS, DIM_PLAYLISTS, DIM_TRACKS, ML_PLAYLIST_SPLITS):
+        counts[relation.name] = int(con.execute(f"select count(*) from {relation.name}").fetchone()[0])
+    split_counts = {
+        f"{s}/{r}": int(n)
+        for s, r, n in con.execute(
+            f"select split, role, count(*) from {ML_PLAYLIST_SPLITS.name} group by all order by all"
+        ).fetchall()
+    }
+    invocation_id = source = None
+    try:
+        check_relation(con, DBT_BUILD_INFO)
+        row = con.execute(f"select max(dbt_invocation_id) from {DBT_BUILD_INFO.name}").fetchone()
+        if row and row[0]:
+            invocation_id, source = str(row[0]), f"{DBT_BUILD_INFO.name}.dbt_invocation_id"
+    except WarehouseError:
+        pass
+    return {
+        "warehouse": str(db_path),
+        "dbt_invocation_id": invocation_id,
+        "dbt_invocation_source": source,
+        "row_counts": counts,
+        "split_role_rows": split_counts,
+    }
+
+
+def tracks_named(con: duckdb.DuckDBPyConnection, artist: str, title: str) -> Any:
+    """dim_tracks rows (track_id, artist_name, track_name, n_playlists) whose names match, trimmed,
+    case-insensitive, inner whitespace collapsed (the normalisation of the track identity)."""
+    return con.execute(
+        f"""
+        select track_id, artist_name, track_name, n_playlists
+        from {DIM_TRACKS.name}
+        where lower(regexp_replace(trim(artist_name), '\\s+', ' ', 'g')) = ?
+          and lower(regexp_replace(trim(track_name), '\\s+', ' ', 'g')) = ?
+        """,
+        [artist, title],
+    ).df()
+
+
+def closest_track_names(con: duckdb.DuckDBPyConnection, key: str, n: int) -> list[str]:
+    """The n "Artist - Title" names closest to `key` (Jaro-Winkler), most played first among equals."""
+    rows = con.execute(
+        f"""
+        select artist_name || ' - ' || track_name as name
+        from {DIM_TRACKS.name}
+        order by jaro_winkler_similarity(lower(artist_name || ' - ' || track_name), ?) desc, n_playlists desc
+        limit {int(n)}
+        """,
+        [key],
+    ).fetchall()
+    return [name for (name,) in rows]
+
+
+def track_display_names(db_path: Path | str, track_ids: Sequence[str]) -> list[str]:
+    """ "Artist - Title" of each track id, in order (the id itself when dim_tracks lacks it)."""
+    import pandas as pd
+
+    con = connect(db_path)
+    try:
+        con.register("wanted", pd.DataFrame({"track_id": list(track_ids), "rank": range(len(track_ids))}))
+        df = con.execute(
+            "select w.track_id, d.artist_name || ' - ' || d.track_name as name "
+            f"from wanted as w left join {DIM_TRACKS.name} as d using (track_id) order by w.rank"
+        ).df()
+    finally:
+        con.close()
+    return [n if isinstance(n, str) else t for t, n in zip(df["track_id"], df["name"], strict=True)]
 
 
 def run_sql(query: str, db_path: Path | str, limit: int = 50) -> str:

@@ -101,12 +101,13 @@ def synthetic_run(tmp_path_factory: pytest.TempPathFactory):
     """A seeded stand-in for a trained run (3,000 clustered vectors, popularity), exported once.
 
     Lets the export/serve/deploy tests run without training; `paths.models_dir/latest` points at
-    it. Attributes: paths, model (ml.deploy.synthetic.SyntheticModel), export (ExportResult).
+    it. Attributes: paths, model (tests/synthetic_model.py SyntheticModel), export (ExportResult).
     """
     from types import SimpleNamespace
 
+    from synthetic_model import write_synthetic_model
+
     from ml.config import Paths
-    from ml.deploy.synthetic import write_synthetic_model
     from ml.export import export_latest
 
     root = tmp_path_factory.mktemp("serving")

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.baselines import fit_cooc, playlist_matrix, popularity_counts, rank_cooc
-from ml.evaluate import Ragged, popularity_order
+from ml.baselines import fit_cooc, playlist_matrix, popularity_counts, popularity_order, rank_cooc
+from ml.shapes import Ragged
 
 TRAIN = Ragged.from_lists([[0, 1, 2], [0, 1], [2, 3], [4]])
 

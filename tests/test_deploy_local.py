@@ -47,7 +47,7 @@ def wait_dead(pid: int, seconds: float = 15) -> bool:
 @pytest.fixture(scope="module")
 def other_run(tmp_path_factory):
     """Same track ids, other vectors: a check against it must fail for real."""
-    from ml.deploy.synthetic import write_synthetic_model
+    from synthetic_model import write_synthetic_model
 
     return write_synthetic_model(tmp_path_factory.mktemp("other") / "run", seed=99).run_dir
 

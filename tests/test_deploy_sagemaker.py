@@ -107,8 +107,9 @@ def container(synthetic_run, tmp_path_factory):
 @pytest.fixture(scope="module")
 def wrong_container(tmp_path_factory):
     """The same code over another run (same ids, other vectors): plausible but wrong answers."""
+    from synthetic_model import write_synthetic_model
+
     from ml.config import Paths
-    from ml.deploy.synthetic import write_synthetic_model
     from ml.export import export_latest
 
     root = tmp_path_factory.mktemp("wrong")
@@ -156,7 +157,7 @@ def test_the_container_stand_in_answers_like_the_local_model(synthetic_run, cont
 def test_the_handler_answers_names_as_ids_with_artists_and_titles(synthetic_run, container):
     """code/inference.py resolves names with dbt's identity rule (no warehouse in the container):
     the same answer as for the ids, with names; unknown names counted."""
-    from ml.deploy.synthetic import synthetic_name
+    from synthetic_model import synthetic_name
 
     ids = synthetic_run.model.track_ids
     rows = [0, 7, 100]

@@ -7,26 +7,21 @@ import math
 import numpy as np
 import pytest
 
+from ml.baselines import popularity_order, rank_popularity
 from ml.evaluate import (
-    EvalSet,
-    Ragged,
-    Ranking,
-    VectorModel,
     any_hit_at_k,
     catalogue_coverage,
     evaluate_ranking,
     hit_matrix,
     hit_rate_at_k,
     last_item_metrics,
-    last_item_queries,
     mrr,
     ndcg_at_k,
     oov_share,
-    popularity_order,
-    rank_popularity,
-    rank_vectors,
 )
 from ml.knn import normalize_rows, top_k
+from ml.rankers import VectorModel, last_item_queries, rank_vectors
+from ml.shapes import EvalSet, Ragged, Ranking
 
 # Two playlists: the first has held-out {3, 1}, found at ranks 2 and 4; the second {4}, not found.
 RANKED = np.array([[5, 3, 9, 1, 7], [7, 8, 2, -1, -1]])

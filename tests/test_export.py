@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ml.deploy.check import SCORE_TOL, compare, offline_expected
 from ml.endpoint_contract import N_POPULAR, SIGNATURE_NAME
-from ml.export import export_latest, load_normalized_vectors
+from ml.export import export_latest
 from ml.knn import top_k
+from ml.parity import SCORE_TOL, compare, offline_expected
+from ml.run_dir import RunDir
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,7 @@ def test_tarball_has_the_tf_serving_layout(synthetic_run):
 
 
 def test_embeddings_are_stored_once(synthetic_run):
-    ids, normed = load_normalized_vectors(synthetic_run.model.run_dir)
+    ids, normed = RunDir(synthetic_run.model.run_dir).load_normalized_vectors()
     saved = synthetic_run.export.saved_model_dir
     variables = tf.train.list_variables(str(saved / "variables" / "variables"))
     # Stored transposed ([dim, n_tracks]): the query product is faster that way.
@@ -84,7 +85,7 @@ def test_embeddings_are_stored_once(synthetic_run):
 
 def test_identical_top10_to_offline_on_1000_playlists(synthetic_run, signature):
     """The parity test: TF top-10 == ml.knn top-10, except float near-ties (documented tolerance)."""
-    ids, normed = load_normalized_vectors(synthetic_run.model.run_dir)
+    ids, normed = RunDir(synthetic_run.model.run_dir).load_normalized_vectors()
     rng = np.random.default_rng(11)
     playlists = []
     for i in range(1000):
@@ -106,7 +107,7 @@ def test_identical_top10_to_offline_on_1000_playlists(synthetic_run, signature):
 
 def test_ties_go_to_the_lower_row(synthetic_run, signature):
     """Two tracks with the same vector score exactly alike in TF: the lower row comes first."""
-    ids, normed = load_normalized_vectors(synthetic_run.model.run_dir)
+    ids, normed = RunDir(synthetic_run.model.run_dir).load_normalized_vectors()
     first, second = synthetic_run.model.duplicate_pairs[0]
     similarity = normed @ normed[first]
     similarity[[first, second]] = -np.inf
@@ -143,8 +144,9 @@ def test_no_known_track_gets_the_most_popular(synthetic_run, signature):
 
 
 def test_k_per_playlist_and_k_beyond_the_catalogue(tmp_path):
+    from synthetic_model import write_synthetic_model
+
     from ml.config import Paths
-    from ml.deploy.synthetic import write_synthetic_model
 
     model = write_synthetic_model(
         tmp_path / "models" / "small", n_tracks=12, dim=4, n_clusters=2, n_duplicate_pairs=0
@@ -156,7 +158,7 @@ def test_k_per_playlist_and_k_beyond_the_catalogue(tmp_path):
     loaded = tf.saved_model.load(str(result.saved_model_dir))
     out = run(loaded.signatures[SIGNATURE_NAME], [model.track_ids[:3], model.track_ids[:1]], k=[50, 2])
     assert out["n_results"].tolist() == [9, 2]
-    ids, normed = load_normalized_vectors(model.run_dir)
+    ids, normed = RunDir(model.run_dir).load_normalized_vectors()
     expected = top_k(normed, [[0, 1, 2]], k=9).rows[0]
     assert as_prediction(out, 0)["track_ids"] == [ids[r] for r in expected]
 

@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 from ml.cli import main as cli
 from ml.config import Paths
-from ml.report.data_profile import LikelihoodRatio, build_data_report
+from ml.report.data_profile import build_data_report
+from ml.report.power_law import LikelihoodRatio
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -14,8 +14,9 @@ import httpx
 import pytest
 import uvicorn
 
-from ml.deploy.check import compare, offline_expected, request_bodies
+from ml.deploy.check import request_bodies
 from ml.endpoint_contract import MAX_BODY_BYTES, MAX_INSTANCES, MAX_K, MAX_TRACKS
+from ml.parity import compare, offline_expected
 from ml.serve import create_app, load_model
 
 

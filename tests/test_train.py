@@ -13,10 +13,10 @@ import pytest
 
 from ml.config import Paths
 from ml.corpus import MAX_SENTENCE, load_playlists, read_corpus, write_corpus
-from ml.evaluate import Ragged
 from ml.knn import normalize_rows, top_k
 from ml.search import PARAM_AXES, W2VParams, draw_trials, load_grid
-from ml.train import fit_word2vec
+from ml.shapes import Ragged
+from ml.word2vec import fit_word2vec
 
 METRIC_KEYS = {"hr@10", "hr@100", "ndcg@10", "mrr", "coverage@10", "oov_share"}
 

@@ -361,11 +361,6 @@ def _cap(word: str) -> str:
     return word[:1].upper() + word[1:]
 
 
-def _pick(rng: np.random.Generator, pool: tuple[str, ...] | list[str], n: int) -> list[str]:
-    idx = rng.integers(0, len(pool), size=n)
-    return [pool[i] for i in idx]
-
-
 NATIVE_SYLLABLES: dict[str, tuple[str, ...]] = {
     "ko": _w("민 수 지 은 서 연 하 준 도 윤 아 호 예 태 양 보 현 우 진 영 성 희 경 미 정 혜 동 석 철 빈"),
     "ja": _w(

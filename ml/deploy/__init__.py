@@ -13,19 +13,20 @@ from pathlib import Path
 from ml.config import Paths
 from ml.deploy.check import CheckResult, expected_answers, http_invoker, run_check
 from ml.deploy.config import DeployConfig
+from ml.run_dir import RunDir
 
 TARGETS = ("local", "sagemaker")
 
 
 def latest_run(paths: Paths) -> Path:
-    return (paths.models_dir / "latest").resolve()
+    return RunDir.latest(paths.models_dir).path
 
 
-def deploy(target: str, paths: Paths, config: DeployConfig | None = None):  # noqa: ANN201 - a result dataclass
+def deploy(target: str, paths: Paths, config: DeployConfig | None = None):
     """Deploy the exported tarball of models/latest; the result has .success and .summary()."""
     cfg = config or DeployConfig.load()
     run_dir = latest_run(paths)
-    tarball = run_dir / "model.tar.gz"
+    tarball = RunDir(run_dir).tarball
     if target == "local":
         from ml.deploy.local import deploy_local
 
@@ -91,7 +92,7 @@ def check_url(url: str, run_dir: Path, n_playlists: int) -> CheckResult:
     return _check(http_invoker(url), run_dir, n_playlists, "local", url)
 
 
-def _check(invoke, run_dir: Path, n_playlists: int, target: str, endpoint: str) -> CheckResult:  # noqa: ANN001
+def _check(invoke, run_dir: Path, n_playlists: int, target: str, endpoint: str) -> CheckResult:
     try:
         expected, source = expected_answers(run_dir, n_playlists)
     except (FileNotFoundError, ValueError) as exc:
@@ -102,7 +103,7 @@ def _check(invoke, run_dir: Path, n_playlists: int, target: str, endpoint: str) 
 def demo_summary(paths: Paths, config: DeployConfig | None = None) -> str:
     """Where to look after `make demo`: docs, reports, model card, metrics, endpoint and a curl."""
     cfg = config or DeployConfig.load()
-    run_dir = latest_run(paths)
+    run = RunDir.latest(paths.models_dir)
 
     def where(label: str, path: Path) -> str:
         mark = "" if path.exists() else "   (missing)"
@@ -111,15 +112,14 @@ def demo_summary(paths: Paths, config: DeployConfig | None = None) -> str:
     lines = ["music-recsys demo: where to look", ""]
     lines.append(where("dbt docs", paths.dbt_project_dir / "target" / "index.html"))
     lines.append(where("data profile", paths.reports_dir / "data_profile.html"))
-    lines.append(where("model card", run_dir / "model_card.md"))
-    lines.append(where("metrics", run_dir / "metrics.json"))
-    lines.append(where("model tarball", run_dir / "model.tar.gz"))
+    lines.append(where("model card", run.model_card))
+    lines.append(where("metrics", run.metrics))
+    lines.append(where("model tarball", run.tarball))
     lines.append(
         where("GX data docs", paths.gx_dir / "uncommitted" / "data_docs" / "local_site" / "index.html")
     )
-    metrics_path = run_dir / "metrics.json"
-    if metrics_path.exists():
-        metrics = json.loads(metrics_path.read_text())
+    if run.metrics.exists():
+        metrics = run.read_json(RunDir.METRICS)
         test = metrics.get("test", {})
         shown = ", ".join(f"{k} {test[k]:.3f}" for k in ("hr@10", "ndcg@10", "mrr") if k in test)
         if shown:
@@ -131,7 +131,7 @@ def demo_summary(paths: Paths, config: DeployConfig | None = None) -> str:
     if endpoint is None:
         lines.append("  endpoint:      not running (`make deploy` starts it, `make undeploy` stops it)")
         return "\n".join(lines)
-    example = _example_tracks(run_dir)
+    example = _example_tracks(run.path)
     body = json.dumps({"instances": [{"tracks": example, "k": 5}]})
     lines += [
         f"  endpoint:      {endpoint.url}  (pid {endpoint.pid}, log {endpoint.log})",
@@ -146,9 +146,7 @@ def demo_summary(paths: Paths, config: DeployConfig | None = None) -> str:
 
 def _example_tracks(run_dir: Path) -> list[str]:
     try:
-        from ml.export import load_popular_ids
-
-        return load_popular_ids(run_dir, 3)
+        return RunDir(run_dir).load_popular_ids(3)
     except (FileNotFoundError, ValueError):
         return ["<track_id>"]
 

@@ -1,4 +1,5 @@
-"""Deployment settings: deploy.yml defaults, each overridable by an environment variable."""
+"""Deployment settings: deploy.yml, each key overridable by an environment variable; what neither
+sets comes from `ml.config.DEFAULTS` (host, port, TF version, check size)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from ml.config import REPO_ROOT
+from ml.config import DEFAULTS, REPO_ROOT
 
 DEFAULT_CONFIG = REPO_ROOT / "deploy.yml"
 
@@ -49,8 +50,8 @@ class DeployConfig:
         run_dir = Path(_env("RUN_DIR", loc.get("run_dir", "run")))
         return cls(
             local=LocalConfig(
-                host=_env("SERVE_HOST", loc.get("host", "127.0.0.1")),
-                port=int(_env("SERVE_PORT", loc.get("port", 8080))),
+                host=_env("SERVE_HOST", loc.get("host", DEFAULTS.host)),
+                port=int(_env("SERVE_PORT", loc.get("port", DEFAULTS.port))),
                 run_dir=run_dir if run_dir.is_absolute() else REPO_ROOT / run_dir,
                 ping_timeout_s=float(_env("SERVE_PING_TIMEOUT", loc.get("ping_timeout_s", 180))),
             ),
@@ -62,11 +63,11 @@ class DeployConfig:
                 endpoint_name=_env("SAGEMAKER_ENDPOINT_NAME", sm.get("endpoint_name", "music-recsys")),
                 instance_type=_env("SAGEMAKER_INSTANCE_TYPE", sm.get("instance_type", "ml.m5.large")),
                 instance_count=int(_env("SAGEMAKER_INSTANCE_COUNT", sm.get("instance_count", 1))),
-                tf_version=str(_env("SAGEMAKER_TF_VERSION", sm.get("tf_version", "2.20"))),
+                tf_version=str(_env("SAGEMAKER_TF_VERSION", sm.get("tf_version", DEFAULTS.tf_version))),
                 wait_timeout_s=float(_env("SAGEMAKER_WAIT_TIMEOUT", sm.get("wait_timeout_s", 1800))),
                 poll_s=float(_env("SAGEMAKER_POLL", sm.get("poll_s", 15))),
             ),
-            check_playlists=int(raw.get("check", {}).get("n_playlists", 50)),
+            check_playlists=int(raw.get("check", {}).get("n_playlists", DEFAULTS.check_playlists)),
         )
 
 

@@ -79,7 +79,7 @@ def read_endpoint(cfg: LocalConfig) -> LocalEndpoint | None:
 def deploy_local(
     tarball: Path,
     cfg: LocalConfig,
-    check_fn,  # noqa: ANN001 - (url) -> CheckResult
+    check_fn,  # (url) -> CheckResult
     example_tracks: tuple[str, ...] = ("<track_id>",),
 ) -> LocalDeployResult:
     """Start, wait for /ping, check (check_fn(url) -> CheckResult), then switch over."""

@@ -74,12 +74,10 @@ def deploy_sagemaker(
     cfg: SageMakerConfig,
     run_dir: Path,
     check_fn: Callable[[str, str], CheckResult],
-    session=None,  # noqa: ANN001 - boto3.Session
+    session=None,  # boto3.Session
 ) -> SageMakerDeployResult:
     """Ship model.tar.gz; check_fn(endpoint_name, release_tag) -> CheckResult decides the outcome."""
     import boto3
-    from sagemaker.core.resources import Endpoint, EndpointConfig, Model
-    from sagemaker.core.shapes import ContainerDefinition, ProductionVariant
 
     steps: list[str] = []
     fail = _failure(cfg.endpoint_name, steps)
@@ -96,7 +94,7 @@ def deploy_sagemaker(
         key = f"{cfg.prefix.strip('/')}/{name}/model.tar.gz"
         _ensure_bucket(session, bucket, region)
         session.client("s3", region_name=region).upload_file(str(tarball), bucket, key)
-    except Exception as exc:  # noqa: BLE001 - no credentials, no bucket access, ...: say which
+    except Exception as exc:  # no credentials, no bucket access, ...: say which
         return fail(
             f"upload to S3 failed ({type(exc).__name__}: {exc}); check the AWS credentials", image=image
         )
@@ -104,41 +102,8 @@ def deploy_sagemaker(
     steps.append(f"uploaded {tarball.name} to {release.s3_uri}")
 
     try:
-        Model.create(
-            model_name=name,
-            primary_container=ContainerDefinition(image=image, model_data_url=release.s3_uri),
-            execution_role_arn=cfg.role_arn,
-            session=session,
-            region=region,
-        )
-        EndpointConfig.create(
-            endpoint_config_name=name,
-            production_variants=[
-                ProductionVariant(
-                    variant_name=VARIANT,
-                    model_name=name,
-                    initial_instance_count=cfg.instance_count,
-                    instance_type=cfg.instance_type,
-                )
-            ],
-            session=session,
-            region=region,
-        )
-        steps.append(f"created model and endpoint config {name} ({cfg.instance_type} x{cfg.instance_count})")
-        endpoint = _get_endpoint(cfg.endpoint_name, session, region)
-        previous = endpoint.endpoint_config_name if endpoint is not None else None
-        if endpoint is None:
-            endpoint = Endpoint.create(
-                endpoint_name=cfg.endpoint_name, endpoint_config_name=name, session=session, region=region
-            )
-            action = "created"
-        else:
-            endpoint.endpoint_config_name = name
-            endpoint.update()
-            action = "updated"
-        steps.append(f"{action} endpoint {cfg.endpoint_name} -> config {name}; waiting for InService")
-        _wait_serving(endpoint, name, cfg)
-    except Exception as exc:  # noqa: BLE001 - clean up what this deploy made, then report
+        endpoint, previous, action = _ship_release(release, name, image, cfg, session, steps)
+    except Exception as exc:  # any failure: clean up what this deploy made, then report
         _delete_release(release, session, region, steps)
         return fail(f"{type(exc).__name__}: {exc}", image=image)
 
@@ -154,6 +119,65 @@ def deploy_sagemaker(
             True, cfg.endpoint_name, action, release, previous, image, check, steps=tuple(steps)
         )
 
+    return _undo_release(endpoint, release, previous, image, check, cfg, session, steps)
+
+
+def _ship_release(release, name: str, image: str, cfg: SageMakerConfig, session, steps: list[str]):
+    """Model + endpoint config `name`; create the endpoint or point it at the new config; wait.
+    Returns (endpoint, previous config name or None, "created" | "updated")."""
+    from sagemaker.core.resources import Endpoint, EndpointConfig, Model
+    from sagemaker.core.shapes import ContainerDefinition, ProductionVariant
+
+    region = cfg.region
+    Model.create(
+        model_name=name,
+        primary_container=ContainerDefinition(image=image, model_data_url=release.s3_uri),
+        execution_role_arn=cfg.role_arn,
+        session=session,
+        region=region,
+    )
+    EndpointConfig.create(
+        endpoint_config_name=name,
+        production_variants=[
+            ProductionVariant(
+                variant_name=VARIANT,
+                model_name=name,
+                initial_instance_count=cfg.instance_count,
+                instance_type=cfg.instance_type,
+            )
+        ],
+        session=session,
+        region=region,
+    )
+    steps.append(f"created model and endpoint config {name} ({cfg.instance_type} x{cfg.instance_count})")
+    endpoint = _get_endpoint(cfg.endpoint_name, session, region)
+    previous = endpoint.endpoint_config_name if endpoint is not None else None
+    if endpoint is None:
+        endpoint = Endpoint.create(
+            endpoint_name=cfg.endpoint_name, endpoint_config_name=name, session=session, region=region
+        )
+        action = "created"
+    else:
+        endpoint.endpoint_config_name = name
+        endpoint.update()
+        action = "updated"
+    steps.append(f"{action} endpoint {cfg.endpoint_name} -> config {name}; waiting for InService")
+    _wait_serving(endpoint, name, cfg)
+    return endpoint, previous, action
+
+
+def _undo_release(
+    endpoint,
+    release,
+    previous: str | None,
+    image: str,
+    check: CheckResult,
+    cfg: SageMakerConfig,
+    session,
+    steps,
+) -> SageMakerDeployResult:
+    """The check failed: roll back to the previous config (or delete a new endpoint); drop ours."""
+    region = cfg.region
     if previous is not None:
         endpoint.endpoint_config_name = previous
         endpoint.update()
@@ -187,7 +211,7 @@ def deploy_sagemaker(
     )
 
 
-def undeploy_sagemaker(cfg: SageMakerConfig, run_dir: Path, session=None) -> str:  # noqa: ANN001
+def undeploy_sagemaker(cfg: SageMakerConfig, run_dir: Path, session=None) -> str:
     """Delete the endpoint and the model, config and S3 object the last deploy recorded."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
@@ -214,7 +238,7 @@ def undeploy_sagemaker(cfg: SageMakerConfig, run_dir: Path, session=None) -> str
     return "\n".join(steps) if steps else f"nothing to undeploy: no endpoint {name} in {region}"
 
 
-def runtime_invoker(endpoint_name: str, tag: str, session, region: str) -> Callable[[bytes], dict]:  # noqa: ANN001
+def runtime_invoker(endpoint_name: str, tag: str, session, region: str) -> Callable[[bytes], dict]:
     """Invoke through sagemaker-runtime InvokeEndpoint; the release tag rides in CustomAttributes."""
     client = session.client("sagemaker-runtime", region_name=region)
 
@@ -249,7 +273,7 @@ def _failure(endpoint_name: str, steps: list[str]):
     return fail
 
 
-def _wait_serving(endpoint, config_name: str, cfg: SageMakerConfig) -> None:  # noqa: ANN001
+def _wait_serving(endpoint, config_name: str, cfg: SageMakerConfig) -> None:
     """Until the endpoint is InService on `config_name`.
 
     Not `wait_for_status("InService")` alone: right after UpdateEndpoint the old fleet may still
@@ -271,7 +295,7 @@ def _wait_serving(endpoint, config_name: str, cfg: SageMakerConfig) -> None:  # 
         time.sleep(cfg.poll_s)
 
 
-def _get_endpoint(name: str, session, region: str):  # noqa: ANN001, ANN202
+def _get_endpoint(name: str, session, region: str):
     from botocore.exceptions import ClientError
     from sagemaker.core.resources import Endpoint
 
@@ -284,12 +308,12 @@ def _get_endpoint(name: str, session, region: str):  # noqa: ANN001, ANN202
         raise
 
 
-def _delete_endpoint(endpoint, cfg: SageMakerConfig) -> None:  # noqa: ANN001
+def _delete_endpoint(endpoint, cfg: SageMakerConfig) -> None:
     endpoint.delete()
     endpoint.wait_for_delete(poll=int(cfg.poll_s), timeout=int(cfg.wait_timeout_s))
 
 
-def _delete_release(release: Release, session, region: str, steps: list[str]) -> None:  # noqa: ANN001
+def _delete_release(release: Release, session, region: str, steps: list[str]) -> None:
     """Delete a release's endpoint config, model and S3 object; missing pieces are skipped."""
     from botocore.exceptions import ClientError
 
@@ -311,12 +335,12 @@ def _delete_release(release: Release, session, region: str, steps: list[str]) ->
         steps.append(f"deleted {release.s3_uri}")
 
 
-def _default_bucket(session, region: str) -> str:  # noqa: ANN001
+def _default_bucket(session, region: str) -> str:
     account = session.client("sts", region_name=region).get_caller_identity()["Account"]
     return f"sagemaker-{region}-{account}"
 
 
-def _ensure_bucket(session, bucket: str, region: str) -> None:  # noqa: ANN001
+def _ensure_bucket(session, bucket: str, region: str) -> None:
     from botocore.exceptions import ClientError
 
     s3 = session.client("s3", region_name=region)

@@ -13,7 +13,6 @@ from typing import Any
 
 import duckdb
 import pandas as pd
-import yaml
 
 from ml.config import Paths
 from ml.quality.gx_run import Outcome, data_docs_index, open_context, run_suites
@@ -29,6 +28,7 @@ from ml.quality.suites import (
 )
 from ml.quality.thresholds import THRESHOLDS_PATH, Thresholds, load_thresholds
 from ml.warehouse import (
+    DBT_BUILD_INFO,
     DIM_ARTISTS,
     DIM_PLAYLISTS,
     DIM_TRACKS,
@@ -156,7 +156,7 @@ def validate_raw(
 
 @dataclass(frozen=True)
 class SplitVars:
-    """dbt's split vars (dbt_project.yml): the expected shares and the unit the split hashes."""
+    """The split vars the build used (dbt_build_info): expected shares and the unit the split hashes."""
 
     shares: dict[str, float]
     split_by: str  # "playlist" or "user"
@@ -166,12 +166,15 @@ class SplitVars:
         return "playlist_id" if self.split_by == "playlist" else "user_id"
 
 
-def read_split_vars(dbt_project_dir: Path) -> SplitVars:
-    doc = yaml.safe_load((dbt_project_dir / "dbt_project.yml").read_text())
-    dbt_vars = doc.get("vars", {})
-    train, valid = float(dbt_vars["train_share"]), float(dbt_vars["valid_share"])
+def read_split_vars(con: duckdb.DuckDBPyConnection) -> SplitVars:
+    """From dbt_build_info, so `dbt build --vars ...` and the gate cannot disagree."""
+    check_relation(con, DBT_BUILD_INFO)
+    train, valid, split_by = con.execute(
+        f"select train_share, valid_share, split_by from {DBT_BUILD_INFO.name}"
+    ).fetchone()
+    train, valid = float(train), float(valid)
     shares = {"train": train, "valid": valid, "test": round(1.0 - train - valid, 10)}
-    return SplitVars(shares=shares, split_by=str(dbt_vars.get("split_by", "playlist")))
+    return SplitVars(shares=shares, split_by=str(split_by))
 
 
 def read_mart_frames(
@@ -245,9 +248,9 @@ def validate_marts(
     db_path = paths.duckdb_path
     try:
         t = _thresholds(thresholds, profile, overrides)
-        split_vars = read_split_vars(paths.dbt_project_dir)
         con = connect(db_path)
         try:
+            split_vars = read_split_vars(con)
             summary, playlists, evaluated, n_units = read_mart_frames(con, split_vars)
         finally:
             con.close()

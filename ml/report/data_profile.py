@@ -11,22 +11,23 @@ layer (loaded, recovered and rejected lines by reason).
 from __future__ import annotations
 
 import html
-import math
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import matplotlib
 import numpy as np
 
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-
-from ml.config import Paths  # noqa: E402
-from ml.warehouse import (  # noqa: E402
+from ml.config import Paths
+from ml.report.power_law import (
+    LR_SIGNIFICANCE,
+    PowerLawFit,
+    PowerLawUnavailable,
+    fit_power_law,
+)
+from ml.report.profile_plots import _log_histogram, _playlist_sizes_plot, _power_law_plot
+from ml.warehouse import (
     DIM_ARTISTS,
     DIM_PLAYLISTS,
     DIM_TRACKS,
@@ -39,8 +40,6 @@ from ml.warehouse import (  # noqa: E402
 
 REPORT_NAME = "data_profile.html"
 TOP_N = 10
-LR_SIGNIFICANCE = 0.1  # Clauset et al.: below this p the sign of R is taken seriously
-MIN_TAIL = 50  # xmin candidates keep at least this many artists in the tail
 
 # --- reading ------------------------------------------------------------------------------------
 
@@ -85,217 +84,6 @@ def read_ingestion(con: duckdb.DuckDBPyConnection) -> Ingestion:
         rejected_by_reason=by_reason,
         last_line_number=max(last_loaded, last_rejected),
     )
-
-
-# --- the power law ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LikelihoodRatio:
-    alternative: str
-    R: float  # log-likelihood ratio power law : alternative; > 0 favours the power law
-    p: float  # significance of the sign of R
-
-    @property
-    def verdict(self) -> str:
-        name = self.alternative
-        if self.R > 0 and self.p < LR_SIGNIFICANCE:
-            return (
-                f"a power law is preferred over {_article(name)} {name} (R = {self.R:.3g}, p = {self.p:.3g})"
-            )
-        if self.R < 0 and self.p < LR_SIGNIFICANCE:
-            return (
-                f"a power law is not preferred over {_article(name)} {name}: the {name} fits better "
-                f"(R = {self.R:.3g}, p = {self.p:.3g})"
-            )
-        return (
-            f"a power law is not preferred over {_article(name)} {name}: the test cannot tell them apart "
-            f"(R = {self.R:.3g}, p = {self.p:.3g} >= {LR_SIGNIFICANCE})"
-        )
-
-
-def _article(word: str) -> str:
-    return "an" if word[0] in "aeiou" else "a"
-
-
-@dataclass(frozen=True)
-class PowerLawFit:
-    quantity: str
-    n: int  # observations
-    alpha: float
-    sigma: float  # standard error of alpha
-    xmin: float
-    D: float  # KS distance of the fitted power law to the tail above xmin
-    n_tail: int
-    tests: tuple[LikelihoodRatio, ...]
-
-
-class PowerLawUnavailable(ValueError):
-    """Too little or too flat data for a power-law fit; the message says why."""
-
-
-MIN_DISTINCT_VALUES = 5  # a tail needs a few distinct popularity values to fit a slope
-
-
-def fit_power_law(values: np.ndarray, quantity: str) -> tuple[PowerLawFit, Any]:
-    """Discrete power-law fit (xmin by minimum KS distance) and likelihood-ratio tests."""
-    import powerlaw
-
-    data = np.asarray(values, dtype=float)
-    data = data[data > 0]
-    distinct = len(np.unique(data))
-    if distinct < MIN_DISTINCT_VALUES:
-        raise PowerLawUnavailable(
-            f"{len(data):,} artists with only {distinct} distinct value(s) of {quantity} "
-            f"(at least {MIN_DISTINCT_VALUES} needed): no tail to fit"
-        )
-    # Keep at least MIN_TAIL observations above any candidate xmin: tails of a handful of artists
-    # give meaningless fits and dominate the running time on the full file.
-    upper = np.sort(data)[-MIN_TAIL] if len(data) > MIN_TAIL else data.max()
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
-        try:
-            fit = powerlaw.Fit(data, discrete=True, xmin=(data.min(), upper), verbose=False)
-            tests = []
-            for alternative in ("lognormal", "exponential"):
-                R, p = fit.distribution_compare("power_law", alternative, normalized_ratio=False)
-                tests.append(LikelihoodRatio(alternative=alternative, R=float(R), p=float(p)))
-        except (ValueError, ZeroDivisionError, FloatingPointError) as err:
-            raise PowerLawUnavailable(f"the fit failed on {len(data):,} artists: {err}") from err
-    pl = fit.power_law
-    if not (np.isfinite(pl.alpha) and all(np.isfinite([t.R, t.p]).all() for t in tests)):
-        raise PowerLawUnavailable(f"the fit on {len(data):,} artists gave no finite alpha / R / p")
-    return (
-        PowerLawFit(
-            quantity=quantity,
-            n=len(data),
-            alpha=float(pl.alpha),
-            sigma=float(pl.sigma),
-            xmin=float(fit.xmin),
-            D=float(pl.D),
-            n_tail=int((data >= fit.xmin).sum()),
-            tests=tuple(tests),
-        ),
-        fit,
-    )
-
-
-# --- plots --------------------------------------------------------------------------------------
-
-
-def _log_bins(values: np.ndarray, per_decade: int = 8) -> np.ndarray:
-    top = max(float(values.max()), 2.0)
-    n = max(int(math.ceil(math.log10(top) * per_decade)), 1)
-    edges = np.unique(np.floor(np.logspace(0, math.log10(top + 1), n + 1)))
-    return np.append(edges, edges[-1] + 1) if len(edges) < 2 else edges
-
-
-def _plain_log_axes(ax: Any) -> None:
-    """Log axes labelled 1, 10, 100, 0.01 instead of 10^k and 6x10^0 minor labels."""
-    from matplotlib.ticker import FuncFormatter, NullFormatter
-
-    def minor(v: float, _: int) -> str:  # 2x and 5x labels, for axes spanning few decades
-        lead = round(v / 10 ** math.floor(math.log10(v)), 6) if v > 0 else 0
-        return f"{v:,.10g}" if lead in (2, 5) else ""
-
-    for axis, limits in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
-        if axis.get_scale() == "log":
-            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.10g}"))
-            few_decades = limits[0] > 0 and math.log10(limits[1] / limits[0]) < 2.5
-            axis.set_minor_formatter(FuncFormatter(minor) if few_decades else NullFormatter())
-
-
-def _log_histogram(values: np.ndarray, path: Path, title: str, xlabel: str, ylabel: str) -> Path:
-    """Log-spaced bins, each bar's height divided by its width so the shape is not bent by the bins."""
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    bins = _log_bins(values)
-    counts, edges = np.histogram(values, bins=bins)
-    widths = np.diff(edges)
-    ax.bar(
-        edges[:-1],
-        counts / widths,
-        width=widths,
-        align="edge",
-        color="#3b6ea5",
-        edgecolor="white",
-        linewidth=0.5,
-    )
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    _plain_log_axes(ax)
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    median = float(np.median(values))
-    ax.axvline(median, color="#c0392b", linestyle="--", linewidth=1, label=f"median {median:g}")
-    ax.legend(frameon=False)
-    ax.grid(True, which="major", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def _playlist_sizes_plot(sizes: np.ndarray, auto: np.ndarray, path: Path) -> Path:
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5), dpi=110)
-    bins = _log_bins(sizes)
-    left.hist(
-        [sizes[~auto], sizes[auto]],
-        bins=bins,
-        stacked=True,
-        color=["#3b6ea5", "#e69f00"],
-        label=["named by the user", "auto (Starred, Liked from Radio)"],
-        edgecolor="white",
-        linewidth=0.5,
-    )
-    left.set_xscale("log")
-    left.set_yscale("log")
-    _plain_log_axes(left)
-    left.set_title("Playlist sizes (distinct tracks per session)")
-    left.set_xlabel("tracks in the playlist session")
-    left.set_ylabel("sessions per bin")
-    left.legend(frameon=False, fontsize=8)
-    left.grid(True, alpha=0.3)
-    ordered = np.sort(sizes)
-    ccdf = 1.0 - np.arange(len(ordered)) / len(ordered)
-    right.loglog(ordered, ccdf, color="#3b6ea5", linewidth=1.5)
-    for q in (0.5, 0.9, 0.99):
-        v = float(np.quantile(sizes, q))
-        right.axvline(v, color="grey", linestyle=":", linewidth=1)
-        right.text(v, 1.0, f" p{int(q * 100)}={v:g}", rotation=90, va="top", fontsize=8, color="grey")
-    _plain_log_axes(right)
-    right.set_title("Share of sessions with at least x tracks (CCDF)")
-    right.set_xlabel("tracks in the playlist session")
-    right.set_ylabel("P(size >= x)")
-    right.grid(True, alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def _power_law_plot(fit: Any, result: PowerLawFit, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(7, 4.8), dpi=110)
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
-        fit.plot_ccdf(ax=ax, color="#333333", linewidth=2, label="artists (tail above xmin)")
-        fit.power_law.plot_ccdf(
-            ax=ax, color="#c0392b", linestyle="--", label=f"power law, alpha={result.alpha:.2f}"
-        )
-        fit.lognormal.plot_ccdf(ax=ax, color="#2e86c1", linestyle=":", label="lognormal")
-        fit.exponential.plot_ccdf(ax=ax, color="#7f8c8d", linestyle="-.", label="exponential")
-    # the exponential's CCDF plunges by many decades: keep the axis on the data's range
-    ax.set_ylim(bottom=0.3 / max(result.n_tail, 1), top=1.5)
-    _plain_log_axes(ax)
-    ax.set_title(f"Artist popularity ({result.quantity}): tail above xmin={result.xmin:g}")
-    ax.set_xlabel(result.quantity)
-    ax.set_ylabel("P(X >= x | x >= xmin)")
-    ax.legend(frameon=False, fontsize=8)
-    ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
 
 
 # --- the page -----------------------------------------------------------------------------------
@@ -459,17 +247,6 @@ def _render(
     def img(key: str, alt: str) -> str:
         return f'<p><img src="{html.escape(plots[key].name)}" alt="{html.escape(alt)}"></p>'
 
-    accounted = (
-        '<p class="ok">Every data line is accounted for: loaded + rejected = data lines, and line numbers '
-        "run without a gap.</p>"
-        if ingestion.accounted
-        else '<p class="bad">Lines are NOT accounted for: loaded + rejected differs from the data lines '
-        "(see the numbers above).</p>"
-    )
-    reasons = [
-        [reason, n, n / ingestion.data_lines if ingestion.data_lines else 0.0]
-        for reason, n in ingestion.rejected_by_reason.items()
-    ]
     sections = [
         f'<h1>Dataset profile</h1><p class="muted">warehouse {html.escape(str(paths.duckdb_path))}; '
         f"built {time.strftime('%Y-%m-%d %H:%M:%S')}</p>",
@@ -489,29 +266,7 @@ def _render(
                 ["median rows per track", numbers["median_rows_per_track"]],
             ],
         ),
-        "<h2>Ingestion accounting</h2>",
-        _table(
-            ["lines", "count", "share of data lines"],
-            [
-                ["data lines (header excluded)", ingestion.data_lines, 1.0],
-                ["loaded (staged rows)", ingestion.loaded, _share(ingestion.loaded, ingestion.data_lines)],
-                [
-                    '  of which recovered (unescaped quotes, split on ",")',
-                    ingestion.recovered,
-                    _share(ingestion.recovered, ingestion.data_lines),
-                ],
-                [
-                    "rejected (rejected_lines)",
-                    ingestion.rejected,
-                    _share(ingestion.rejected, ingestion.data_lines),
-                ],
-            ],
-        ),
-        "<h3>Rejected lines by reason</h3>",
-        _table(["reason", "lines", "share of data lines"], reasons)
-        if reasons
-        else "<p>No line was rejected.</p>",
-        accounted,
+        _ingestion_section(ingestion),
         "<h2>Artist popularity: is it a power law?</h2>",
         _power_law_section(fit, unavailable, img),
         "<h2>Distributions</h2>",
@@ -536,6 +291,52 @@ def _render(
     return (
         '<!doctype html><html><head><meta charset="utf-8"><title>Dataset profile</title>'
         f"<style>{_CSS}</style></head><body>{''.join(sections)}</body></html>\n"
+    )
+
+
+def _ingestion_section(ingestion: Ingestion) -> str:
+    """Loaded + rejected = data lines: the accounting table, rejections by reason, the verdict."""
+    accounted = (
+        '<p class="ok">Every data line is accounted for: loaded + rejected = data lines, and line numbers '
+        "run without a gap.</p>"
+        if ingestion.accounted
+        else '<p class="bad">Lines are NOT accounted for: loaded + rejected differs from the data lines '
+        "(see the numbers above).</p>"
+    )
+    reasons = [
+        [reason, n, n / ingestion.data_lines if ingestion.data_lines else 0.0]
+        for reason, n in ingestion.rejected_by_reason.items()
+    ]
+    return "".join(
+        [
+            "<h2>Ingestion accounting</h2>",
+            _table(
+                ["lines", "count", "share of data lines"],
+                [
+                    ["data lines (header excluded)", ingestion.data_lines, 1.0],
+                    [
+                        "loaded (staged rows)",
+                        ingestion.loaded,
+                        _share(ingestion.loaded, ingestion.data_lines),
+                    ],
+                    [
+                        '  of which recovered (unescaped quotes, split on ",")',
+                        ingestion.recovered,
+                        _share(ingestion.recovered, ingestion.data_lines),
+                    ],
+                    [
+                        "rejected (rejected_lines)",
+                        ingestion.rejected,
+                        _share(ingestion.rejected, ingestion.data_lines),
+                    ],
+                ],
+            ),
+            "<h3>Rejected lines by reason</h3>",
+            _table(["reason", "lines", "share of data lines"], reasons)
+            if reasons
+            else "<p>No line was rejected.</p>",
+            accounted,
+        ]
     )
 
 

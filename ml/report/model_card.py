@@ -12,12 +12,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 
+from ml import warehouse as wh
 from ml.config import Paths
-from ml.evaluate import VectorModel, results_table
+from ml.evaluate import results_table
+from ml.rankers import VectorModel
 
 N_PLOT_TRACKS = 2000
 # Checked in order; a playlist name takes the first keyword it contains.
@@ -57,6 +58,22 @@ def build_model_card(
     n_plot_tracks: int = N_PLOT_TRACKS,
 ) -> Path:
     """Write model_card.md (and its PNG plots) into run_dir; returns the card's path."""
+    plots, note = _embedding_plots(run_dir, paths, data, model, seed, n_plot_tracks)
+    lines = _head_lines(run_dir, metrics, search_rows, params, fit_info)
+    for title, png in plots:
+        lines += [f"### {title}", "", f"![{title}]({png})", ""]
+    if note:
+        lines += [f"_{note}_", ""]
+    lines += _tail_lines(timings)
+    card = run_dir / "model_card.md"
+    card.write_text("\n".join(lines))
+    return card
+
+
+def _embedding_plots(
+    run_dir: Path, paths: Paths, data: Any, model: VectorModel, seed: int, n_plot_tracks: int
+) -> tuple[list[tuple[str, str]], str]:
+    """t-SNE maps of the most played known tracks: (title, png) pairs and a note on what is missing."""
     counts = np.bincount(data.train.values, minlength=data.n_tracks)
     rows = np.flatnonzero(model.known[np.argsort(-counts, kind="stable")])
     top_tracks = np.argsort(-counts, kind="stable")[rows[:n_plot_tracks]]
@@ -87,8 +104,17 @@ def build_model_card(
             note = "No generator sidecar next to RAW_CSV (real data?): the latent-taste plot is skipped."
     else:
         note = "Too few tracks for an embedding plot."
+    return plots, note
 
-    lines = [
+
+def _head_lines(
+    run_dir: Path,
+    metrics: dict[str, Any],
+    search_rows: list[dict[str, Any]],
+    params: Any,
+    fit_info: dict[str, Any],
+) -> list[str]:
+    return [
         f"# Model card: track2vec run `{run_dir.name}`",
         "",
         "Playlist continuation: given the tracks of a playlist, rank tracks to add. Trained with gensim",
@@ -120,11 +146,10 @@ def build_model_card(
         "## Embedding",
         "",
     ]
-    for title, png in plots:
-        lines += [f"### {title}", "", f"![{title}]({png})", ""]
-    if note:
-        lines += [f"_{note}_", ""]
-    lines += [
+
+
+def _tail_lines(timings: dict[str, float]) -> list[str]:
+    return [
         "## Timings (s)",
         "",
         ", ".join(
@@ -139,9 +164,6 @@ def build_model_card(
         "  structure; compare methods only on the same file and split.",
         "",
     ]
-    card = run_dir / "model_card.md"
-    card.write_text("\n".join(lines))
-    return card
 
 
 def _search_table(rows: list[dict[str, Any]]) -> str:
@@ -189,8 +211,10 @@ def keyword_of(name: str) -> str | None:
 
 def track_keywords(duckdb_path: Path, track_ids: np.ndarray) -> np.ndarray:
     """Most common keyword among the names of the playlists containing each track ('none' if any)."""
-    con = duckdb.connect(str(duckdb_path), read_only=True)
+    con = wh.connect(duckdb_path)
     try:
+        for relation in (wh.FCT_PLAYLIST_TRACKS, wh.DIM_PLAYLISTS):
+            wh.check_relation(con, relation)
         con.register("wanted", pd.DataFrame({"track_id": track_ids.astype(str)}))
         names = con.execute(
             """
@@ -221,8 +245,9 @@ def track_tastes(paths: Paths, track_ids: np.ndarray) -> np.ndarray | None:
     sidecar = paths.raw_csv.with_name(paths.raw_csv.stem + ".tracks.parquet")
     if not sidecar.exists():
         return None
-    con = duckdb.connect(str(paths.duckdb_path), read_only=True)
+    con = wh.connect(paths.duckdb_path)
     try:
+        wh.check_relation(con, wh.DIM_TRACKS)
         con.register("wanted", pd.DataFrame({"track_id": track_ids.astype(str)}))
         df = con.execute(
             """

@@ -1,6 +1,7 @@
 """A seeded stand-in for a trained run (`vectors.kv`, `popularity.parquet`) in the documented layout.
 
-Used by the export/serve/deploy tests (which must not wait for training) and by the serving
+Test support (not part of the package): the export/serve/deploy tests (which must not wait for
+training) and the serving
 benchmark when no full-preset model is at hand. Vectors are clustered so neighbours mean
 something, a few pairs are exact duplicates (equal scores: the tie order is tested), and the
 popularity list holds a few ids the vectors lack (as `min_count` does in training).
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ml.endpoint_contract import track_id_of
+from ml.run_dir import RunDir
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ def write_synthetic_model(
     track_ids = [synthetic_track_id(i) for i in range(n_tracks)]
     kv = KeyedVectors(vector_size=dim, dtype=np.float32)
     kv.add_vectors(track_ids, vectors)
-    kv.save(str(run_dir / "vectors.kv"))
+    kv.save(str(RunDir(run_dir).vectors))
 
     # Popularity over the "train split": every vocabulary track plus a few below min_count.
     missing = [synthetic_track_id(i, salt="rare") for i in range(3)]
@@ -79,7 +81,7 @@ def write_synthetic_model(
     order[2:2] = missing[:1]  # one of the top 3 is not in the vocabulary
     order.extend(missing[1:])
     table = pa.table({"track_id": order, "count": counts[: len(order)]})
-    pq.write_table(table, run_dir / "popularity.parquet")
+    pq.write_table(table, RunDir(run_dir).popularity)
     # Names, as the warehouse would give them (`track_names.parquet`, read by `ml export`).
     named = [synthetic_name(i) for i in range(n_tracks)] + [synthetic_name(i, "rare") for i in range(3)]
     names = pa.table(
@@ -89,7 +91,7 @@ def write_synthetic_model(
             "track_name": [t for _, t in named],
         }
     )
-    pq.write_table(names, run_dir / "track_names.parquet")
+    pq.write_table(names, RunDir(run_dir).track_names)
     return SyntheticModel(
         run_dir=run_dir, track_ids=track_ids, duplicate_pairs=pairs, popular_not_in_vocab=missing
     )

@@ -1,0 +1,129 @@
+"""The baselines, as rows of a table: each row fits (and, where it has a choice, selects on valid)
+one `Ranker`; `run_baselines` scores every row on test under both protocols, like the model.
+
+Adding a baseline = one function `(TrainContext) -> Ranker` and one line in `BASELINES`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ml.corpus import PlaylistData
+from ml.evaluate import evaluate, evaluate_last_item
+from ml.rankers import CoocRanker, PopularityRanker, Ranker
+from ml.search import GridConfig
+from ml.shapes import EvalSet, Ragged
+from ml.word2vec import Track2Vec, sample_min_count
+
+
+@dataclass(frozen=True)
+class TrainContext:
+    """What every step of a training run shares: the data, the settings, the samples."""
+
+    data: PlaylistData
+    config: GridConfig
+    seed: int
+    workers: int
+    search: bool
+    progress: bool
+    cache: Path
+    popularity: PopularityRanker  # fitted on the whole train split: fallback and catalogue
+    train_sample: Ragged  # the search's sample of train playlists
+    valid_sample: EvalSet  # the search's sample of valid playlists
+
+    @property
+    def catalogue(self) -> int:
+        return int(self.popularity.known.sum())
+
+    @property
+    def sample_fraction(self) -> float:
+        return len(self.train_sample) / len(self.data.train)
+
+    def track2vec(self, params: Any, desc: str, **kwargs: Any) -> Track2Vec:
+        return Track2Vec(
+            params,
+            seed=self.seed,
+            workers=self.workers,
+            cache_dir=self.cache,
+            n_orders=self.config.n_orders,
+            progress=self.progress,
+            desc=desc,
+            **kwargs,
+        )
+
+
+def popularity(ctx: TrainContext) -> Ranker:
+    return ctx.popularity
+
+
+def item_cooc_knn(ctx: TrainContext) -> Ranker:
+    """Item co-occurrence kNN; the normalisation is picked on valid, like any hyperparameter."""
+    best: CoocRanker | None = None
+    best_score = -1.0
+    for ranker in CoocRanker.variants(ctx.data.train, ctx.data.track_ids, ("cosine", "none"), seed=ctx.seed):
+        score = evaluate(ranker, ctx.valid_sample, ctx.catalogue)[0][ctx.config.search.metric]
+        if score > best_score:
+            best, best_score = ranker, score
+    assert best is not None
+    return best
+
+
+def seed_recipe(ctx: TrainContext) -> Ranker:
+    """The tutorial recipe: CBOW over playlists in file order; min_count picked by its own protocol
+    (last-item HR@100 on the valid sample), fitted on the search sample; then refit on train."""
+    recipe = ctx.config.seed_recipe
+    choices: list[dict[str, Any]] = []
+    if ctx.search and len(ctx.config.seed_recipe_min_counts) > 1:
+        scored: dict[int, float] = {}  # scaled min_count -> its own-protocol score
+        for min_count in ctx.config.seed_recipe_min_counts:
+            # On a small sample several min_counts scale to the same value: fit that value once.
+            scaled = sample_min_count(min_count, ctx.sample_fraction)
+            if scaled not in scored:
+                trial = ctx.track2vec(replace(recipe, min_count=scaled), f"seed recipe min_count={min_count}")
+                trial.fit(ctx.train_sample, ctx.data.track_ids)
+                scored[scaled] = evaluate_last_item(trial, ctx.valid_sample, ctx.seed)["last_item_hr@100"]
+            choices.append(
+                {
+                    "min_count": min_count,
+                    "on_sample": scaled,
+                    "valid_last_item_hr@100": round(scored[scaled], 5),
+                }
+            )
+        # Best score; among equals (same scaled value) the first listed min_count.
+        best_choice = max(choices, key=lambda c: c["valid_last_item_hr@100"])
+        recipe = replace(recipe, min_count=best_choice["min_count"])
+    ranker = ctx.track2vec(recipe, "seed recipe refit", name="seed_recipe", report=("min_count",))
+    ranker.fit(ctx.data.train, ctx.data.track_ids)
+    assert ranker.result is not None
+    ranker.selection = {
+        "params": asdict(recipe),
+        "min_count_selection": choices,
+        "fit_seconds": round(ranker.result.seconds, 2),
+    }
+    return ranker
+
+
+BASELINES: dict[str, Callable[[TrainContext], Ranker]] = {
+    "popularity": popularity,
+    "item_cooc_knn": item_cooc_knn,
+    "seed_recipe": seed_recipe,
+}
+
+
+def run_baselines(ctx: TrainContext) -> tuple[dict[str, dict[str, Any]], dict[str, Ranker]]:
+    """Every baseline on test, split protocol and last-item protocol; metrics and fitted rankers."""
+    metrics: dict[str, dict[str, Any]] = {}
+    fitted: dict[str, Ranker] = {}
+    for name, fit in BASELINES.items():
+        ranker = fit(ctx)
+        scores, _ = evaluate(ranker, ctx.data.test, ctx.catalogue, last_item_seed=ctx.seed)
+        metrics[name] = rounded({**scores, **ranker.describe()})
+        fitted[name] = ranker
+    return metrics, fitted
+
+
+def rounded(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in d.items()}

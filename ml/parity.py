@@ -1,0 +1,89 @@
+"""Parity of an exported/served model with the offline scoring rule: expected answers and the
+comparison, shared by `ml export` (self-check of the SavedModel) and `ml check` (a live endpoint).
+
+Equality is exact on track ids, except where two tracks' scores are equal within `SCORE_TOL`:
+numpy (OpenBLAS) and TensorFlow (Eigen/oneDNN) sum the dot products in different orders, so scores
+differ by up to ~2e-7 and a near-tie may swap. Such swaps count as ties, not failures.
+Depends on the run folder and `ml.knn` only (no TensorFlow, no HTTP, no training code).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ml.knn import top_k
+from ml.run_dir import RunDir
+
+SCORE_TOL = 1e-6
+CHECK_K = 10
+
+
+@dataclass(frozen=True)
+class Expected:
+    tracks: tuple[str, ...]
+    track_ids: tuple[str, ...]
+    scores: tuple[float, ...]
+    n_unknown: int
+    fallback: bool
+    tie_score: float  # score of the first track past the top-k (-inf if none): boundary ties
+
+
+def offline_expected(run_dir: Path, playlists: Sequence[Sequence[str]], k: int = CHECK_K) -> list[Expected]:
+    """What the endpoint must answer, computed offline with ml.knn over the run's vectors."""
+    run = RunDir(Path(run_dir))
+    track_ids, normed = run.load_normalized_vectors()
+    row_of = {t: i for i, t in enumerate(track_ids)}
+    popular = run.load_popular_ids(len(track_ids) + 1000)
+    seed_rows = [sorted({row_of[t] for t in p if t in row_of}) for p in playlists]
+    result = top_k(normed, seed_rows, k=k + 1)  # one more: a tie across the k boundary is not a failure
+    out = []
+    for playlist, rows, got_rows, got_scores in zip(
+        playlists, seed_rows, result.rows, result.scores, strict=True
+    ):
+        n_unknown = sum(t not in row_of for t in playlist)
+        if rows:
+            n = min(k, len(track_ids) - len(rows))
+            ids = tuple(track_ids[r] for r in got_rows[:n])
+            scores = tuple(float(s) for s in got_scores[:n])
+            tie = float(got_scores[n]) if len(got_scores) > n and np.isfinite(got_scores[n]) else -np.inf
+            out.append(Expected(tuple(playlist), ids, scores, n_unknown, False, tie))
+        else:
+            inside = set(playlist)
+            ids = tuple([t for t in popular if t not in inside][:k])
+            out.append(Expected(tuple(playlist), ids, (0.0,) * len(ids), n_unknown, True, -np.inf))
+    return out
+
+
+def compare(expected: Expected, got: dict) -> str | None:
+    """None when the prediction matches (exactly or up to score ties), else why not; 'tie' for ties."""
+    try:
+        ids = [str(t) for t in got["track_ids"]]
+        scores = [float(s) for s in got["scores"]]
+        n_unknown = int(got["n_unknown"])
+    except (KeyError, TypeError, ValueError) as exc:
+        return f"malformed prediction ({type(exc).__name__}: {exc}): {str(got)[:200]}"
+    if n_unknown != expected.n_unknown:
+        return f"n_unknown {n_unknown} != {expected.n_unknown}"
+    if len(ids) != len(expected.track_ids) or len(scores) != len(ids):
+        return f"{len(ids)} track ids / {len(scores)} scores, expected {len(expected.track_ids)}"
+    exp_scores = np.asarray(expected.scores, dtype=np.float64)
+    got_scores = np.asarray(scores, dtype=np.float64)
+    if len(ids) and np.max(np.abs(exp_scores - got_scores)) > SCORE_TOL:
+        worst = int(np.argmax(np.abs(exp_scores - got_scores)))
+        return f"score at rank {worst + 1}: {got_scores[worst]:.7f} != {exp_scores[worst]:.7f}"
+    if ids == list(expected.track_ids):
+        return None
+    # Ids differ: acceptable only where each differing rank's expected score has a near-equal
+    # neighbour (inside the list or just past its end), i.e. a tie the two libraries broke apart.
+    tie_pool = np.append(exp_scores, expected.tie_score)
+    for rank, (want, have) in enumerate(zip(expected.track_ids, ids, strict=True)):
+        if want == have:
+            continue
+        close = np.abs(tie_pool - exp_scores[rank]) <= SCORE_TOL
+        if close.sum() < 2:
+            return f"rank {rank + 1}: {have} != {want} (score {exp_scores[rank]:.7f}, no tie)"
+    return "tie"

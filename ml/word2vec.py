@@ -1,0 +1,146 @@
+"""gensim fitting: `fit_word2vec` over corpus files, and `Track2Vec`, the ranker it trains.
+
+Seeds: the corpus shuffles follow `seed` and gensim gets `seed` too, but with more than one worker
+thread its result is not bit-for-bit reproducible (threads race on shared weights, by design of
+Hogwild-style SGD). Use `workers: 1` in the grid file when reproducibility matters (the tests do).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ml.baselines import popularity_counts, popularity_order
+from ml.corpus import CorpusFiles, write_corpus
+from ml.rankers import VectorRanker
+from ml.search import W2VParams
+from ml.shapes import Ragged
+
+
+@dataclass(frozen=True)
+class FitResult:
+    vectors: Any  # gensim KeyedVectors
+    seconds: float
+    raw_words: int  # tokens read over all epochs
+    trained_words: int  # tokens left after min_count and sub-sampling
+    workers: int
+
+    @property
+    def words_per_s_per_worker(self) -> float:
+        return self.raw_words / max(self.seconds, 1e-9) / self.workers
+
+
+def fit_word2vec(
+    corpus: CorpusFiles,
+    params: W2VParams,
+    seed: int,
+    workers: int,
+    progress: bool = True,
+    desc: str = "fit",
+) -> FitResult:
+    """Train gensim Word2Vec from corpus files, one epoch per call, cycling the shuffled orderings.
+
+    The learning rate decays linearly from `alpha` to `min_alpha` across all epochs, exactly as one
+    multi-epoch call would do, but each epoch reads the next ordering of the playlists.
+    """
+    from gensim.models import Word2Vec
+
+    model = Word2Vec(
+        vector_size=params.vector_size,
+        window=params.window,
+        min_count=params.min_count,
+        sg=params.sg,
+        hs=0,
+        negative=params.negative,
+        ns_exponent=params.ns_exponent,
+        sample=params.sample,
+        alpha=params.alpha,
+        min_alpha=params.min_alpha,
+        seed=seed,
+        workers=workers,
+    )
+    model.build_vocab_from_freq(corpus.word_counts, corpus_count=corpus.n_sentences)
+    if len(model.wv) == 0:
+        raise ValueError(f"no track reaches min_count={params.min_count} in the corpus {corpus.directory}")
+    alphas = np.linspace(params.alpha, params.min_alpha, params.epochs + 1)
+    start = time.perf_counter()
+    raw = trained = 0
+    for epoch in tqdm(range(params.epochs), desc=desc, unit="epoch", disable=not progress, leave=False):
+        path = corpus.files[epoch % len(corpus.files)]
+        t, r = model.train(
+            corpus_file=str(path),
+            total_words=corpus.file_words,
+            total_examples=corpus.file_lines,
+            epochs=1,
+            start_alpha=float(alphas[epoch]),
+            end_alpha=float(alphas[epoch + 1]),
+        )
+        trained += t
+        raw += r
+    seconds = time.perf_counter() - start
+    return FitResult(model.wv, seconds, raw, trained, workers)
+
+
+def sample_min_count(min_count: int, fraction: float) -> int:
+    """The min_count on a sample of `fraction` of the playlists that keeps about the same tracks.
+
+    Floored at 2 (or the stated value, if lower): a track seen once in the sample has no context to
+    learn from, and keeping every such track made skip-gram trials on the full preset ~5x slower.
+    """
+    return max(min(2, min_count), round(min_count * fraction))
+
+
+class Track2Vec(VectorRanker):
+    """track2vec: gensim Word2Vec over train playlists, scored by `ml.knn` (VectorRanker).
+
+    `params.shuffle` picks the corpus: `n_orders` shuffled passes (a playlist is a set), or one
+    pass in file position order (the seed recipe). Corpus files are cached under `cache_dir`.
+    """
+
+    def __init__(
+        self,
+        params: W2VParams,
+        *,
+        seed: int,
+        workers: int,
+        cache_dir: Path,
+        n_orders: int = 1,
+        progress: bool = False,
+        desc: str = "fit",
+        name: str = "track2vec",
+        report: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__()
+        self.params, self.seed, self.workers = params, seed, workers
+        self.cache_dir, self.n_orders, self.progress, self.desc = Path(cache_dir), n_orders, progress, desc
+        self.name, self.report = name, report  # report: params shown with the metrics
+        self.result: FitResult | None = None
+        self.selection: dict[str, Any] = {}  # how a baseline chose its params (params.json)
+
+    def corpus(self, train: Ragged, track_ids: np.ndarray) -> CorpusFiles:
+        n_orders = self.n_orders if self.params.shuffle else 1
+        return write_corpus(
+            train, track_ids, self.cache_dir, n_orders, self.seed, shuffle=self.params.shuffle
+        )
+
+    def fit(self, train: Ragged, track_ids: np.ndarray) -> Track2Vec:
+        popular = popularity_order(popularity_counts(train, len(track_ids)))
+        return self.fit_corpus(self.corpus(train, track_ids), track_ids, popular)
+
+    def fit_corpus(self, corpus: CorpusFiles, track_ids: np.ndarray, popular: np.ndarray) -> Track2Vec:
+        """Fit on corpus files already written (the search reuses one corpus for many trials)."""
+        self.result = fit_word2vec(corpus, self.params, self.seed, self.workers, self.progress, self.desc)
+        return self.use_fit(self.result, track_ids, popular)
+
+    def use_fit(self, result: FitResult, track_ids: np.ndarray, popular: np.ndarray) -> Track2Vec:
+        self.result = result
+        self.set_vectors(result.vectors, track_ids, popular)
+        return self
+
+    def describe(self) -> dict[str, Any]:
+        return {key: getattr(self.params, key) for key in self.report}
