@@ -174,14 +174,17 @@ def train_cmd(grid: Path | None, seed: int, no_search: bool) -> None:
 
 
 @main.command("recommend")
-@click.option("--track", "tracks", multiple=True, required=True, help='"Artist - Title" (repeatable).')
-@click.option("-k", "k", type=int, default=10, show_default=True)
-def recommend_cmd(tracks: tuple[str, ...], k: int) -> None:
-    """Suggest tracks for a playlist, by name, from the offline model in models/latest."""
+@click.option("--track", "tracks", multiple=True, help='"Artist - Title" (repeatable).')
+@click.option("--id", "ids", multiple=True, help="a track id (repeatable).")
+@click.option("-k", "k", type=click.IntRange(1, 500), default=10, show_default=True)
+def recommend_cmd(tracks: tuple[str, ...], ids: tuple[str, ...], k: int) -> None:
+    """Suggest tracks for a playlist, by name or id, from the model in models/latest (the endpoint's answer)."""
     from ml.recommend import recommend_by_name
 
+    if not tracks and not ids:
+        raise click.UsageError('give the playlist as --track "Artist - Title" and/or --id <track_id>')
     try:
-        click.echo(recommend_by_name(list(tracks), k=k, paths=_paths()))
+        click.echo(recommend_by_name(list(tracks), k=k, paths=_paths(), ids=ids))
     except (ValueError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from err
 

@@ -84,7 +84,7 @@ def export_latest(paths: Paths, run_dir: Path | None = None, selfcheck_playlists
     start = time.perf_counter()
     run = RunDir(run_dir.resolve()) if run_dir else RunDir.latest(paths.models_dir)
     run_dir = run.path
-    track_ids, tables = load_knn_tables(run)
+    track_ids, tables = run.load_knn_tables()
     popular = run.load_popular_ids(endpoint_contract.N_POPULAR)
     known = set(track_ids)
     extra = [t for t in popular if t not in known]  # popular, but not in the vectors
@@ -149,14 +149,6 @@ def _write_export(
     code_dir.mkdir()
     shutil.copyfile(endpoint_contract.__file__, code_dir / "inference.py")
     (staging / MODEL_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
-
-
-def load_knn_tables(run: RunDir) -> tuple[list[str], KnnTables]:
-    """The run's vocabulary and the tables `ml.knn` scores with (today: cosine over vectors.kv)."""
-    from ml.knn import KnnTables
-
-    track_ids, normed = run.load_normalized_vectors()
-    return track_ids, KnnTables(items_t=normed.T)
 
 
 def load_track_names(run: RunDir, duckdb_path: Path, track_ids: list[str]) -> dict[str, tuple[str, str]]:

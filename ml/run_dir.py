@@ -131,6 +131,13 @@ class RunDir:
             raise ValueError(f"{self.vectors}: {len(track_ids) - len(set(track_ids))} repeated track ids")
         return track_ids, normalize_rows(kv.vectors)
 
+    def load_knn_tables(self) -> tuple[list[str], Any]:
+        """The vocabulary and the `ml.knn.KnnTables` the run scores with (today: cosine, Q = I)."""
+        from ml.knn import KnnTables
+
+        track_ids, normed = self.load_normalized_vectors()
+        return track_ids, KnnTables(items_t=normed.T)
+
     def load_popularity(self) -> tuple[list[str], list[int]]:
         """Track ids most popular first and their train-playlist counts."""
         import pyarrow.parquet as pq
