@@ -219,14 +219,20 @@ def export_cmd() -> None:
     help="numpy: the Keras model's weights scored by ml.knn, no TensorFlow (auto for a tarball); "
     "tensorflow: the SavedModel as TF Serving runs it (auto for a SavedModel dir).",
 )
-def serve_cmd(host: str, port: int, model_path: Path | None, engine: str) -> None:
+@click.option(
+    "--threads",
+    type=click.IntRange(0, 64),
+    default=1,
+    show_default=True,
+    help="BLAS threads per query for the numpy engine (0: the library default).",
+)
+def serve_cmd(host: str, port: int, model_path: Path | None, engine: str, threads: int) -> None:
     """Serve the exported model over HTTP with the SageMaker container contract."""
     from ml.run_dir import RunDir
     from ml.serve import serve_forever
 
-    serve_forever(
-        model_path or RunDir.latest(_paths().models_dir).tarball, host=host, port=port, engine=engine
-    )
+    model_path = model_path or RunDir.latest(_paths().models_dir).tarball
+    serve_forever(model_path, host=host, port=port, engine=engine, threads=threads or None)
 
 
 @main.command("deploy")

@@ -102,10 +102,14 @@ def _predict_tf(signature, instances: list[Instance]) -> list[dict[str, object]]
     )
 
 
-def load_model(path: Path, engine: str = "auto") -> ServingModel:
+def load_model(path: Path, engine: str = "auto", threads: int | None = 1) -> ServingModel:
     """Load model.tar.gz (extracted to a temporary dir), an export dir, or a SavedModel dir.
 
     `engine` auto: numpy when the export's knn.keras is there (tarball, export dir), else tensorflow.
+    `threads`: BLAS threads per product for the numpy engine (None: the library's default). One is
+    the default: a single query's product is memory-bound, requests run side by side on the
+    cores, and on a shared machine a second BLAS thread waits more than it helps (bench serve).
+    The model answers one warm-up query before it is returned (first calls allocate and load code).
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
@@ -138,8 +142,10 @@ def load_model(path: Path, engine: str = "auto") -> ServingModel:
     loaded = tf.saved_model.load(str(saved_model_dir))
     signature = loaded.signatures[endpoint_contract.SIGNATURE_NAME]
     signature._loaded = loaded  # the signature's tables and variables belong to `loaded`
-    n_tracks = len((saved_model_dir / "assets" / "track_ids.txt").read_text().splitlines())
-    return ServingModel(path, saved_model_dir, n_tracks, "tensorflow", info, signature)
+    vocabulary = (saved_model_dir / "assets" / "track_ids.txt").read_text().splitlines()
+    model = ServingModel(path, saved_model_dir, len(vocabulary), "tensorflow", info, signature)
+    model.predict([Instance(tracks=tuple(vocabulary[:1]), k=10), Instance(tracks=(), k=10)])
+    return model
 
 
 def _find_saved_model(root: Path) -> Path:
@@ -264,14 +270,16 @@ class RequestLog:
             )
 
 
-def serve_forever(model_path: Path, host: str, port: int, engine: str = "auto") -> None:
+def serve_forever(
+    model_path: Path, host: str, port: int, engine: str = "auto", threads: int | None = 1
+) -> None:
     """Load the exported model and serve it until interrupted (uvicorn, one process)."""
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     model_path = Path(model_path)
     start = time.perf_counter()
-    model = load_model(model_path, engine)
+    model = load_model(model_path, engine, threads)
     log.info(
         "loaded %s (%s tracks, run %s, %s engine) in %.1fs; serving on http://%s:%d",
         model.saved_model_dir.parent,
