@@ -257,7 +257,8 @@ def _model_run(label: str, n_tracks: int, dim: int) -> tuple[Path, str]:
     given = os.environ.get("BENCH_SERVE_RUN")
     if given and label == "68k":
         return Path(given).resolve(), f"trained run {Path(given).resolve()}"
-    from tests.synthetic_model import write_synthetic_model
+    sys.path.insert(0, str(REPO_ROOT / "tests"))  # the tests' synthetic runs (tests/ is no package)
+    from synthetic_model import write_synthetic_model
 
     run_dir = BENCH_DATA_DIR / "serve" / "models" / f"synthetic-{n_tracks}x{dim}"
     if not (run_dir / "track_names.parquet").exists():

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -112,7 +113,8 @@ def _run() -> Path:
     given = os.environ.get("BENCH_TF_RUN")
     if given:
         return Path(given).resolve()
-    from tests.synthetic_model import write_synthetic_model
+    sys.path.insert(0, str(REPO_ROOT / "tests"))  # the tests' synthetic runs (tests/ is no package)
+    from synthetic_model import write_synthetic_model
 
     run_dir = BENCH_DATA_DIR / "tf_compat" / "models" / "synthetic-3000x32"
     if not (run_dir / "vectors.kv").exists():
