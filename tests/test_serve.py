@@ -159,14 +159,15 @@ def test_serving_imports_no_training_code(synthetic_run):
     """The endpoint needs only the exported artefact, as the SageMaker container does; the numpy
     engine scores with ml.knn (the rule, numpy only) and never loads TensorFlow or Keras."""
     code = (
-        "import sys; from ml.serve import load_model; "
+        "import sys, threadpoolctl; from ml.serve import load_model; "
         f"m = load_model({str(synthetic_run.export.tarball)!r}); "
         "bad = [n for n in sys.modules if n.split('.')[0] in ('gensim', 'tensorflow', 'keras') or n in "
         "('ml.train', 'ml.corpus', 'ml.evaluate', 'ml.export', 'ml.knn_keras')]; "
-        "print(m.n_tracks, m.engine, bad)"
+        "blas = {i['num_threads'] for i in threadpoolctl.threadpool_info() if i['user_api'] == 'blas'}; "
+        "print(m.n_tracks, m.engine, bad, blas)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "3000 numpy []"
+    assert out.stdout.strip() == "3000 numpy [] {1}"  # one BLAS thread per query
 
 
 def test_2000_requests_from_8_clients(live_url, expected):
