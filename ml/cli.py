@@ -233,15 +233,18 @@ def train_cmd(grid: Path | None, seed: int, no_search: bool) -> None:
 
 
 @main.command("recommend")
-@click.option("--track", "tracks", multiple=True, required=True, help='"Artist - Title" (repeatable).')
-@click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
-def recommend_cmd(tracks: tuple[str, ...], k: int) -> None:
-    """Suggest tracks for a playlist, by name, from the offline model in models/latest."""
+@click.option("--track", "tracks", multiple=True, help='"Artist - Title" (repeatable).')
+@click.option("--id", "ids", multiple=True, help="a track id (repeatable).")
+@click.option("-k", "k", type=click.IntRange(1, 500), default=10, show_default=True)
+def recommend_cmd(tracks: tuple[str, ...], ids: tuple[str, ...], k: int) -> None:
+    """Suggest tracks for a playlist, by name or id, from the model in models/latest (the endpoint's answer)."""
     from ml.recommend import recommend_by_name
     from ml.warehouse import WarehouseError
 
+    if not tracks and not ids:
+        raise click.UsageError('give the playlist as --track "Artist - Title" and/or --id <track_id>')
     try:
-        click.echo(recommend_by_name(list(tracks), k=k, paths=_paths()))
+        click.echo(recommend_by_name(list(tracks), k=k, paths=_paths(), ids=ids))
     except (ValueError, FileNotFoundError, WarehouseError) as err:
         raise click.ClickException(str(err)) from None
 
@@ -269,7 +272,22 @@ _LIMITS = ServeLimits()
     "model_path",
     type=click.Path(path_type=Path),
     default=None,
-    help="model.tar.gz or SavedModel dir (default: models/latest/model.tar.gz).",
+    help="model.tar.gz, its export dir, or a SavedModel dir (default: models/latest/model.tar.gz).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "numpy", "tensorflow"]),
+    default="auto",
+    show_default=True,
+    help="numpy: the Keras model's weights scored by ml.knn, no TensorFlow (auto for a tarball); "
+    "tensorflow: the SavedModel as TF Serving runs it (auto for a SavedModel dir).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(0, 64),
+    default=1,
+    show_default=True,
+    help="BLAS threads per query for the numpy engine (0: the library default).",
 )
 @click.option(
     "--max-connections",
@@ -303,6 +321,8 @@ def serve_cmd(
     host: str,
     port: int,
     model_path: Path | None,
+    engine: str,
+    threads: int,
     max_connections: int,
     header_timeout: float,
     body_timeout: float,
@@ -323,7 +343,12 @@ def serve_cmd(
     )
     try:
         serve_forever(
-            model_path or RunDir.latest(_paths().models_dir).tarball, host=host, port=port, limits=limits
+            model_path or RunDir.latest(_paths().models_dir).tarball,
+            host=host,
+            port=port,
+            limits=limits,
+            engine=engine,
+            threads=threads or None,
         )
     except ModelLoadError as err:
         if model_path is None:  # the default model: nothing the user typed is wrong

@@ -214,6 +214,22 @@ def build_info(db_path: Path | str) -> dict[str, Any]:
     return dict(zip(DBT_BUILD_INFO.columns, row, strict=True))
 
 
+def track_names(db_path: Path | str, track_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """track_id -> (artist_name, track_name) from dim_tracks, for the given ids (those it holds)."""
+    import pyarrow as pa
+
+    con = connect(db_path)
+    try:
+        check_relation(con, DIM_TRACKS)
+        wanted = pa.table({"track_id": pa.array(list(track_ids), pa.string())})  # noqa: F841 - read by DuckDB
+        rows = con.execute(
+            f"select d.track_id, d.artist_name, d.track_name from wanted join {DIM_TRACKS.name} as d using (track_id)"
+        ).fetchall()
+    finally:
+        con.close()
+    return {t: (a or "", n or "") for t, a, n in rows}
+
+
 def marts_fingerprint(con: duckdb.DuckDBPyConnection, db_path: Path | str) -> dict[str, Any]:
     """Provenance of what training reads: row counts of the marts, split/role rows, and the dbt
     invocation that built them (from dbt_build_info; None for a warehouse built without it)."""
