@@ -360,19 +360,11 @@ def serve_cmd(
 
 def _check_bind(host: str, port: int) -> None:
     """A port in use or a host that is no address of this machine: say so before loading the model."""
-    import socket
+    from ml.serve_guard import bind_problem
 
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        with socket.socket(infos[0][0], socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(infos[0][4])
-    except socket.gaierror as err:
-        raise click.BadParameter(f"{host}: {err.strerror}", param_hint="'--host'") from None
-    except OSError as err:
-        raise click.BadParameter(
-            f"cannot listen on {host}:{port}: {err.strerror}", param_hint="'--port'"
-        ) from None
+    problem = bind_problem(host, port)
+    if problem:
+        raise click.BadParameter(problem[1], param_hint=f"'--{problem[0]}'")
 
 
 @main.command("deploy")

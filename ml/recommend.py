@@ -49,11 +49,16 @@ def resolve_names(names: list[str], duckdb_path: Path) -> list[str]:
     return ids
 
 
-def recommend(track_ids: list[str], k: int, paths: Paths) -> dict[str, object]:
-    """The endpoint's prediction for a playlist of track ids, from the run in models/latest."""
+def _trained_run(paths: Paths) -> RunDir:
     run = RunDir.latest(paths.models_dir)
     if not run.vectors.exists():
         raise FileNotFoundError(f"{run.path}: no trained model; run `ml train` first")
+    return run
+
+
+def recommend(track_ids: list[str], k: int, paths: Paths) -> dict[str, object]:
+    """The endpoint's prediction for a playlist of track ids, from the run in models/latest."""
+    run = _trained_run(paths)
     vocabulary, tables = run.load_knn_tables()
     # The item matrix laid out as the served model holds it, so the products round alike.
     tables = KnnTables(items_t=np.ascontiguousarray(tables.items_t), query_table=tables.query_table)
@@ -83,6 +88,7 @@ def recommend_by_name(tracks: list[str], k: int, paths: Paths, ids: tuple[str, .
     ml.warehouse.WarehouseError; the CLI prints each as one line."""
     if k < 1:
         raise ValueError(f"k is {k}; it must be at least 1")
+    _trained_run(paths)  # no model: say so before looking the names up
     given = [*ids, *resolve_names(tracks, paths.duckdb_path)]
     prediction = recommend(given, k, paths)
     notes = []

@@ -35,11 +35,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ml import endpoint_contract
 from ml.config import ServeLimits
 from ml.endpoint_contract import ContractError, Instance
+from ml.serve_guard import RequestLog
 
 log = logging.getLogger("ml.serve")
 
@@ -82,7 +82,7 @@ class ServingModel:
         }
 
 
-def _predict_tf(signature, instances: list[Instance]) -> list[dict[str, object]]:  # noqa: ANN001
+def _predict_tf(signature, instances: list[Instance]) -> list[dict[str, object]]:
     import tensorflow as tf
 
     inputs = endpoint_contract.model_inputs(instances)
@@ -278,44 +278,6 @@ class JsonBody(JSONResponse):
         import orjson
 
         return orjson.dumps(content)
-
-
-class RequestLog:
-    """ASGI middleware: one log line per request (method, path, status, instances, milliseconds)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = {"code": 0}
-
-        async def send_status(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        except Exception:
-            # The error handler outside this middleware answers 500: log that, not 0.
-            status["code"] = status["code"] or 500
-            raise
-        finally:
-            n = scope.get("state", {}).get("n_instances", "-")
-            client = scope.get("client") or ("-", 0)
-            log.info(
-                "%s %s %s %s instances=%s %.1fms",
-                client[0],
-                scope["method"],
-                scope["path"],
-                status["code"],
-                n,
-                (time.perf_counter() - start) * 1000,
-            )
 
 
 def serve_forever(
