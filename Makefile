@@ -80,8 +80,8 @@ report: dbt ## dataset profile: power law, distributions (reports/data_profile.h
 	$(BIN)/ml report data
 
 .PHONY: train
-train: dbt ## train, search and evaluate track2vec; writes models/latest
-	$(BIN)/ml train
+train: dbt ## train, search and evaluate track2vec (TARGET=local|sagemaker); writes models/latest
+	$(BIN)/ml train --target $(TARGET)
 
 .PHONY: export
 export: | $(STAMP) ## export models/latest as a Keras KNN SavedModel (model.tar.gz)
