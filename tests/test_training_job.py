@@ -325,3 +325,13 @@ def test_the_training_requirements_are_pinned_like_constraints():
         if line and not line.startswith("#"):
             name, version = line.split("==")
             assert lower[name.lower()] == version, line
+
+
+def test_an_unreachable_aws_is_one_line_naming_the_step(aws, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    session = boto3.Session(region_name=REGION)
+    with pytest.raises(
+        TrainingJobError, match=r"^upload to S3 failed \(EndpointConnectionError: .*check the AWS"
+    ):
+        train_on_sagemaker(aws.paths, config(), seed=7, search=False, progress=False, session=session)

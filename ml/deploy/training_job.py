@@ -17,6 +17,7 @@ Credentials come from the standard AWS chain; none are read from or written to t
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import secrets
@@ -24,7 +25,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -298,8 +299,6 @@ def train_on_sagemaker(
     """Upload marts and package, run the job, wait, download the run folder into MODELS_DIR."""
     import boto3
 
-    from ml.deploy.sagemaker import _default_bucket, _ensure_bucket
-
     if not cfg.role_arn:
         raise TrainingJobError(
             "no execution role: set SAGEMAKER_ROLE_ARN (or sagemaker.role_arn in deploy.yml)"
@@ -308,25 +307,22 @@ def train_on_sagemaker(
     session = session or boto3.Session(region_name=cfg.region)
     s3 = session.client("s3", region_name=cfg.region)
     name, image, steps = job_name(cfg), training_image(cfg), []
-    with tempfile.TemporaryDirectory(prefix="music-recsys-train-") as tmp:
-        marts = prepare_marts(paths, Path(tmp))
-        package, grid_arg = build_package(Path(tmp) / PACKAGE, grid)
-        bucket = cfg.bucket or _default_bucket(session, cfg.region)
-        _ensure_bucket(session, bucket, cfg.region)
-        base = f"{cfg.prefix.strip('/')}/training/{name}"
-        marts_uri = upload_folder(s3, marts, bucket, f"{base}/{MARTS_CHANNEL}")
-        s3.upload_file(str(package), bucket, f"{base}/{CODE_CHANNEL}/{PACKAGE}")
-    code_uri = f"s3://{bucket}/{base}/{CODE_CHANNEL}/"
-    steps.append(f"uploaded the Parquet marts to {marts_uri} and the package to {code_uri}")
+    with _aws("upload to S3"):
+        uris, grid_arg = upload_inputs(paths, cfg, name, grid, session)
+    steps.append(
+        f"uploaded the Parquet marts to {uris[MARTS_CHANNEL]} and the package to {uris[CODE_CHANNEL]}"
+    )
     hp = {"seed": seed, "search": str(search).lower(), "grid": grid_arg, "workers": workers}
-    uris = {CODE_CHANNEL: code_uri, MARTS_CHANNEL: marts_uri, "output": f"s3://{bucket}/{base}/output"}
-    job = create_job(name, image, cfg, uris, hp, session)
+    with _aws("CreateTrainingJob"):
+        job = create_job(name, image, cfg, uris, hp, session)
     steps.append(f"created training job {name} ({cfg.instance_type} x{cfg.instance_count}, image {image})")
-    status = wait_for_job(job, cfg.poll_s, progress)
+    with _aws(f"waiting for training job {name}"):
+        status = wait_for_job(job, cfg.poll_s, progress)
     if status != "Completed":
         raise TrainingJobError(f"training job {name} {status}: {job.failure_reason}")
     artifacts = job.model_artifacts.s3_model_artifacts
-    run_dir = download_run(s3, artifacts, paths.models_dir)
+    with _aws(f"download of {artifacts}"):
+        run_dir = download_run(s3, artifacts, paths.models_dir)
     billable = getattr(job, "billable_time_in_seconds", None)
     billable = billable if isinstance(billable, int) else None
     record = {
@@ -337,11 +333,47 @@ def train_on_sagemaker(
         "instance_type": cfg.instance_type,
         "instance_count": cfg.instance_count,
         "hyperparameters": hp,
-        "marts": marts_uri,
-        "package": f"{code_uri}{PACKAGE}",
+        "marts": uris[MARTS_CHANNEL],
+        "package": f"{uris[CODE_CHANNEL]}{PACKAGE}",
         "model_artifacts": artifacts,
         "billable_seconds": billable,
     }
     (run_dir / TRAINING_JOB_FILE).write_text(json.dumps(record, indent=2) + "\n")
     steps.append(f"downloaded {artifacts} into {run_dir}")
     return RemoteTrainResult(name, status, run_dir, image, artifacts, billable, tuple(steps))
+
+
+def upload_inputs(
+    paths: Paths, cfg: TrainingJobConfig, name: str, grid: Path | None, session: Any
+) -> tuple[dict[str, str], str]:
+    """Marts and package to s3://<bucket>/<prefix>/training/<job>/; the channel and output URIs."""
+    from ml.deploy.sagemaker import _default_bucket, _ensure_bucket
+
+    s3 = session.client("s3", region_name=cfg.region)
+    with tempfile.TemporaryDirectory(prefix="music-recsys-train-") as tmp:
+        marts = prepare_marts(paths, Path(tmp))
+        package, grid_arg = build_package(Path(tmp) / PACKAGE, grid)
+        bucket = cfg.bucket or _default_bucket(session, cfg.region)
+        _ensure_bucket(session, bucket, cfg.region)
+        base = f"{cfg.prefix.strip('/')}/training/{name}"
+        marts_uri = upload_folder(s3, marts, bucket, f"{base}/{MARTS_CHANNEL}")
+        s3.upload_file(str(package), bucket, f"{base}/{CODE_CHANNEL}/{PACKAGE}")
+    uris = {
+        CODE_CHANNEL: f"s3://{bucket}/{base}/{CODE_CHANNEL}/",
+        MARTS_CHANNEL: marts_uri,
+        "output": f"s3://{bucket}/{base}/output",
+    }
+    return uris, grid_arg
+
+
+@contextlib.contextmanager
+def _aws(step: str) -> Iterator[None]:
+    """AWS errors (no credentials, access denied, a missing bucket) as one line naming the step."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except (BotoCoreError, ClientError) as exc:
+        raise TrainingJobError(
+            f"{step} failed ({type(exc).__name__}: {exc}); check the AWS credentials and deploy.yml"
+        ) from exc
