@@ -429,6 +429,38 @@ def plot(
     plt.close(fig)
 
 
+def projections(
+    rows_of: dict[int, int], measurements: list[dict[str, Any]], fits: dict[str, Any]
+) -> dict[str, Any]:
+    """Per stage with a fit: time and peak memory at 10x and 100x FULL_ROWS, extrapolated from the
+    largest measured size (load-normalised time, so the quietest machine state in the file)."""
+    best_cal = min((m["calibrate_s"] for m in measurements), default=1.0)
+    out: dict[str, Any] = {}
+    for stage, fit in fits.items():
+        if not fit.get("time_load_normalised") or not fit.get("peak_memory"):
+            continue
+        last = max((m for m in measurements if m["stage"] == stage), key=lambda m: m["rows"])
+        rows = rows_of.get(last["rows"], last["rows"])
+        t0 = last["wall_s"] * best_cal / last["calibrate_s"]
+        b_t, b_m = fit["time_load_normalised"]["exponent"], fit["peak_memory"]["exponent"]
+        out[stage] = {"from": last["size"]}
+        for factor in (10, 100):
+            ratio = FULL_ROWS * factor / rows
+            out[stage][f"{factor}x"] = {
+                "s": round(t0 * ratio**b_t, 1),
+                "gb": round(last["peak_rss_mb"] * ratio**b_m / 1024, 2),
+            }
+    return out
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:,.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:,.0f} min"
+    return f"{seconds / 3600:,.1f} h"
+
+
 def report(state: dict[str, Any]) -> None:
     measurements = sorted(state["measurements"].values(), key=lambda m: (m["rows"], STAGES.index(m["stage"])))
     rows_of = {int(k): v for k, v in state.get("data_lines", {}).items()}
@@ -472,6 +504,22 @@ def report(state: dict[str, Any]) -> None:
             f"| {stage} | {', '.join(fit['sizes'])} | {cell(fit['time'])} | "
             f"{cell(fit['time_load_normalised'])} | {cell(fit['peak_memory'])} |"
         )
+    projected = projections(rows_of, everything, fits)
+    if projected:
+        lines += [
+            "",
+            "Extrapolated to 10x and 100x the real file (12.9M rows) on this machine type, from the largest "
+            "measured size with the fitted load-normalised time exponent and the memory exponent (a "
+            "projection, not a measurement; docs/scaling.md):",
+            "",
+            "| stage | from | 10x time | 10x peak | 100x time | 100x peak |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+        for stage, p in projected.items():
+            lines.append(
+                f"| {stage} | {p['from']} | {_duration(p['10x']['s'])} | {p['10x']['gb']:,.1f} GB | "
+                f"{_duration(p['100x']['s'])} | {p['100x']['gb']:,.1f} GB |"
+            )
     if missing:
         lines += ["", f"Not measured yet ({len(missing)}): " + ", ".join(missing)]
     lines += ["", "Plot: scale.png. Rerun (measures only what is missing or stale): `python -m bench scale`."]
@@ -485,6 +533,7 @@ def report(state: dict[str, Any]) -> None:
             "measurements": measurements,
             "totals": totals(measurements),
             "fits": fits,
+            "projections": projected,
             "missing": missing,
             "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         },
