@@ -453,6 +453,65 @@ def projections(
     return out
 
 
+PHASES = ("load", "corpus", "refit", "evaluate_valid", "evaluate_test", "baselines", "artefacts")
+
+
+def train_details(size: Size) -> dict[str, Any] | None:
+    """What the train stage's run folder says about itself: phase seconds (timings.json), the fit
+    (params.json: vocabulary, words trained) and the split sizes (fingerprint.json)."""
+    run = size.models / "latest"
+    try:
+        timings = json.loads((run / "timings.json").read_text())
+        fit = json.loads((run / "params.json").read_text())["fit"]
+        counts = json.loads((run / "fingerprint.json").read_text())["split_role_rows"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return {
+        "phases_s": {p: timings[p] for p in PHASES if p in timings},
+        "vocab_size": fit.get("vocab_size"),
+        "trained_words": fit.get("trained_words"),
+        "words_per_s_per_worker": fit.get("words_per_s_per_worker"),
+        "train_rows": counts.get("train/train"),
+    }
+
+
+def phase_lines(rows_of: dict[int, int], measurements: list[dict[str, Any]]) -> tuple[list[str], dict]:
+    """The train stage by phase (from the run folders): a table per size and a fitted exponent."""
+    sizes = [Size(s) for s in SIZES if key(Size(s), "train") in {bs_key(m) for m in measurements}]
+    details = {s.label: (s, train_details(s)) for s in sizes}
+    details = {k: v for k, v in details.items() if v[1] is not None}
+    if not details:
+        return [], {}
+    xs = [float(rows_of.get(s.rows, s.rows)) for s, _ in details.values()]
+    head = "| phase | " + " | ".join(details) + " | b |"
+    lines = [
+        "",
+        "The train stage by phase (seconds, from each run's timings.json; b fitted over the sizes):",
+        "",
+        head,
+        "|---|" + "---:|" * (len(details) + 1),
+    ]
+    fits: dict[str, Any] = {}
+    rows_of_phase = [(p, [d["phases_s"].get(p) for _, d in details.values()]) for p in PHASES]
+    extra = [(name, [d.get(name) for _, d in details.values()]) for name in ("vocab_size", "trained_words")]
+    for name, values in [*rows_of_phase, *extra]:
+        if any(v is None for v in values):
+            continue
+        fit = fit_exponent(xs, [max(float(v), 1e-3) for v in values])
+        fits[name] = None if fit is None else round(fit[0], 3)
+        cells = " | ".join(f"{v:,.1f}" if isinstance(v, float) else f"{v:,}" for v in values)
+        lines.append(f"| {name} | {cells} | {'-' if fit is None else f'{fit[0]:.2f}'} |")
+    return lines, {
+        "sizes": list(details),
+        "exponents": fits,
+        "details": {k: d for k, (_, d) in details.items()},
+    }
+
+
+def bs_key(m: dict[str, Any]) -> str:
+    return f"{m['rows']}/{m['stage']}"
+
+
 def _duration(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:,.0f} s"
@@ -520,6 +579,8 @@ def report(state: dict[str, Any]) -> None:
                 f"| {stage} | {p['from']} | {_duration(p['10x']['s'])} | {p['10x']['gb']:,.1f} GB | "
                 f"{_duration(p['100x']['s'])} | {p['100x']['gb']:,.1f} GB |"
             )
+    more, phases = phase_lines(rows_of, measurements)
+    lines += more
     if missing:
         lines += ["", f"Not measured yet ({len(missing)}): " + ", ".join(missing)]
     lines += ["", "Plot: scale.png. Rerun (measures only what is missing or stale): `python -m bench scale`."]
@@ -534,6 +595,7 @@ def report(state: dict[str, Any]) -> None:
             "totals": totals(measurements),
             "fits": fits,
             "projections": projected,
+            "train_phases": phases,
             "missing": missing,
             "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         },
