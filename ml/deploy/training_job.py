@@ -222,9 +222,12 @@ def wait_for_job(job: Any, poll_s: float, progress: bool, sleep: Callable[[float
             sys.stderr.write("\n")
         job.stop()
         deadline = time.monotonic() + 300
-        while str(job.training_job_status) not in TERMINAL and time.monotonic() < deadline:
-            time.sleep(min(poll_s, 5))
-            job.refresh()
+        try:
+            while str(job.training_job_status) not in TERMINAL and time.monotonic() < deadline:
+                time.sleep(min(poll_s, 5))
+                job.refresh()
+        except KeyboardInterrupt:  # a second Ctrl-C: StopTrainingJob is sent, stop waiting for it
+            pass
         raise TrainingJobError(
             f"interrupted: training job {job.training_job_name} stopped (status {job.training_job_status}); "
             "nothing downloaded"
