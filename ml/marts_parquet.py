@@ -3,12 +3,12 @@
 Layout of a marts folder (MARTS_DIR, or what `ml train --target sagemaker` uploads):
 
     <folder>/
-      fct_playlist_tracks.parquet     one file per relation, named after it; or a folder of that
-      dim_playlists.parquet           name holding part files (`dim_playlists/part-*.parquet`, as
-      dim_tracks.parquet              Spark writes them). Columns: at least those of the relation
-      dim_artists.parquet             in ml.warehouse (docs/contracts.md), same names and types
-      ml_playlist_splits.parquet      as the DuckDB marts.
-      dbt_build_info.parquet          provenance (optional: training records it when present)
+      fct_playlist_tracks/*.parquet   a folder of Parquet part files per relation, named after it
+      dim_playlists/*.parquet         (what DuckDB's COPY and Spark's INSERT OVERWRITE DIRECTORY
+      dim_tracks/*.parquet            write; a single <relation>.parquet file is read too). Columns:
+      dim_artists/*.parquet           at least those of the relation in ml.warehouse
+      ml_playlist_splits/*.parquet    (docs/contracts.md), same names and types as the DuckDB marts.
+      dbt_build_info/*.parquet        provenance (optional: training records it when present)
       _marts.json                     optional manifest: {"format", "written_at", "source",
                                       "relations": {name: {"rows", "columns"}}}; when present
                                       the reader checks the row counts (a truncated copy fails)
@@ -83,7 +83,7 @@ def connect(folder: Path | str) -> duckdb.DuckDBPyConnection:
     if missing:
         raise MartsError(
             f"{folder}: no Parquet for {', '.join(missing)} "
-            f"(expected <name>.parquet or <name>/*.parquet for each of {', '.join(r.name for r in REQUIRED)})"
+            f"(expected <name>/*.parquet or <name>.parquet for each of {', '.join(r.name for r in REQUIRED)})"
         )
     con = duckdb.connect()
     try:
@@ -145,7 +145,8 @@ def write_marts(db_path: Path | str, out: Path | str, progress: bool = False) ->
                     [relation.name],
                 ).fetchall()
             ]
-            target = str(tmp / f"{relation.name}.parquet").replace("'", "''")
+            (tmp / relation.name).mkdir()
+            target = str(tmp / relation.name / "part-0.parquet").replace("'", "''")
             con.execute(
                 f"copy (select * from {relation.name} order by {relation.columns[0]}) "
                 f"to '{target}' (format parquet, compression zstd)"

@@ -23,15 +23,15 @@ def tiny_marts(tiny_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 
 def test_the_parquet_marts_hold_what_the_warehouse_holds(tiny_warehouse, tiny_marts):
-    files = sorted(p.name for p in tiny_marts.iterdir())
+    files = sorted(str(p.relative_to(tiny_marts)) for p in tiny_marts.rglob("*") if p.is_file())
     assert files == [
         MANIFEST,
-        "dbt_build_info.parquet",
-        "dim_artists.parquet",
-        "dim_playlists.parquet",
-        "dim_tracks.parquet",
-        "fct_playlist_tracks.parquet",
-        "ml_playlist_splits.parquet",
+        "dbt_build_info/part-0.parquet",
+        "dim_artists/part-0.parquet",
+        "dim_playlists/part-0.parquet",
+        "dim_tracks/part-0.parquet",
+        "fct_playlist_tracks/part-0.parquet",
+        "ml_playlist_splits/part-0.parquet",
     ]
     warehouse, parquet = wh.connect(tiny_warehouse), connect(tiny_marts)
     try:
@@ -57,8 +57,9 @@ def test_the_parquet_marts_hold_what_the_warehouse_holds(tiny_warehouse, tiny_ma
 
 def test_writing_twice_gives_the_same_files(tiny_warehouse, tiny_marts, tmp_path):
     again = write_marts(tiny_warehouse, tmp_path / "again").path
-    for path in tiny_marts.glob("*.parquet"):
-        assert pq.read_table(again / path.name).equals(pq.read_table(path)), path.name
+    for path in tiny_marts.glob("*/*.parquet"):
+        relative = path.relative_to(tiny_marts)
+        assert pq.read_table(again / relative).equals(pq.read_table(path)), relative
 
 
 def test_open_marts_takes_a_folder_or_the_warehouse(tiny_warehouse, tiny_marts):
@@ -70,28 +71,34 @@ def test_open_marts_takes_a_folder_or_the_warehouse(tiny_warehouse, tiny_marts):
             con.close()
 
 
-def test_spark_style_part_folders_are_read(tiny_marts, tmp_path):
-    """Spark writes <relation>/part-*.parquet: the reader takes a folder per relation too."""
-    spark_like = tmp_path / "spark"
-    spark_like.mkdir()
-    for path in tiny_marts.glob("*.parquet"):
+def test_several_part_files_or_one_file_per_relation_are_read(tiny_marts, tmp_path):
+    """Spark writes several part files per relation; a hand-made folder may hold <relation>.parquet."""
+    parts, single = tmp_path / "parts", tmp_path / "single"
+    single.mkdir()
+    for path in tiny_marts.glob("*/part-0.parquet"):
         table = pq.read_table(path)
-        (spark_like / path.stem).mkdir()
+        name = path.parent.name
+        (parts / name).mkdir(parents=True)
         half = table.num_rows // 2
-        pq.write_table(table.slice(0, half), spark_like / path.stem / "part-00000.parquet")
-        pq.write_table(table.slice(half), spark_like / path.stem / "part-00001.parquet")
-    a, b = connect(tiny_marts), connect(spark_like)
+        pq.write_table(table.slice(0, half), parts / name / "part-00000.parquet")
+        pq.write_table(table.slice(half), parts / name / "part-00001.parquet")
+        pq.write_table(table, single / f"{name}.parquet")
+    a, b, c = connect(tiny_marts), connect(parts), connect(single)
     try:
-        assert load_playlists(a).fingerprint() == load_playlists(b).fingerprint()
+        assert (
+            load_playlists(a).fingerprint()
+            == load_playlists(b).fingerprint()
+            == load_playlists(c).fingerprint()
+        )
     finally:
-        a.close()
-        b.close()
+        for con in (a, b, c):
+            con.close()
 
 
 def test_a_missing_relation_is_named(tiny_marts, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(tiny_marts, broken)
-    (broken / "ml_playlist_splits.parquet").unlink()
+    shutil.rmtree(broken / "ml_playlist_splits")
     with pytest.raises(MartsError, match=r"no Parquet for ml_playlist_splits \(expected"):
         connect(broken)
 
@@ -99,8 +106,8 @@ def test_a_missing_relation_is_named(tiny_marts, tmp_path):
 def test_a_missing_column_is_named(tiny_marts, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(tiny_marts, broken)
-    table = pq.read_table(broken / "fct_playlist_tracks.parquet").drop_columns(["position"])
-    pq.write_table(table, broken / "fct_playlist_tracks.parquet")
+    part = broken / "fct_playlist_tracks" / "part-0.parquet"
+    pq.write_table(pq.read_table(part).drop_columns(["position"]), part)
     (broken / MANIFEST).unlink()
     con = connect(broken)
     try:
@@ -113,8 +120,9 @@ def test_a_missing_column_is_named(tiny_marts, tmp_path):
 def test_a_truncated_copy_does_not_match_its_manifest(tiny_marts, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(tiny_marts, broken)
-    table = pq.read_table(broken / "dim_tracks.parquet")
-    pq.write_table(table.slice(0, table.num_rows - 3), broken / "dim_tracks.parquet")
+    part = broken / "dim_tracks" / "part-0.parquet"
+    table = pq.read_table(part)
+    pq.write_table(table.slice(0, table.num_rows - 3), part)
     with pytest.raises(MartsError, match=f"dim_tracks has {table.num_rows - 3:,} rows, the manifest says"):
         connect(broken)
 
