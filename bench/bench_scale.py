@@ -606,11 +606,19 @@ def report(state: dict[str, Any]) -> None:
 # --- main --------------------------------------------------------------------------------------
 
 
-def run(sizes: list[Size], fresh: bool, say: Callable[[str], None] = print) -> dict[str, Any]:
+def run(
+    sizes: list[Size], fresh: bool, stages: tuple[str, ...] = STAGES, say: Callable[[str], None] = print
+) -> dict[str, Any]:
     state = {"measurements": {}} if fresh else load_state()
     state.setdefault("data_lines", {})
     for size in sizes:
         for i, stage in enumerate(STAGES):
+            if stage not in stages:
+                continue
+            if i and not is_current(state, size, STAGES[i - 1]):
+                raise SystemExit(
+                    f"scale {size.label} {stage}: {STAGES[i - 1]} is not measured yet (add it to --stages)"
+                )
             if is_current(state, size, stage):
                 say(
                     f"scale {size.label} {stage}: measured {state['measurements'][key(size, stage)]['measured_at']}, kept"
@@ -648,7 +656,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.report_only:
         report(load_state())
         return
-    run(parse_sizes(args.sizes), args.fresh)
+    stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        parser.error(f"unknown stage(s) {', '.join(unknown)}; stages are {', '.join(STAGES)}")
+    run(parse_sizes(args.sizes), args.fresh, stages)
 
 
 if __name__ == "__main__":
