@@ -650,6 +650,11 @@ def main(argv: list[str] | None = None) -> None:
         "--sizes", default=",".join(str(s) for s in SIZES), help="fractions of the full preset"
     )
     parser.add_argument(
+        "--stages",
+        default=",".join(STAGES),
+        help="only these stages (each needs the one before it measured), e.g. generate,gate,dbt",
+    )
+    parser.add_argument(
         "--report-only", action="store_true", help="rewrite bench/results/scale.* from the state"
     )
     args = parser.parse_args(argv if argv is not None else [])
