@@ -16,7 +16,12 @@ Layout of a marts folder (MARTS_DIR, or what `ml train --target sagemaker` uploa
 `connect(folder)` opens an in-memory DuckDB with one view per relation over its Parquet files, so
 the readers of the marts (`open_marts`: training, the model card) read the Parquet marts with the
 same SQL as the warehouse: nothing but the folder is needed, no warehouse file. `write_marts` is the writer
-from a DuckDB warehouse (tests, and `ml train --target sagemaker` when no MARTS_DIR is given).
+from a DuckDB warehouse in Python (with `dbt_build_info` and the manifest; `ml train --target
+sagemaker` uses it when no MARTS_DIR is given). `export_marts` (`ml export-marts`) writes the same
+layout through the dbt operation `export_marts` (dbt_project/macros/export_marts.sql) on any dbt
+target (`dev` = DuckDB, `spark` = Spark), with the quarantine (`rejected_lines`) and without the
+manifest; `read_mart` reads one relation back with pyarrow, its columns checked against the
+contract.
 """
 
 from __future__ import annotations
@@ -27,13 +32,18 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import pyarrow.dataset as pads
 
 from ml import warehouse as wh
+from ml.warehouse import MARTS, REJECTED_LINES, Relation, WarehouseError, build_warehouse
 
 if TYPE_CHECKING:
     import duckdb
 
+EXPORTED: tuple[Relation, ...] = (*MARTS, REJECTED_LINES)
+TARGETS = ("dev", "spark")
 FORMAT = "music-recsys-marts/1"
 MANIFEST = "_marts.json"
 RELATIONS: tuple[wh.Relation, ...] = (*wh.MARTS, wh.DBT_BUILD_INFO)
@@ -171,3 +181,67 @@ def write_marts(db_path: Path | str, out: Path | str, progress: bool = False) ->
         shutil.rmtree(out)
     os.replace(tmp, out)
     return MartsFolder(out, rows)
+
+
+# --- the dbt operation (any target) and pyarrow reads -------------------------------------------
+
+
+@dataclass(frozen=True)
+class MartsExport:
+    """A finished export: where, from which dbt target, rows per relation."""
+
+    out_dir: Path
+    target: str
+    rows: dict[str, int]
+    seconds: float
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{name} {n:,}" for name, n in self.rows.items())
+        return f"exported {len(self.rows)} relations from target {self.target} to {self.out_dir} ({counts})"
+
+
+def export_marts(
+    out_dir: Path | str,
+    *,
+    raw_csv: Path | str,
+    duckdb_path: Path | str,
+    target: str = "dev",
+    spark_dir: Path | str | None = None,
+    work_dir: Path | str | None = None,
+) -> MartsExport:
+    """Write the marts of an already built warehouse as Parquet folders under `out_dir` (replaced)."""
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
+    out = Path(out_dir).resolve()
+    if "'" in str(out):
+        raise ValueError(f"out_dir {out} contains a quote")
+    start = time.perf_counter()
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    env = {"DBT_TARGET": target}
+    if spark_dir is not None:
+        env["SPARK_DIR"] = str(Path(spark_dir).resolve())
+    build_warehouse(
+        raw_csv,
+        duckdb_path,
+        command=("run-operation", "export_marts", "--args", json.dumps({"out_dir": str(out)})),
+        work_dir=work_dir,
+        extra_env=env,
+    )
+    rows = {relation.name: read_mart(out, relation).num_rows for relation in EXPORTED}
+    return MartsExport(out_dir=out, target=target, rows=rows, seconds=time.perf_counter() - start)
+
+
+def read_mart(out_dir: Path | str, relation: Relation) -> Any:
+    """One exported relation as a pyarrow Table, after checking its columns are the contract's."""
+    folder = Path(out_dir) / relation.name
+    files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+    if not files:
+        raise WarehouseError(f"no Parquet files for {relation.name} in {folder} (run `ml export-marts`)")
+    table = pads.dataset([str(f) for f in files], format="parquet").to_table()
+    if tuple(table.column_names) != relation.columns:
+        raise WarehouseError(
+            f"{folder}: columns {', '.join(table.column_names)} differ from the contract's "
+            f"{', '.join(relation.columns)} (rebuild and export again)"
+        )
+    return table
