@@ -304,6 +304,7 @@ def measure(stage: str, size: Size, upstream: str | None) -> dict[str, Any]:
         "size": size.label,
         "stage": stage,
         "wall_s": round(figures.wall_s, 2),
+        "cpu_s": round(getattr(figures, "cpu_s", 0.0), 2),
         "peak_rss_mb": round(figures.peak_rss_mb, 1),
         "load1_mean": round(sum(load.samples) / len(load.samples), 2),
         "load1_max": round(max(load.samples), 2),
@@ -362,12 +363,14 @@ def summarise(rows_of: dict[int, int], measurements: list[dict[str, Any]]) -> di
             continue
         xs = [float(rows_of.get(m["rows"], m["rows"])) for m in pts]
         out: dict[str, Any] = {"sizes": [m["size"] for m in pts]}
+        cpu = [m.get("cpu_s") or 0.0 for m in pts]
         for name, ys in (
             ("time", [m["wall_s"] for m in pts]),
+            ("cpu_time", cpu if all(c > 0 for c in cpu) else []),
             ("time_load_normalised", [m["wall_s"] * best_cal / m["calibrate_s"] for m in pts]),
             ("peak_memory", [m["peak_rss_mb"] for m in pts]),
         ):
-            fit = fit_exponent(xs, ys)
+            fit = fit_exponent(xs, ys) if ys else None
             out[name] = None if fit is None else {"exponent": round(fit[0], 3), "r2": round(fit[1], 3)}
         fits[stage] = out
     return fits
@@ -385,6 +388,7 @@ def totals(measurements: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "size": ms[0]["size"],
                     "stage": "total",
                     "wall_s": round(sum(m["wall_s"] for m in ms), 2),
+                    "cpu_s": round(sum(m.get("cpu_s") or 0.0 for m in ms), 2),
                     "peak_rss_mb": max(m["peak_rss_mb"] for m in ms),
                     "calibrate_s": median([m["calibrate_s"] for m in ms]),
                     "load1_mean": round(
@@ -442,7 +446,8 @@ def projections(
         last = max((m for m in measurements if m["stage"] == stage), key=lambda m: m["rows"])
         rows = rows_of.get(last["rows"], last["rows"])
         t0 = last["wall_s"] * best_cal / last["calibrate_s"]
-        b_t, b_m = fit["time_load_normalised"]["exponent"], fit["peak_memory"]["exponent"]
+        b_t = (fit.get("cpu_time") or fit["time_load_normalised"])["exponent"]
+        b_m = fit["peak_memory"]["exponent"]
         out[stage] = {"from": last["size"]}
         for factor in (10, 100):
             ratio = FULL_ROWS * factor / rows
@@ -521,7 +526,15 @@ def _duration(seconds: float) -> str:
 
 
 def report(state: dict[str, Any]) -> None:
-    measurements = sorted(state["measurements"].values(), key=lambda m: (m["rows"], STAGES.index(m["stage"])))
+    """bench/results/scale.*: the current measurements (stale ones - their code changed since, or an
+    earlier stage was measured again - are counted, not shown, until they are measured again)."""
+    everything_measured = sorted(
+        state["measurements"].values(), key=lambda m: (m["rows"], STAGES.index(m["stage"]))
+    )
+    measurements = [
+        m for m in everything_measured if is_current(state, Size(Fraction(m["rows"], FULL_ROWS)), m["stage"])
+    ]
+    n_stale = len(everything_measured) - len(measurements)
     rows_of = {int(k): v for k, v in state.get("data_lines", {}).items()}
     everything = measurements + totals(measurements)
     fits = summarise(rows_of, everything)
@@ -537,13 +550,14 @@ def report(state: dict[str, Any]) -> None:
         "1-min load average during the stage (2 CPUs); cal = the same-run reference (a fixed single-threaded "
         "workload timed just before the stage; its slowdown over the quietest in this file is the load factor).",
         "",
-        "| size | rows | stage | wall s | peak MB | load mean/max | cal s (x quietest) | measured |",
-        "|---|---:|---|---:|---:|---:|---:|---|",
+        "| size | rows | stage | wall s | CPU s | peak MB | load mean/max | cal s (x quietest) | measured |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---|",
     ]
     best_cal = min((m["calibrate_s"] for m in measurements), default=1.0)
     for m in measurements:
         lines.append(
             f"| {m['size']} | {rows_of.get(m['rows'], m['rows']):,} | {m['stage']} | {m['wall_s']:,.1f} | "
+            f"{m.get('cpu_s') or 0:,.1f} | "
             f"{m['peak_rss_mb']:,.0f} | {m['load1_mean']:.1f}/{m['load1_max']:.1f} | "
             f"{m['calibrate_s']:.3f} (x{m['calibrate_s'] / best_cal:.2f}) | {m['measured_at']} |"
         )
@@ -551,8 +565,8 @@ def report(state: dict[str, Any]) -> None:
         "",
         "Fitted exponents b (value ~ rows^b, least squares on log-log over the measured sizes; r^2 beside):",
         "",
-        "| stage | sizes | time b (r2) | load-normalised time b (r2) | peak memory b (r2) |",
-        "|---|---|---:|---:|---:|",
+        "| stage | sizes | wall time b (r2) | CPU time b (r2) | load-normalised wall b (r2) | peak memory b (r2) |",
+        "|---|---|---:|---:|---:|---:|",
     ]
 
     def cell(fit: dict[str, Any] | None) -> str:
@@ -560,7 +574,7 @@ def report(state: dict[str, Any]) -> None:
 
     for stage, fit in fits.items():
         lines.append(
-            f"| {stage} | {', '.join(fit['sizes'])} | {cell(fit['time'])} | "
+            f"| {stage} | {', '.join(fit['sizes'])} | {cell(fit['time'])} | {cell(fit.get('cpu_time'))} | "
             f"{cell(fit['time_load_normalised'])} | {cell(fit['peak_memory'])} |"
         )
     projected = projections(rows_of, everything, fits)
@@ -568,7 +582,8 @@ def report(state: dict[str, Any]) -> None:
         lines += [
             "",
             "Extrapolated to 10x and 100x the real file (12.9M rows) on this machine type, from the largest "
-            "measured size with the fitted load-normalised time exponent and the memory exponent (a "
+            "measured size (its load-normalised wall time) with the fitted CPU-time exponent (least "
+            "sensitive to the load; the load-normalised wall exponent without CPU figures) and the memory exponent (a "
             "projection, not a measurement; docs/scaling.md):",
             "",
             "| stage | from | 10x time | 10x peak | 100x time | 100x peak |",
@@ -581,8 +596,20 @@ def report(state: dict[str, Any]) -> None:
             )
     more, phases = phase_lines(rows_of, measurements)
     lines += more
+    missing = [
+        k
+        for k in missing
+        if k not in {key(Size(Fraction(m["rows"], FULL_ROWS)), m["stage"]) for m in measurements}
+    ]
+    missing += [
+        key(Size(Fraction(m["rows"], FULL_ROWS)), m["stage"])
+        for m in everything_measured
+        if m not in measurements
+    ]
+    if n_stale:
+        lines += ["", f"Stale ({n_stale}, code changed since; measured again on the next run, not shown)."]
     if missing:
-        lines += ["", f"Not measured yet ({len(missing)}): " + ", ".join(missing)]
+        lines += ["", f"Not measured yet or stale ({len(missing)}): " + ", ".join(sorted(set(missing)))]
     lines += ["", "Plot: scale.png. Rerun (measures only what is missing or stale): `python -m bench scale`."]
     write_results(
         "scale",
