@@ -372,6 +372,9 @@ def summarise(rows_of: dict[int, int], measurements: list[dict[str, Any]]) -> di
         ):
             fit = fit_exponent(xs, ys) if ys else None
             out[name] = None if fit is None else {"exponent": round(fit[0], 3), "r2": round(fit[1], 3)}
+            if fit is not None and len(xs) > 2:  # the slope between the two largest sizes: fixed
+                last = fit_exponent(xs[-2:], ys[-2:])  # costs (startup, parsing) weigh less there
+                out[name]["last_pair_exponent"] = round(last[0], 3) if last else None
         fits[stage] = out
     return fits
 
@@ -446,7 +449,8 @@ def projections(
         last = max((m for m in measurements if m["stage"] == stage), key=lambda m: m["rows"])
         rows = rows_of.get(last["rows"], last["rows"])
         t0 = last["wall_s"] * best_cal / last["calibrate_s"]
-        b_t = (fit.get("cpu_time") or fit["time_load_normalised"])["exponent"]
+        t_fit = fit.get("cpu_time") or fit["time_load_normalised"]
+        b_t = t_fit.get("last_pair_exponent") or t_fit["exponent"]
         b_m = fit["peak_memory"]["exponent"]
         out[stage] = {"from": last["size"]}
         for factor in (10, 100):
@@ -570,7 +574,12 @@ def report(state: dict[str, Any]) -> None:
     ]
 
     def cell(fit: dict[str, Any] | None) -> str:
-        return "-" if fit is None else f"{fit['exponent']:.2f} ({fit['r2']:.2f})"
+        if fit is None:
+            return "-"
+        last = fit.get("last_pair_exponent")
+        return f"{fit['exponent']:.2f} ({fit['r2']:.2f})" + (
+            f"; last pair {last:.2f}" if last is not None else ""
+        )
 
     for stage, fit in fits.items():
         lines.append(
@@ -582,7 +591,7 @@ def report(state: dict[str, Any]) -> None:
         lines += [
             "",
             "Extrapolated to 10x and 100x the real file (12.9M rows) on this machine type, from the largest "
-            "measured size (its load-normalised wall time) with the fitted CPU-time exponent (least "
+            "measured size (its load-normalised wall time) with the CPU-time exponent between the two largest sizes (least "
             "sensitive to the load; the load-normalised wall exponent without CPU figures) and the memory exponent (a "
             "projection, not a measurement; docs/scaling.md):",
             "",
