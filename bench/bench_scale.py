@@ -76,7 +76,13 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
         "ml/report/model_card.py",
         "ml/grid.yml",
     ),
-    "export": ("ml/export.py", "ml/knn.py", "ml/knn_savedmodel.py", "ml/endpoint_contract.py"),
+    "export": (
+        "ml/export.py",
+        "ml/knn.py",
+        "ml/knn_keras.py",
+        "ml/knn_savedmodel.py",
+        "ml/endpoint_contract.py",
+    ),
 }
 
 

@@ -11,14 +11,36 @@ from pathlib import Path
 
 import click
 
-from ml.config import DEFAULTS, Paths
+from ml.config import DEFAULTS, Paths, ServeLimits
 
 
 def _paths() -> Paths:
     return Paths.from_env()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class OneLineErrors(click.Group):
+    """Every error of a user's input is one line on stderr, exit code 2 (usage) or 1, no traceback:
+    click's usage errors lose their usage block (the line says where `-h` helps instead)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # noqa: ANN001, ANN201 - click's signature
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        except click.ClickException as err:
+            message = " ".join(err.format_message().split())
+            ctx = getattr(err, "ctx", None)
+            if isinstance(err, click.UsageError) and ctx is not None:
+                message += f" (see `{ctx.command_path} -h`)"
+            click.echo(f"Error: {message}", err=True)
+            sys.exit(err.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """music-recsys: playlist continuation from the Spotify playlists file."""
 
@@ -33,7 +55,9 @@ def data() -> None:
 
 @data.command("generate")
 @click.option("--preset", type=click.Choice(["tiny", "small", "full"]), default="small", show_default=True)
-@click.option("--rows", type=int, default=None, help="Target row count (overrides the preset's).")
+@click.option(
+    "--rows", type=click.IntRange(min=100), default=None, help="Target row count (overrides the preset's)."
+)
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
 @click.option(
     "--out",
@@ -51,7 +75,10 @@ def data_generate(preset: str, rows: int | None, seed: int, out: Path | None, fo
         # RAW_CSV may be the real Kaggle file: never replace it by accident.
         if out.exists() and not force:
             raise click.ClickException(f"{out} exists; pass --force (or --out) to write anyway")
-    result = generate(preset=preset, rows=rows, seed=seed, out=out)
+    try:
+        result = generate(preset=preset, rows=rows, seed=seed, out=out)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
     click.echo(result.summary())
 
 
@@ -116,12 +143,18 @@ def validate_marts_cmd(profile: str | None) -> None:
 
 @main.command("sql")
 @click.argument("query")
-@click.option("--limit", type=int, default=50, show_default=True, help="Rows to print.")
+@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True, help="Rows to print.")
 def sql_cmd(query: str, limit: int) -> None:
-    """Run read-only SQL against the warehouse (DUCKDB_PATH) and print the result."""
-    from ml.warehouse import run_sql
+    """Run read-only SQL against the warehouse (DUCKDB_PATH) and print the result.
 
-    click.echo(run_sql(query, _paths().duckdb_path, limit=limit))
+    Read-only for real: no writes, no file or network access (COPY TO, ATTACH, read_csv of other
+    files), no extension install or load."""
+    from ml.warehouse import WarehouseError, run_sql
+
+    try:
+        click.echo(run_sql(query, _paths().duckdb_path, limit=limit))
+    except WarehouseError as err:
+        raise click.ClickException(str(err)) from None
 
 
 @main.command("export-marts")
@@ -221,16 +254,20 @@ def train_cmd(grid: Path | None, seed: int, no_search: bool, target: str) -> Non
 
 
 @main.command("recommend")
-@click.option("--track", "tracks", multiple=True, required=True, help='"Artist - Title" (repeatable).')
-@click.option("-k", "k", type=int, default=10, show_default=True)
-def recommend_cmd(tracks: tuple[str, ...], k: int) -> None:
-    """Suggest tracks for a playlist, by name, from the offline model in models/latest."""
+@click.option("--track", "tracks", multiple=True, help='"Artist - Title" (repeatable).')
+@click.option("--id", "ids", multiple=True, help="a track id (repeatable).")
+@click.option("-k", "k", type=click.IntRange(1, 500), default=10, show_default=True)
+def recommend_cmd(tracks: tuple[str, ...], ids: tuple[str, ...], k: int) -> None:
+    """Suggest tracks for a playlist, by name or id, from the model in models/latest (the endpoint's answer)."""
     from ml.recommend import recommend_by_name
+    from ml.warehouse import WarehouseError
 
+    if not tracks and not ids:
+        raise click.UsageError('give the playlist as --track "Artist - Title" and/or --id <track_id>')
     try:
-        click.echo(recommend_by_name(list(tracks), k=k, paths=_paths()))
-    except (ValueError, FileNotFoundError) as err:
-        raise click.ClickException(str(err)) from err
+        click.echo(recommend_by_name(list(tracks), k=k, paths=_paths(), ids=ids))
+    except (ValueError, FileNotFoundError, WarehouseError) as err:
+        raise click.ClickException(str(err)) from None
 
 
 @main.command("export")
@@ -245,22 +282,118 @@ def export_cmd() -> None:
 # --- serving and deployment ---------------------------------------------------------------------
 
 
+_LIMITS = ServeLimits()
+
+
 @main.command("serve")
 @click.option("--host", default=DEFAULTS.host, show_default=True)
-@click.option("--port", type=int, default=DEFAULTS.port, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=DEFAULTS.port, show_default=True)
 @click.option(
     "--model",
     "model_path",
     type=click.Path(path_type=Path),
     default=None,
-    help="model.tar.gz or SavedModel dir (default: models/latest/model.tar.gz).",
+    help="model.tar.gz, its export dir, or a SavedModel dir (default: models/latest/model.tar.gz).",
 )
-def serve_cmd(host: str, port: int, model_path: Path | None) -> None:
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "numpy", "tensorflow"]),
+    default="auto",
+    show_default=True,
+    help="numpy: the Keras model's weights scored by ml.knn, no TensorFlow (auto for a tarball); "
+    "tensorflow: the SavedModel as TF Serving runs it (auto for a SavedModel dir).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(0, 64),
+    default=1,
+    show_default=True,
+    help="BLAS threads per query for the numpy engine (0: the library default).",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=_LIMITS.max_connections,
+    show_default=True,
+    help="Open connections at most (lowered to fit the open-file limit).",
+)
+@click.option(
+    "--header-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=_LIMITS.header_timeout_s,
+    show_default=True,
+    help="Seconds a client has to send a request's line and headers.",
+)
+@click.option(
+    "--body-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=_LIMITS.body_timeout_s,
+    show_default=True,
+    help="Seconds a client has to send a request's body.",
+)
+@click.option(
+    "--keep-alive",
+    type=click.IntRange(min=1),
+    default=_LIMITS.keep_alive_s,
+    show_default=True,
+    help="Seconds an idle keep-alive connection stays open.",
+)
+def serve_cmd(
+    host: str,
+    port: int,
+    model_path: Path | None,
+    engine: str,
+    threads: int,
+    max_connections: int,
+    header_timeout: float,
+    body_timeout: float,
+    keep_alive: int,
+) -> None:
     """Serve the exported model over HTTP with the SageMaker container contract."""
     from ml.run_dir import RunDir
-    from ml.serve import serve_forever
+    from ml.serve import ModelLoadError, serve_forever
 
-    serve_forever(model_path or RunDir.latest(_paths().models_dir).tarball, host=host, port=port)
+    _check_bind(host, port)
+    if model_path is not None and not model_path.exists():
+        raise click.BadParameter(f"{model_path} does not exist", param_hint="'--model'")
+    limits = ServeLimits(
+        max_connections=max_connections,
+        header_timeout_s=header_timeout,
+        body_timeout_s=body_timeout,
+        keep_alive_s=keep_alive,
+    )
+    try:
+        serve_forever(
+            model_path or RunDir.latest(_paths().models_dir).tarball,
+            host=host,
+            port=port,
+            limits=limits,
+            engine=engine,
+            threads=threads or None,
+        )
+    except ModelLoadError as err:
+        if model_path is None:  # the default model: nothing the user typed is wrong
+            raise click.ClickException(str(err)) from None
+        raise click.BadParameter(str(err), param_hint="'--model'") from None
+    except ValueError as err:  # e.g. too few file descriptors
+        raise click.ClickException(str(err)) from None
+
+
+def _check_bind(host: str, port: int) -> None:
+    """A port in use or a host that is no address of this machine: say so before loading the model."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(infos[0][4])
+    except socket.gaierror as err:
+        raise click.BadParameter(f"{host}: {err.strerror}", param_hint="'--host'") from None
+    except OSError as err:
+        raise click.BadParameter(
+            f"cannot listen on {host}:{port}: {err.strerror}", param_hint="'--port'"
+        ) from None
 
 
 @main.command("deploy")
@@ -268,8 +401,12 @@ def serve_cmd(host: str, port: int, model_path: Path | None) -> None:
 def deploy_cmd(target: str) -> None:
     """Deploy models/latest/model.tar.gz and check the live endpoint."""
     from ml.deploy import deploy
+    from ml.deploy.state import StateFileError
 
-    result = deploy(target, _paths())
+    try:
+        result = deploy(target, _paths())
+    except StateFileError as err:
+        raise click.ClickException(str(err)) from None
     click.echo(result.summary())
     if not result.success:
         sys.exit(1)
@@ -280,21 +417,28 @@ def deploy_cmd(target: str) -> None:
 def undeploy_cmd(target: str) -> None:
     """Stop the local endpoint, or delete the SageMaker endpoint and what deploy created."""
     from ml.deploy import undeploy
+    from ml.deploy.state import StateFileError
 
     try:
         click.echo(undeploy(target, _paths()))
-    except RuntimeError as exc:
+    except (RuntimeError, StateFileError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 
 @main.command("check")
 @click.option("--target", type=click.Choice(["local", "sagemaker"]), default="local", show_default=True)
-@click.option("--n", "n_playlists", type=int, default=DEFAULTS.check_playlists, show_default=True)
+@click.option(
+    "--n", "n_playlists", type=click.IntRange(min=1), default=DEFAULTS.check_playlists, show_default=True
+)
 def check_cmd(target: str, n_playlists: int) -> None:
     """Invoke the deployed endpoint with test playlists; compare with the offline predictions."""
     from ml.deploy import check
+    from ml.deploy.state import StateFileError
 
-    result = check(target, _paths(), n_playlists=n_playlists)
+    try:
+        result = check(target, _paths(), n_playlists=n_playlists)
+    except StateFileError as err:
+        raise click.ClickException(str(err)) from None
     click.echo(result.summary())
     if not result.success:
         sys.exit(1)
@@ -304,8 +448,12 @@ def check_cmd(target: str, n_playlists: int) -> None:
 def demo_summary_cmd() -> None:
     """Print where to look after `make demo`."""
     from ml.deploy import demo_summary
+    from ml.deploy.state import StateFileError
 
-    click.echo(demo_summary(_paths()))
+    try:
+        click.echo(demo_summary(_paths()))
+    except StateFileError as err:
+        raise click.ClickException(str(err)) from None
 
 
 @main.group("config")

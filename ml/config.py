@@ -72,6 +72,18 @@ RAW_COLUMNS = ("user_id", "artistname", "trackname", "playlistname")
 AUTO_PLAYLIST_NAMES = ("Starred", "Liked from Radio")
 
 
+@dataclass(frozen=True)
+class ServeLimits:
+    """Transport limits of `ml serve` (ml.serve_guard says what each one stops)."""
+
+    max_connections: int = 256  # lowered at start to fit the descriptors left
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    keep_alive_s: int = 5
+    max_header_bytes: int = 16 * 1024  # request line + headers (h11's incomplete-event limit)
+    backlog: int = 32  # listen() queue, and the most connections asyncio accepts in one loop turn
+
+
 def main(argv: list[str]) -> int:
     """`python3 ml/config.py get NAME` prints one default (for Make); `list` prints them all."""
     values = asdict(DEFAULTS)
