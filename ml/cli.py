@@ -221,8 +221,29 @@ def report_data_cmd() -> None:
 )
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
 @click.option("--no-search", is_flag=True, help="Skip the search; fit the grid's default params.")
-def train_cmd(grid: Path | None, seed: int, no_search: bool) -> None:
+@click.option(
+    "--target",
+    type=click.Choice(["local", "sagemaker"]),
+    default="local",
+    show_default=True,
+    help="sagemaker: the same training as a SageMaker training job on the Parquet marts (deploy.yml).",
+)
+def train_cmd(grid: Path | None, seed: int, no_search: bool, target: str) -> None:
     """Train, search and evaluate track2vec from the marts; writes models/<run_id> and models/latest."""
+    if target == "sagemaker":
+        from ml.deploy.config import TrainingJobConfig
+        from ml.deploy.training_job import TrainingJobError, train_on_sagemaker
+        from ml.warehouse import WarehouseError
+
+        try:
+            result = train_on_sagemaker(
+                _paths(), TrainingJobConfig.load(), seed=seed, search=not no_search, grid=grid
+            )
+        except (TrainingJobError, WarehouseError) as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(130 if str(err).startswith("interrupted") else 1)
+        click.echo(result.summary())
+        return
     from ml.train import run_training
 
     # progress bars only on a terminal: in a log, tqdm's '\r' redraws pile up into megabytes
