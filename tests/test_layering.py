@@ -23,7 +23,7 @@ LONG_FUNCTIONS_ALLOWED: set[str] = set()
 SERVING = {"ml.serve", "ml.serve_guard", "ml.endpoint_contract"}
 TRAINING = {"ml.train", "ml.word2vec", "ml.search", "ml.corpus", "ml.baseline_table", "ml.artefacts"}
 METRICS = {"ml.evaluate", "ml.knn", "ml.shapes", "ml.rankers", "ml.baselines", "ml.parity"}
-CLI = {"ml.cli"}
+CLI = {"ml.cli", "ml.cli_serve"}
 
 
 def module_name(path: Path) -> str:
