@@ -11,7 +11,8 @@ from pathlib import Path
 
 import click
 
-from ml.config import DEFAULTS, Paths, ServeLimits
+from ml.cli_serve import serve_cmd
+from ml.config import DEFAULTS, Paths
 
 
 def _paths() -> Paths:
@@ -221,8 +222,29 @@ def report_data_cmd() -> None:
 )
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
 @click.option("--no-search", is_flag=True, help="Skip the search; fit the grid's default params.")
-def train_cmd(grid: Path | None, seed: int, no_search: bool) -> None:
+@click.option(
+    "--target",
+    type=click.Choice(["local", "sagemaker"]),
+    default="local",
+    show_default=True,
+    help="sagemaker: the same training as a SageMaker training job on the Parquet marts (deploy.yml).",
+)
+def train_cmd(grid: Path | None, seed: int, no_search: bool, target: str) -> None:
     """Train, search and evaluate track2vec from the marts; writes models/<run_id> and models/latest."""
+    if target == "sagemaker":
+        from ml.deploy.config import TrainingJobConfig
+        from ml.deploy.training_job import TrainingJobError, train_on_sagemaker
+        from ml.warehouse import WarehouseError
+
+        try:
+            result = train_on_sagemaker(
+                _paths(), TrainingJobConfig.load(), seed=seed, search=not no_search, grid=grid
+            )
+        except (TrainingJobError, WarehouseError) as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(130 if str(err).startswith("interrupted") else 1)
+        click.echo(result.summary())
+        return
     from ml.train import run_training
 
     # progress bars only on a terminal: in a log, tqdm's '\r' redraws pile up into megabytes
@@ -234,17 +256,17 @@ def train_cmd(grid: Path | None, seed: int, no_search: bool) -> None:
 
 @main.command("recommend")
 @click.option("--track", "tracks", multiple=True, help='"Artist - Title" (repeatable).')
-@click.option(
-    "--name", default=None, help='The playlist\'s name, e.g. "summer chill" (alone or with --track).'
-)
-@click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
-def recommend_cmd(tracks: tuple[str, ...], name: str | None, k: int) -> None:
-    """Suggest tracks for a playlist given by its tracks and/or its name, from models/latest."""
+@click.option("--id", "ids", multiple=True, help="a track id (repeatable).")
+@click.option("-k", "k", type=click.IntRange(1, 500), default=10, show_default=True)
+def recommend_cmd(tracks: tuple[str, ...], ids: tuple[str, ...], k: int) -> None:
+    """Suggest tracks for a playlist, by name or id, from the model in models/latest (the endpoint's answer)."""
     from ml.recommend import recommend_by_name
     from ml.warehouse import WarehouseError
 
+    if not tracks and not ids:
+        raise click.UsageError('give the playlist as --track "Artist - Title" and/or --id <track_id>')
     try:
-        click.echo(recommend_by_name(list(tracks), k=k, paths=_paths(), name=name))
+        click.echo(recommend_by_name(list(tracks), k=k, paths=_paths(), ids=ids))
     except (ValueError, FileNotFoundError, WarehouseError) as err:
         raise click.ClickException(str(err)) from None
 
@@ -261,96 +283,7 @@ def export_cmd() -> None:
 # --- serving and deployment ---------------------------------------------------------------------
 
 
-_LIMITS = ServeLimits()
-
-
-@main.command("serve")
-@click.option("--host", default=DEFAULTS.host, show_default=True)
-@click.option("--port", type=click.IntRange(1, 65535), default=DEFAULTS.port, show_default=True)
-@click.option(
-    "--model",
-    "model_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="model.tar.gz or SavedModel dir (default: models/latest/model.tar.gz).",
-)
-@click.option(
-    "--max-connections",
-    type=click.IntRange(min=1),
-    default=_LIMITS.max_connections,
-    show_default=True,
-    help="Open connections at most (lowered to fit the open-file limit).",
-)
-@click.option(
-    "--header-timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=_LIMITS.header_timeout_s,
-    show_default=True,
-    help="Seconds a client has to send a request's line and headers.",
-)
-@click.option(
-    "--body-timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=_LIMITS.body_timeout_s,
-    show_default=True,
-    help="Seconds a client has to send a request's body.",
-)
-@click.option(
-    "--keep-alive",
-    type=click.IntRange(min=1),
-    default=_LIMITS.keep_alive_s,
-    show_default=True,
-    help="Seconds an idle keep-alive connection stays open.",
-)
-def serve_cmd(
-    host: str,
-    port: int,
-    model_path: Path | None,
-    max_connections: int,
-    header_timeout: float,
-    body_timeout: float,
-    keep_alive: int,
-) -> None:
-    """Serve the exported model over HTTP with the SageMaker container contract."""
-    from ml.run_dir import RunDir
-    from ml.serve import ModelLoadError, serve_forever
-
-    _check_bind(host, port)
-    if model_path is not None and not model_path.exists():
-        raise click.BadParameter(f"{model_path} does not exist", param_hint="'--model'")
-    limits = ServeLimits(
-        max_connections=max_connections,
-        header_timeout_s=header_timeout,
-        body_timeout_s=body_timeout,
-        keep_alive_s=keep_alive,
-    )
-    try:
-        serve_forever(
-            model_path or RunDir.latest(_paths().models_dir).tarball, host=host, port=port, limits=limits
-        )
-    except ModelLoadError as err:
-        if model_path is None:  # the default model: nothing the user typed is wrong
-            raise click.ClickException(str(err)) from None
-        raise click.BadParameter(str(err), param_hint="'--model'") from None
-    except ValueError as err:  # e.g. too few file descriptors
-        raise click.ClickException(str(err)) from None
-
-
-def _check_bind(host: str, port: int) -> None:
-    """A port in use or a host that is no address of this machine: say so before loading the model."""
-    import socket
-
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        with socket.socket(infos[0][0], socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(infos[0][4])
-    except socket.gaierror as err:
-        raise click.BadParameter(f"{host}: {err.strerror}", param_hint="'--host'") from None
-    except OSError as err:
-        raise click.BadParameter(
-            f"cannot listen on {host}:{port}: {err.strerror}", param_hint="'--port'"
-        ) from None
+main.add_command(serve_cmd)
 
 
 @main.command("deploy")

@@ -31,8 +31,9 @@ token, so any `VectorRanker` (any query table) gets them without retraining:
 The method and its parameters are chosen on valid (`ml.cold_start_eval`), with the minimum number
 of train playlists a token needs and the name's worth s.
 
-Only numpy, scipy and pyarrow here: `ml recommend` and `ml export` load a `NameModel` without
-training code.
+Only numpy, scipy and pyarrow here, so a `NameModel` loads without training code. Names are scored
+offline only: the serving path (export, endpoint, `ml recommend --name`) is not ported to the
+Keras export (docs/cold_start.md).
 """
 
 from __future__ import annotations
@@ -277,7 +278,7 @@ def mix_queries(
 
 @dataclass(frozen=True)
 class NameScoring:
-    """A run's track vectors, prior column and name table, as `ml recommend` and `ml export` read them."""
+    """A run's track vectors, prior column and name table, as the offline name scoring reads them."""
 
     track_ids: list[str]  # row order of `items`
     items: np.ndarray  # (n_rows, dim + 1) [normalized vectors | prior]

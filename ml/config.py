@@ -46,6 +46,12 @@ class Paths:
     gx_dir: Path = field(default=REPO_ROOT / "gx")
     dbt_project_dir: Path = field(default=REPO_ROOT / "dbt_project")
     profiles_dir: Path = field(default=REPO_ROOT / "profiles")
+    marts_dir: Path | None = None  # MARTS_DIR: a folder of Parquet marts (ml/marts_parquet.py)
+
+    @property
+    def marts(self) -> Path:
+        """Where training reads the marts: the Parquet folder when MARTS_DIR is set, else the warehouse."""
+        return self.marts_dir or self.duckdb_path
 
     @classmethod
     def from_env(cls) -> Paths:
@@ -54,6 +60,7 @@ class Paths:
             duckdb_path=_env_path("DUCKDB_PATH", "data/warehouse.duckdb"),
             models_dir=_env_path("MODELS_DIR", "models"),
             reports_dir=_env_path("REPORTS_DIR", "reports"),
+            marts_dir=_env_path("MARTS_DIR", "") if os.environ.get("MARTS_DIR") else None,
         )
 
 

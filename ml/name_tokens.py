@@ -1,8 +1,7 @@
 """A playlist's name -> its name tokens (`name:chill`, `name:summer`), the one tokenizer of `ml`.
 
-Standard library only and free of dataclasses: `ml export` copies this file beside the endpoint's
-`code/inference.py`, which loads it by path (the SageMaker container registers no package), so
-training, `ml recommend`, `ml serve` and the SageMaker handler cut a name the same way.
+Standard library only and free of dataclasses, loadable by path outside any package (kept so for
+an endpoint that ships it; the serving path for names is not ported to the Keras export yet).
 
 Rules (docs/cold_start.md):
 1. The Spotify client's own playlists (`Starred`, `Liked from Radio`; ml/config.py
@@ -28,7 +27,7 @@ import unicodedata
 
 NAME_PREFIX = "name:"
 # Keep in step with ml/config.py AUTO_PLAYLIST_NAMES (a test checks); repeated here so this file
-# stays importable on its own inside the endpoint.
+# stays importable on its own.
 AUTO_PLAYLIST_NAMES = ("Starred", "Liked from Radio")
 _AUTO = frozenset(n.casefold() for n in AUTO_PLAYLIST_NAMES)
 

@@ -8,7 +8,8 @@ No other module spells a file name of the run folder; they ask a `RunDir`. What 
     params.json, metrics.json, fingerprint.json, timings.json, search_results.csv
     offline_test_predictions.parquet        test seeds and their offline top-10 (parity checks)
     model_card.md (+ plots)
-and `ml export` adds `export/` (the TF Serving layout) and `model.tar.gz`.
+and `ml export` adds `export/` (the TF Serving layout, knn.keras), `knn.keras` -> it, and `model.tar.gz`;
+`track_names.parquet` (optional) gives the export the tracks' names without the warehouse.
 
 Loaders need numpy and pyarrow; gensim is imported only to read vectors.kv. Serving code never
 needs this module (it reads model.tar.gz only), but the check and `ml recommend` do.
@@ -44,8 +45,10 @@ class RunDir:
     SEARCH_RESULTS = "search_results.csv"
     OFFLINE_PREDICTIONS = "offline_test_predictions.parquet"
     MODEL_CARD = "model_card.md"
-    EXPORT = "export"  # export/{1/,code/}: the tarball's content
+    TRACK_NAMES = "track_names.parquet"  # optional: track_id, artist_name, track_name (ml export)
+    EXPORT = "export"  # export/{1/,code/,knn.keras,model_info.json}: the tarball's content
     TARBALL = "model.tar.gz"
+    KERAS_MODEL = "knn.keras"  # -> export/knn.keras (ml export)
     ITEM_COOC = "item_cooc.npz"  # CoocRanker.save (not written by `ml train`)
     NAME_TOKENS = "name_tokens.parquet"  # ml.cold_start.NameModel: name-token query rows
 
@@ -84,6 +87,14 @@ class RunDir:
     @property
     def tarball(self) -> Path:
         return self.path / self.TARBALL
+
+    @property
+    def keras_model(self) -> Path:
+        return self.path / self.KERAS_MODEL
+
+    @property
+    def track_names(self) -> Path:
+        return self.path / self.TRACK_NAMES
 
     @property
     def model_card(self) -> Path:
@@ -125,6 +136,13 @@ class RunDir:
         if len(set(track_ids)) != len(track_ids):
             raise ValueError(f"{self.vectors}: {len(track_ids) - len(set(track_ids))} repeated track ids")
         return track_ids, normalize_rows(kv.vectors)
+
+    def load_knn_tables(self) -> tuple[list[str], Any]:
+        """The vocabulary and the `ml.knn.KnnTables` the run scores with (today: cosine, Q = I)."""
+        from ml.knn import KnnTables
+
+        track_ids, normed = self.load_normalized_vectors()
+        return track_ids, KnnTables(items_t=normed.T)
 
     def load_popularity(self) -> tuple[list[str], list[int]]:
         """Track ids most popular first and their train-playlist counts."""

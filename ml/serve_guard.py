@@ -35,6 +35,7 @@ from dataclasses import replace
 from typing import Any
 
 import h11
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ml.config import ServeLimits
@@ -296,3 +297,58 @@ def build_server(app: Any, host: str, port: int, limits: ServeLimits) -> Any:  #
         lifespan="off",
     )
     return uvicorn.Server(config)
+
+
+class RequestLog:
+    """ASGI middleware: one log line per request (method, path, status, instances, milliseconds)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = {"code": 0}
+
+        async def send_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        except Exception:
+            # The error handler outside this middleware answers 500: log that, not 0.
+            status["code"] = status["code"] or 500
+            raise
+        finally:
+            n = scope.get("state", {}).get("n_instances", "-")
+            client = scope.get("client") or ("-", 0)
+            log.info(
+                "%s %s %s %s instances=%s %.1fms",
+                client[0],
+                scope["method"],
+                scope["path"],
+                status["code"],
+                n,
+                (time.perf_counter() - start) * 1000,
+            )
+
+
+def bind_problem(host: str, port: int) -> tuple[str, str] | None:
+    """("host" | "port", why) when the server could not listen on host:port, else None: checked
+    before the model loads, so a taken port or a wrong host fails in a second."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(infos[0][4])
+    except socket.gaierror as err:
+        return "host", f"{host}: {err.strerror}"
+    except OSError as err:
+        return "port", f"cannot listen on {host}:{port}: {err.strerror}"
+    return None

@@ -67,7 +67,7 @@ def test_the_tokenizer_knows_the_auto_playlists_of_the_config() -> None:
 
 
 def test_the_tokenizer_is_standard_library_only_and_loads_by_path() -> None:
-    """The SageMaker handler loads ml/name_tokens.py by path, outside any package."""
+    """ml/name_tokens.py needs only the standard library and loads by path, outside any package."""
     path = config.REPO_ROOT / "ml" / "name_tokens.py"
     imported = {
         alias.name.split(".")[0]
@@ -277,41 +277,3 @@ def test_training_writes_the_name_blocks_and_the_name_table(tiny_model: Path) ->
     assert names.worth == both["worth"] and len(names.keys) == name_only["selected"]["n_tokens"]
     assert all(k.startswith("name:") for k in names.keys)
     assert "Cold start from a playlist's name" in (tiny_model / "model_card.md").read_text()
-
-
-def test_recommend_by_a_playlist_name_alone_and_with_a_track(
-    tiny_model: Path, tiny_warehouse: Path, tiny_csv: Path
-) -> None:
-    from click.testing import CliRunner
-
-    from ml.cli import main
-    from ml.cold_start import NameScoring
-    from ml.config import Paths
-    from ml.recommend import recommend_by_name
-
-    paths = Paths(
-        raw_csv=tiny_csv, duckdb_path=tiny_warehouse, models_dir=tiny_model.parent, reports_dir=tiny_model
-    )
-    scoring = NameScoring.from_run(RunDir(tiny_model))
-    token = str(scoring.names.keys[0]).removeprefix("name:")  # the most common known token
-    out = recommend_by_name([], k=5, paths=paths, name=f"My {token.upper()}")
-    lines = out.splitlines()
-    assert f"name:{token}" in lines[0]
-    listed = [line for line in lines if line[:3].strip().isdigit()]
-    assert len(listed) == 5
-    # the same top 5 as the name query scored by hand: its token row against the items
-    expected = scoring.rank([], [f"name:{token}"], 5)
-    assert expected is not None
-    from ml import warehouse as wh
-
-    names = wh.track_display_names(tiny_warehouse, [scoring.track_ids[int(r)] for r in expected.rows[0]])
-    assert all(name.strip() in line for name, line in zip(names, listed, strict=True))
-    # an unknown name and no track: popularity, said so
-    assert "most popular tracks instead" in recommend_by_name([], k=3, paths=paths, name="Starred")
-    # the CLI: --name alone works, nothing at all is a one-line error
-    env = {"MODELS_DIR": str(tiny_model.parent), "DUCKDB_PATH": str(tiny_warehouse)}
-    result = CliRunner().invoke(main, ["recommend", "--name", token, "-k", "3"], env=env)
-    assert result.exit_code == 0, result.output
-    assert len([line for line in result.output.splitlines() if line[:3].strip().isdigit()]) == 3
-    result = CliRunner().invoke(main, ["recommend"], env=env)
-    assert result.exit_code != 0 and "--name" in result.output and "Traceback" not in result.output

@@ -326,8 +326,14 @@ def test_an_internal_error_is_logged_as_500_not_0(caplog):
     """Fault injection: a model whose predict raises. The client gets a JSON 500 and the request
     log says 500 (it said 0 when the error handler answered outside the log middleware)."""
 
-    class BrokenModel:
+    class BrokenModel:  # the ServingModel surface create_app uses
         n_tracks = 1
+        engine = "numpy"
+        info: dict = {}
+        inline = False
+
+        def headers(self):
+            return {}
 
         def predict(self, instances):  # noqa: ANN001, ANN201
             raise RuntimeError("injected")

@@ -130,6 +130,31 @@ def test_recommend_by_name_prints_suggestions_and_rejects_unknown_names(
         recommend_by_name(["Nobody - No Such Song 123"], k=5, paths=paths)
 
 
+def test_recommend_answers_as_the_endpoint(tiny_export) -> None:
+    """`ml recommend` and `ml serve` (the exported model) give the same prediction, names included."""
+    import json
+
+    from ml.endpoint_contract import parse_body
+    from ml.recommend import recommend
+    from ml.serve import load_model
+
+    con = duckdb.connect(str(tiny_export.paths.duckdb_path), read_only=True)
+    try:
+        named = con.execute(
+            "select artist_name, track_name from dim_tracks order by n_playlists desc, track_id limit 3"
+        ).fetchall()
+    finally:
+        con.close()
+    served = load_model(tiny_export.export.tarball)
+    body = {"instances": [{"names": [{"artist": a, "title": t} for a, t in named], "k": 10}]}
+    [instance] = parse_body(json.dumps(body).encode())
+    assert recommend(list(instance.tracks), 10, tiny_export.paths) == served.predict([instance])[0]
+    assert (
+        recommend(["not-a-track"], 4, tiny_export.paths)
+        == served.predict(parse_body(b'{"instances": [{"tracks": ["not-a-track"], "k": 4}]}'))[0]
+    )
+
+
 # --- the corpus ----------------------------------------------------------------------------------
 
 
