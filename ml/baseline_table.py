@@ -13,7 +13,7 @@ from typing import Any
 
 from ml.corpus import PlaylistData
 from ml.evaluate import evaluate, evaluate_last_item
-from ml.rankers import CoocRanker, PopularityRanker, Ranker
+from ml.rankers import CoocRanker, PopularityRanker, Ranker, TasteCommunityRanker
 from ml.search import GridConfig
 from ml.shapes import EvalSet, Ragged
 from ml.word2vec import Track2Vec, sample_min_count
@@ -31,8 +31,14 @@ class TrainContext:
     progress: bool
     cache: Path
     popularity: PopularityRanker  # fitted on the whole train split: fallback and catalogue
-    train_sample: Ragged  # the search's sample of train playlists
+    communities: Any  # latent community per track (generator sidecar, ml.taste) or None
+    rung_samples: tuple[Ragged, ...]  # the search's nested samples of train playlists, one per rung
     valid_sample: EvalSet  # the search's sample of valid playlists
+
+    @property
+    def train_sample(self) -> Ragged:
+        """The smallest sample (rung 0): the seed recipe's min_count choice fits on it."""
+        return self.rung_samples[0]
 
     @property
     def catalogue(self) -> int:
@@ -60,15 +66,30 @@ def popularity(ctx: TrainContext) -> Ranker:
 
 
 def item_cooc_knn(ctx: TrainContext) -> Ranker:
-    """Item co-occurrence kNN; the normalisation is picked on valid, like any hyperparameter."""
+    """Item co-occurrence kNN; normalisation and neighbours are picked on the valid sample, like any
+    hyperparameter (the choices and their scores go to `selection`, shown in the model card)."""
     best: CoocRanker | None = None
     best_score = -1.0
-    for ranker in CoocRanker.variants(ctx.data.train, ctx.data.track_ids, ("cosine", "none"), seed=ctx.seed):
+    choices = []
+    b = ctx.config.baselines
+    variants = CoocRanker.variants(
+        ctx.data.train, ctx.data.track_ids, b.cooc_normalise, seed=ctx.seed, neighbors=b.cooc_neighbors
+    )
+    for ranker in variants:
         score = evaluate(ranker, ctx.valid_sample, ctx.catalogue)[0][ctx.config.search.metric]
+        choices.append({**ranker.describe(), f"valid_sample_{ctx.config.search.metric}": round(score, 6)})
         if score > best_score:
             best, best_score = ranker, score
     assert best is not None
+    best.selection = choices
     return best
+
+
+def taste_community(ctx: TrainContext) -> Ranker | None:
+    """Popularity inside the seeds' majority latent community (generated data only: the sidecar)."""
+    if ctx.communities is None:
+        return None
+    return TasteCommunityRanker(ctx.communities).fit(ctx.data.train, ctx.data.track_ids)
 
 
 def seed_recipe(ctx: TrainContext) -> Ranker:
@@ -106,23 +127,31 @@ def seed_recipe(ctx: TrainContext) -> Ranker:
     return ranker
 
 
-BASELINES: dict[str, Callable[[TrainContext], Ranker]] = {
+BASELINES: dict[str, Callable[[TrainContext], Ranker | None]] = {
     "popularity": popularity,
     "item_cooc_knn": item_cooc_knn,
+    "taste_community": taste_community,
     "seed_recipe": seed_recipe,
 }
 
 
-def run_baselines(ctx: TrainContext) -> tuple[dict[str, dict[str, Any]], dict[str, Ranker]]:
-    """Every baseline on test, split protocol and last-item protocol; metrics and fitted rankers."""
+def run_baselines(
+    ctx: TrainContext,
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], dict[str, Ranker]]:
+    """Every baseline (that applies) on test, split and last-item protocols, and on the whole valid
+    split (split protocol: the honest-selection comparison); test metrics, valid metrics, rankers."""
     metrics: dict[str, dict[str, Any]] = {}
+    valid: dict[str, dict[str, Any]] = {}
     fitted: dict[str, Ranker] = {}
     for name, fit in BASELINES.items():
         ranker = fit(ctx)
+        if ranker is None:
+            continue
         scores, _ = evaluate(ranker, ctx.data.test, ctx.catalogue, last_item_seed=ctx.seed)
         metrics[name] = rounded({**scores, **ranker.describe()})
+        valid[name] = rounded(evaluate(ranker, ctx.data.valid, ctx.catalogue)[0])
         fitted[name] = ranker
-    return metrics, fitted
+    return metrics, valid, fitted
 
 
 def rounded(d: dict[str, Any]) -> dict[str, Any]:

@@ -1,15 +1,17 @@
 """`ml export`: models/latest -> a TensorFlow SavedModel answering KNN queries, and model.tar.gz.
 
 The SavedModel is a `tf.Module` (no Keras layer adds anything to a matrix product and a top-k):
-- `embeddings_t`: the L2-normalized float32 matrix, transposed to [dim, n_tracks], one variable,
-  stored once (a [1, dim] x [dim, n] product runs ~3x faster on CPU than one with transpose_b);
+- `embeddings_t`: the item matrix I of `ml.knn` (the run's `load_knn_tables`), transposed to
+  [dim, n_tracks], one variable (a [1, dim] x [dim, n] product runs ~3x faster on CPU than one with
+  transpose_b); `query_table`: the query table Q [n_tracks, dim] when it differs from I (the output
+  layer rule), otherwise the queries are gathered from `embeddings_t` (cosine: Q = I, stored once);
 - `assets/track_ids.txt`: the vocabulary, one id per line (line number = row), read by two
   `StaticHashTable`s (id -> row, row -> id);
 - `popular_ids` + `assets/popular_ids.txt`: the N_POPULAR most popular track ids, for playlists with
   no known track (a hash table finds the playlist's own tracks among them in O(tracks)).
 
 `serving_default(tracks: string[batch, width], k: int32[batch])` scores with the rule of
-`ml.knn.top_k`: mean of the known seeds' normalized vectors, cosine against every track, seeds
+`ml.knn.top_k`: mean of the known seeds' rows of Q, inner product with every row of I, seeds
 excluded, ties to the lower row (`tf.math.top_k` keeps the lower index first on equal values).
 
 `model.tar.gz` has the TensorFlow Serving layout the SageMaker TensorFlow inference container
@@ -75,7 +77,7 @@ def export_latest(paths: Paths, run_dir: Path | None = None, selfcheck_playlists
     start = time.perf_counter()
     run = RunDir(run_dir.resolve()) if run_dir else RunDir.latest(paths.models_dir)
     run_dir = run.path
-    track_ids, normed = run.load_normalized_vectors()
+    track_ids, query, items = run.load_knn_tables()
     popular = run.load_popular_ids(endpoint_contract.N_POPULAR)
 
     export_dir = run.export_dir
@@ -90,7 +92,7 @@ def export_latest(paths: Paths, run_dir: Path | None = None, selfcheck_playlists
 
     from ml.knn_savedmodel import PlaylistKnn  # TensorFlow: imported only when exporting
 
-    module = PlaylistKnn(normed, str(vocab_path), popular, str(popular_path))
+    module = PlaylistKnn(items, str(vocab_path), popular, str(popular_path), query_table=query)
     tf.saved_model.save(module, str(version_dir), signatures={endpoint_contract.SIGNATURE_NAME: module.serve})
     vocab_path.unlink()  # both copied into 1/assets/ by the save
     popular_path.unlink()
@@ -103,13 +105,13 @@ def export_latest(paths: Paths, run_dir: Path | None = None, selfcheck_playlists
     tarball = run.tarball
     write_tarball(export_dir, tarball)
 
-    n_identical, n_ties = _selfcheck(export_dir / MODEL_VERSION, track_ids, normed, selfcheck_playlists)
+    n_identical, n_ties = _selfcheck(export_dir / MODEL_VERSION, track_ids, query, items, selfcheck_playlists)
     return ExportResult(
         run_dir=run_dir,
         saved_model_dir=export_dir / MODEL_VERSION,
         tarball=tarball,
         n_tracks=len(track_ids),
-        dim=int(normed.shape[1]),
+        dim=int(items.shape[1]),
         n_popular=len(popular),
         saved_model_bytes=_dir_bytes(export_dir / MODEL_VERSION),
         tarball_bytes=tarball.stat().st_size,
@@ -135,7 +137,12 @@ def _dir_bytes(path: Path) -> int:
 
 
 def _selfcheck(
-    saved_model_dir: Path, track_ids: list[str], normed: np.ndarray, n_playlists: int, chunk: int = 20
+    saved_model_dir: Path,
+    track_ids: list[str],
+    query: np.ndarray,
+    items: np.ndarray,
+    n_playlists: int,
+    chunk: int = 20,
 ) -> tuple[int, int]:
     """Reload the SavedModel; compare its top-10 with ml.knn on seeded random playlists.
 
@@ -157,7 +164,7 @@ def _selfcheck(
     different: list[str] = []
     for start in range(0, n_playlists, chunk):
         rows = seed_rows[start : start + chunk]
-        reference = top_k(normed, rows, k=11, batch_size=chunk)
+        reference = top_k(query, rows, k=11, batch_size=chunk, items=None if query is items else items)
         width = max(len(r) for r in rows)
         out = signature(
             tracks=tf.constant([[track_ids[r] for r in p] + [""] * (width - len(p)) for p in rows]),

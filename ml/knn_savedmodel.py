@@ -14,12 +14,23 @@ from ml import endpoint_contract
 
 class PlaylistKnn(tf.Module):
     def __init__(
-        self, normed: np.ndarray, vocab_path: str, popular_ids: list[str], popular_path: str
+        self,
+        normed: np.ndarray,
+        vocab_path: str,
+        popular_ids: list[str],
+        popular_path: str,
+        query_table: np.ndarray | None = None,
     ) -> None:
+        """`normed`: the item matrix I [n, d]; `query_table`: Q [n, d], None or I itself when Q = I."""
         super().__init__(name="playlist_knn")
         self.embeddings_t = tf.Variable(
-            np.ascontiguousarray(normed.T), trainable=False, name="embeddings_t", dtype=tf.float32
+            np.ascontiguousarray(np.asarray(normed).T), trainable=False, name="embeddings_t", dtype=tf.float32
         )
+        self.query_table = None
+        if query_table is not None and query_table is not normed:
+            self.query_table = tf.Variable(
+                np.ascontiguousarray(query_table), trainable=False, name="query_table", dtype=tf.float32
+            )
         whole_line, line_number = tf.lookup.TextFileIndex.WHOLE_LINE, tf.lookup.TextFileIndex.LINE_NUMBER
         self.row_of_id = tf.lookup.StaticHashTable(
             tf.lookup.TextFileInitializer(vocab_path, tf.string, whole_line, tf.int64, line_number),
@@ -58,9 +69,12 @@ class PlaylistKnn(tf.Module):
         seed = (rows >= 0) & ~repeat
         n_known = tf.reduce_sum(tf.cast(seed, tf.int32), axis=1)
 
-        # Query: mean of the seeds' normalized vectors (zero for an empty playlist).
+        # Query: mean of the seeds' rows of Q (zero for an empty playlist).
         seed_rows = tf.where(seed, rows, tf.zeros_like(rows))
-        seed_vectors = tf.transpose(tf.gather(embeddings_t, seed_rows, axis=1), [1, 2, 0])
+        if self.query_table is None:  # Q = I
+            seed_vectors = tf.transpose(tf.gather(embeddings_t, seed_rows, axis=1), [1, 2, 0])
+        else:
+            seed_vectors = tf.gather(self.query_table, seed_rows)  # [batch, width, dim]
         summed = tf.reduce_sum(seed_vectors * tf.cast(seed, tf.float32)[:, :, None], axis=1)
         query = summed / tf.cast(tf.maximum(n_known, 1), tf.float32)[:, None]
         scores = tf.matmul(query, embeddings_t)  # [batch, n_items]

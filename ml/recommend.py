@@ -1,8 +1,8 @@
 """`ml recommend --track "Artist - Title"`: suggestions by name from the offline model (models/latest).
 
 Names resolve through `dim_tracks` (trimmed, case-insensitive, inner whitespace collapsed, the same
-normalisation as the track identity). Scoring is `ml.knn`: the mean of the known tracks' normalized
-vectors, cosine, the given tracks excluded; with no known track it falls back to popularity.
+normalisation as the track identity). Scoring is `ml.knn` with the run's tables: the mean of the
+known tracks' query rows against every item row, the given tracks excluded; with no known track it falls back to popularity.
 """
 
 from __future__ import annotations
@@ -10,12 +10,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ml import warehouse as wh
 from ml.config import Paths
-from ml.knn import normalize_rows, top_k
+from ml.knn import top_k
 from ml.run_dir import RunDir
 
 SEPARATOR = " - "
@@ -75,7 +74,8 @@ def recommend_by_name(tracks: list[str], k: int, paths: Paths) -> str:
         if tid not in kv.key_to_index
     ]
     if rows:
-        result = top_k(normalize_rows(np.asarray(kv.vectors)), [rows], k)
+        _, query, items = run.load_knn_tables()  # the run's rule (rows in vectors.kv's order)
+        result = top_k(query, [rows], k, items=None if query is items else items)
         ids = [kv.index_to_key[int(r)] for r in result.rows[0]]
         scores = [f"{s:.3f}" for s in result.scores[0]]
     else:
