@@ -50,11 +50,12 @@ def log_training_run(
 
     for name in ("mlflow", "alembic", "sqlalchemy"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    local = not os.environ.get("MLFLOW_TRACKING_URI")  # read first: set_tracking_uri sets it
     uri = tracking_uri(models_dir)
     mlflow.set_tracking_uri(uri)
     if mlflow.get_experiment_by_name(EXPERIMENT) is None:
         location = None
-        if uri.startswith("sqlite:///") and "MLFLOW_TRACKING_URI" not in os.environ:
+        if local:
             location = (Path(models_dir).resolve() / MLRUNS / "artifacts").as_uri()
         mlflow.create_experiment(EXPERIMENT, artifact_location=location)
     mlflow.set_experiment(EXPERIMENT)
