@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-ORDER = ["generate", "dbt", "gate", "train", "serve"]
+ORDER = ["generate", "realism", "dbt", "gate", "train", "serve"]
 
 
 def main(argv: list[str]) -> int:

@@ -169,7 +169,10 @@ def train_cmd(grid: Path | None, seed: int, no_search: bool) -> None:
     """Train, search and evaluate track2vec from the marts; writes models/<run_id> and models/latest."""
     from ml.train import run_training
 
-    result = run_training(_paths(), grid_path=grid, seed=seed, search=not no_search)
+    # progress bars only on a terminal: in a log, tqdm's '\r' redraws pile up into megabytes
+    result = run_training(
+        _paths(), grid_path=grid, seed=seed, search=not no_search, progress=sys.stderr.isatty()
+    )
     click.echo(result.summary())
 
 

@@ -11,14 +11,15 @@ import pytest
 
 from ml.config import REPO_ROOT
 
-REAL_SAMPLE = (REPO_ROOT.parent / "shared" / "data" / "spotify_sample_real.csv").resolve()
+# Committed with the tests (tests/data/README.md says where the rows come from): a clone needs nothing beside it.
+REAL_SAMPLE = REPO_ROOT / "tests" / "data" / "spotify_sample_real.csv"
 TEST_SEED = 7
 
 
 @pytest.fixture(scope="session")
 def real_sample_csv() -> Path:
     """500 real rows of the Kaggle file in its raw format (no playlist structure)."""
-    assert REAL_SAMPLE.exists(), f"missing {REAL_SAMPLE}: the shared folder must sit beside the repository"
+    assert REAL_SAMPLE.exists(), f"missing {REAL_SAMPLE}: it is part of the repository (tests/data/)"
     return REAL_SAMPLE
 
 

@@ -236,7 +236,7 @@ def test_popularity_and_playlist_sizes_are_heavy_tailed(mid_rows) -> None:
     tracks = Counter((r[1].strip().lower(), r[2].strip().lower()) for r in rows)
     counts = np.sort(np.fromiter(tracks.values(), dtype=np.int64))[::-1]
     top1 = counts[: max(1, len(counts) // 100)].sum() / counts.sum()
-    assert top1 >= 0.12, top1
+    assert top1 >= 0.08, top1  # 1% of the tracks hold 8x their share of rows (flat heads, as calibrated)
     assert (counts == 1).mean() >= 0.2  # a long tail of tracks seen once
     sizes = np.fromiter(Counter((r[0], r[3]) for r in rows).values(), dtype=np.int64)
     assert 12 <= np.median(sizes) <= 24
@@ -251,7 +251,13 @@ def test_full_preset_scale_is_the_real_files() -> None:
     full = gen.PRESETS["full"]
     assert 12_500_000 <= full.rows <= 13_300_000
     assert 15_000 <= full.users <= 16_500 and 220_000 <= full.playlists <= 240_000
-    assert gen.FULL_SCALE_MAX_PLAYLIST > 10_000
+    # The real file's largest playlist holds about 47,000 rows.
+    assert (
+        40_000
+        <= gen.FULL_SCALE_MAX_PLAYLIST
+        < gen.FULL_SCALE_MAX_PLAYLIST + gen.FULL_SCALE_MAX_PLAYLIST_SPREAD
+        <= 50_000
+    )
     assert 250_000 <= gen.PRESETS["small"].rows <= 350_000
 
 
@@ -293,3 +299,25 @@ def test_structure_is_learnable_cooccurrence_beats_popularity(mid_rows) -> None:
     assert hr["evaluated"] >= 100
     assert hr["cooccurrence"] >= 0.1, hr
     assert hr["cooccurrence"] >= 2 * hr["popularity"], hr
+    # ... but not much easier than the real file (item-kNN ~0.1 there; ~0.27 before calibration).
+    assert hr["cooccurrence"] <= 0.25, hr
+
+
+def test_tastes_mix_in_playlists_and_small_users_are_less_coherent(mid_csv: Path, mid_rows) -> None:
+    """The sidecar's communities still explain playlists, mixed (several tastes per playlist) and less
+    so for users with few playlists (the calibration levers; see docs/generator.md)."""
+    _, rows, _ = mid_rows
+    side = pq.read_table(gen.sidecar_path(mid_csv)).to_pylist()
+    comm = {(t["artistname"].lower(), t["trackname"].lower()): t["community"] for t in side}
+    playlists: dict[tuple[str, str], list[int]] = {}
+    for r in rows:
+        c = comm.get((r[1].strip().lower(), r[2].strip().lower()))
+        if c is not None and r[3] not in ("Starred", "Liked from Radio"):
+            playlists.setdefault((r[0], r[3]), []).append(c)
+    per_user = Counter(u for u, _ in playlists)
+    modal = {k: Counter(v).most_common(1)[0][1] / len(v) for k, v in playlists.items() if len(v) >= 5}
+    few = [m for k, m in modal.items() if per_user[k[0]] <= 3]
+    many = [m for k, m in modal.items() if per_user[k[0]] >= 20]
+    assert len(few) >= 20 and len(many) >= 100
+    assert 0.5 <= np.mean(many) <= 0.85, np.mean(many)  # one taste leads, others mixed in
+    assert np.mean(few) <= np.mean(many) - 0.05, (np.mean(few), np.mean(many))

@@ -2,14 +2,22 @@
 
 The model behind the file
 -------------------------
+Calibrated so the full preset is about as hard to learn as the real file (docs/generator.md,
+`python -m bench realism`), not only as large.
+
 * Taste communities (a few dozen genres/scenes). Every artist belongs to one; artist popularity is
-  Zipf-distributed inside its community, and so is track popularity inside an artist.
+  a flat Zipf inside its community, and so is track popularity inside an artist, over the known
+  first share of its catalogue only (KNOWN_TRACK_SHARE): no hit dominates, as in the real file.
 * Users hold a mixture of 1-3 communities. Each playlist has a primary community drawn from its
-  owner's mixture; its tracks come in runs of one artist (album-like runs, sometimes a whole album
-  of consecutive tracks), mostly from the primary community and sometimes from the owner's others;
-  a quarter of runs are by one of the owner's dozen favourite artists, in any of their playlists.
+  owner's mixture; its tracks come in runs of one artist (short album-like runs, sometimes a whole
+  album of consecutive tracks). Only part of a playlist's runs comes from its primary community (a
+  share growing with the owner's activity: users with a few playlists have a weak taste structure);
+  the others from the owner's other tastes or from anywhere (popular tracks cross communities); a
+  tenth of runs are by one of the owner's dozen favourite artists, in any of their playlists.
+* A fifth of all runs are deep cuts drawn without popularity from the whole catalogue: the one-off,
+  near-singleton tracks that no ranker can predict.
 * Playlists per user and playlist sizes are heavy-tailed (lognormal: median about 17 tracks, rare
-  playlists of thousands; the full preset always has one above 10,000). Every user with a library
+  playlists of thousands; the full preset always has one of 42-48k). Every user with a library
   has the auto playlists `Starred` and often `Liked from Radio`, which mix all of the owner's tastes.
 * Playlist names come from the community's taste words, from a focus artist (`Artist – Album`) or
   from a pool of generic names; track titles come from per-script word pools, and some titles
@@ -104,17 +112,18 @@ PRESETS: dict[str, Preset] = {
         users=15_900,
         playlists=230_000,
         artists=300_000,
-        catalogue_tracks=7_200_000,
+        catalogue_tracks=5_000_000,
         communities=40,
     ),
 }
 
 # --- structure -------------------------------------------------------------------------------------
 
-COMMUNITY_ZIPF = 0.6  # how unequal the communities' overall popularity is
+COMMUNITY_ZIPF = 0.4  # how unequal the communities' overall popularity is
 NON_ENGLISH_WEIGHT = 0.2  # relative popularity of communities writing in other scripts/languages
-ARTIST_ZIPF = 1.0  # artist popularity inside a community
-TRACK_ZIPF = 1.0  # track popularity inside an artist
+ARTIST_ZIPF = 0.55  # artist popularity inside a community
+TRACK_ZIPF = 0.8  # track popularity inside an artist
+KNOWN_TRACK_SHARE = 0.15  # the first share of an artist's catalogue that popularity draws reach
 ARTIST_TRACKS_SIGMA = 1.1  # lognormal spread of catalogue size per artist
 USER_TASTE_SIZES = (1, 2, 3)
 USER_TASTE_SIZE_P = (0.45, 0.35, 0.20)
@@ -122,21 +131,29 @@ USER_ACTIVITY_SIGMA = 1.3  # lognormal spread of playlists per user
 PLAYLIST_SIZE_MEDIAN = 17
 PLAYLIST_SIZE_SIGMA = 1.55  # lognormal: mean about 3x the median, rare playlists of thousands
 MAX_PLAYLIST_ROW_SHARE = 0.1  # the largest playlist's share of all rows, at most
-FULL_SCALE_MAX_PLAYLIST = 12_000  # at >= 5M rows the largest playlist is at least this (pre-dedupe)
+FULL_SCALE_MAX_PLAYLIST = 42_000  # at >= 5M rows the largest playlist is at least this (pre-dedupe)
+FULL_SCALE_MAX_PLAYLIST_SPREAD = 6_000  # ... plus a uniform draw below this
 STARRED_SHARE = 0.7  # users with a `Starred` playlist
 RADIO_SHARE = 0.3  # users with a `Liked from Radio` playlist
-STARRED_SIZE_FACTOR = 2.0
+STARRED_SIZE_FACTOR = 2.4
 RADIO_SIZE_FACTOR = 1.5
 ARTIST_PLAYLIST_SHARE = 0.18  # small playlists named after, and focused on, one artist
 ARTIST_PLAYLIST_MAX_SIZE = 40
 ARTIST_PLAYLIST_FOCUS = 0.7  # share of runs of such a playlist by its focus artist
 TASTE_PLAYLIST_SHARE = 0.5  # of the remaining non-auto playlists: named from taste words
-PRIMARY_COMMUNITY_SHARE = 0.85  # runs of a normal playlist from its primary community
-OWNER_COMMUNITY_SHARE = 0.12  # ... from the owner's mixture; the rest from anywhere
+# Runs of a normal playlist from its primary community: the share grows with its owner's activity
+# (users with a few playlists have a weak taste structure), from MIN (one playlist) to MAX (at and
+# above COHERENT_USER_PLAYLISTS playlists, log scale). Of the other runs OWNER_MIX_SHARE come from
+# the owner's other tastes, the rest from anywhere (by overall popularity: hits cross communities).
+PRIMARY_COMMUNITY_SHARE_MIN = 0.2
+PRIMARY_COMMUNITY_SHARE_MAX = 0.6
+COHERENT_USER_PLAYLISTS = 50
+OWNER_MIX_SHARE = 0.5
+DEEP_RUN_SHARE = 0.2  # runs of any playlist drawn without popularity (one-off, near-singleton tracks)
 AUTO_GLOBAL_SHARE = 0.1  # runs of an auto playlist from anywhere (radio discoveries)
 USER_FAVOURITES = 12  # artists a user keeps coming back to, in any of their playlists
-USER_FAVOURITE_SHARE = 0.25  # share of runs by one of the owner's favourite artists
-RUN_MEAN = 2.2  # mean length of a run of one artist
+USER_FAVOURITE_SHARE = 0.1  # share of runs by one of the owner's favourite artists
+RUN_MEAN = 1.5  # mean length of a run of one artist
 ALBUM_RUN_SHARE = 0.04  # runs that are a stretch of an album: 6-14 consecutive tracks
 MAX_TOPUPS = 6  # rounds of redrawing tracks that repeated inside a playlist
 FLAT_FROM_TOPUP = 2  # from this round on, top-ups ignore popularity (deep cuts)
@@ -287,7 +304,10 @@ def _catalogue(rng: np.random.Generator, spec: Preset) -> _Catalogue:
     n_tracks = np.maximum(1, np.round(raw * (spec.catalogue_tracks / raw.sum()))).astype(np.int64)
     track_starts = np.concatenate(([0], np.cumsum(n_tracks)))
     track_artist = np.repeat(np.arange(a, dtype=np.int32), n_tracks)
-    track_cdf = _grouped_cdf(track_artist, _zipf_weights(track_artist, track_starts, TRACK_ZIPF), a)
+    # Popularity draws reach only the known part of a catalogue; deep runs reach all of it.
+    t_rank = np.arange(len(track_artist)) - track_starts[track_artist]
+    known = t_rank < np.maximum(1, np.ceil(KNOWN_TRACK_SHARE * n_tracks))[track_artist]
+    track_cdf = _grouped_cdf(track_artist, _zipf_weights(track_artist, track_starts, TRACK_ZIPF) * known, a)
     return _Catalogue(cw, artist_comm, artist_starts, artist_cdf, track_artist, track_starts, track_cdf)
 
 
@@ -299,6 +319,7 @@ class _Playlists:
     focus_artist: np.ndarray
     size: np.ndarray
     favourites: np.ndarray  # (users, USER_FAVOURITES) artists each user returns to across playlists
+    coherence: np.ndarray  # share of a normal playlist's runs from its primary community
 
 
 KIND_TASTE, KIND_GENERIC, KIND_ARTIST, KIND_STARRED, KIND_RADIO = range(5)
@@ -353,13 +374,19 @@ def _playlists(
         size = np.minimum(cap, size * (spec.rows / size.sum()))
     size = np.maximum(1, np.round(size)).astype(np.int64)
     if spec.rows >= 5_000_000 and size.max() < FULL_SCALE_MAX_PLAYLIST:
-        size[int(np.argmax(size))] = FULL_SCALE_MAX_PLAYLIST + int(rng.integers(0, 2_000))
+        size[int(np.argmax(size))] = FULL_SCALE_MAX_PLAYLIST + int(
+            rng.integers(0, FULL_SCALE_MAX_PLAYLIST_SPREAD)
+        )
     primary = _from_mixture(rng, comms, cum, owner)
     focus = _draw_in_group(rng, cat.artist_cdf, primary, cat.artist_starts).astype(np.int32)
     fav_users = np.repeat(np.arange(u), USER_FAVOURITES)
     fav_comm = _from_mixture(rng, comms, cum, fav_users)
     favourites = _draw_in_group(rng, cat.artist_cdf, fav_comm, cat.artist_starts).reshape(u, USER_FAVOURITES)
-    return _Playlists(owner, kind, primary, focus, size, favourites)
+    grow = np.clip(np.log(per_user) / np.log(COHERENT_USER_PLAYLISTS), 0.0, 1.0)
+    coherence = (
+        PRIMARY_COMMUNITY_SHARE_MIN + (PRIMARY_COMMUNITY_SHARE_MAX - PRIMARY_COMMUNITY_SHARE_MIN) * grow
+    )
+    return _Playlists(owner, kind, primary, focus, size, favourites, coherence[owner])
 
 
 def _draw_rows(
@@ -399,32 +426,28 @@ def _draw_rows(
     auto = kind >= KIND_STARRED
     owner = pls.owner[run_pl]
     x = rng.random(r)
+    coh = pls.coherence[run_pl]
+    mixed = coh + (1.0 - coh) * OWNER_MIX_SHARE
     comm = pls.primary[run_pl].copy()
-    from_owner = np.where(
-        auto,
-        x < 1 - AUTO_GLOBAL_SHARE,
-        (x >= PRIMARY_COMMUNITY_SHARE) & (x < PRIMARY_COMMUNITY_SHARE + OWNER_COMMUNITY_SHARE),
-    )
+    from_owner = np.where(auto, x < 1 - AUTO_GLOBAL_SHARE, (x >= coh) & (x < mixed))
     comm[from_owner] = _from_mixture(rng, comms, cum, owner[from_owner])
-    anywhere = np.where(
-        auto, x >= 1 - AUTO_GLOBAL_SHARE, x >= PRIMARY_COMMUNITY_SHARE + OWNER_COMMUNITY_SHARE
-    )
+    anywhere = np.where(auto, x >= 1 - AUTO_GLOBAL_SHARE, x >= mixed)
     comm[anywhere] = rng.choice(len(cat.community_weight), size=int(anywhere.sum()), p=cat.community_weight)
-    if flat:
-        lo, hi = cat.artist_starts[comm], cat.artist_starts[comm + 1]
-        artist = lo + (rng.random(r) * (hi - lo)).astype(np.int64)
-    else:
-        artist = _draw_in_group(rng, cat.artist_cdf, comm, cat.artist_starts)
+    # Deep runs ignore popularity: the one-off tracks every playlist holds a few of.
+    deep = np.full(r, True) if flat else rng.random(r) < DEEP_RUN_SHARE
+    lo, hi = cat.artist_starts[comm[deep]], cat.artist_starts[comm[deep] + 1]
+    artist = np.empty(r, dtype=np.int64)
+    artist[deep] = lo + (rng.random(len(lo)) * (hi - lo)).astype(np.int64)
+    artist[~deep] = _draw_in_group(rng, cat.artist_cdf, comm[~deep], cat.artist_starts)
     if not flat:
-        fav = rng.random(r) < USER_FAVOURITE_SHARE
+        fav = (rng.random(r) < USER_FAVOURITE_SHARE) & ~deep
         artist[fav] = pls.favourites[owner[fav], rng.integers(0, USER_FAVOURITES, int(fav.sum()))]
     focus = (kind == KIND_ARTIST) & (rng.random(r) < ARTIST_PLAYLIST_FOCUS)
     artist[focus] = pls.focus_artist[run_pl[focus]]
-    if flat:
-        lo, hi = cat.track_starts[artist], cat.track_starts[artist + 1]
-        first_track = lo + (rng.random(r) * (hi - lo)).astype(np.int64)
-    else:
-        first_track = _draw_in_group(rng, cat.track_cdf, artist, cat.track_starts)
+    lo, hi = cat.track_starts[artist[deep]], cat.track_starts[artist[deep] + 1]
+    first_track = np.empty(r, dtype=np.int64)
+    first_track[deep] = lo + (rng.random(len(lo)) * (hi - lo)).astype(np.int64)
+    first_track[~deep] = _draw_in_group(rng, cat.track_cdf, artist[~deep], cat.track_starts)
     # Inside a run: consecutive tracks of the artist's catalogue, like a stretch of an album.
     run_id = np.cumsum(starts) - 1
     del starts

@@ -7,7 +7,7 @@ threshold is; `ml validate raw|marts` prints it and exits non-zero when `success
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +15,12 @@ import duckdb
 import pandas as pd
 
 from ml.config import Paths
-from ml.quality.gx_run import Outcome, data_docs_index, open_context, run_suites
-from ml.quality.raw_scan import RawFileError, read_raw_frames
+from ml.quality.gx_run import Outcome, data_docs_index, open_context, run_name, run_suites
+from ml.quality.raw_scan import RawFileError, RawFrames, read_raw_frames
 from ml.quality.suites import (
     EVALUATION_SPLITS,
     MART_RELATIONS,
+    SHARE_CHECKS,
     SPLITS,
     marts_parameters,
     marts_suites,
@@ -115,7 +116,7 @@ def validate_raw(
     csv_path = Path(csv_path)
     try:
         t = _thresholds(thresholds, profile, overrides)
-        frames = read_raw_frames(csv_path, threads=threads)
+        frames = read_raw_frames(csv_path, (t.raw.line_length.min, t.raw.line_length.max), threads=threads)
     except (RawFileError, ValueError, FileNotFoundError) as err:
         return GateResult("raw", csv_path, False, error=str(err), profile=profile)
     except duckdb.Error as err:
@@ -123,20 +124,28 @@ def validate_raw(
 
     file_suite, users_suite, lines_suite = raw_suites(t.raw)
     batches = [(file_suite, frames.file)]
-    counts: dict[str, Any] = {"physical lines": frames.facts.physical_lines}
-    if frames.lines is not None and frames.users is not None:
-        batches += [(users_suite, frames.users), (lines_suite, frames.lines)]
-        status = frames.lines["parse_status"].value_counts()
+    facts = frames.facts
+    counts: dict[str, Any] = {"physical lines": facts.physical_lines}
+    totals: dict[str, int] = {}
+    if frames.line_counts is not None and frames.users is not None:
+        batches += [(users_suite, frames.users), (lines_suite, frames.line_counts)]
+        totals = {k: int(v) for k, v in frames.line_counts.iloc[0].items()}
+        totals["distinct_users"] = len(frames.users)
         counts |= {
-            "data lines": len(frames.lines),
-            "strict": int(status.get("strict", 0)),
-            "recovered": int(status.get("recovered", 0)),
-            "rejected": int(status.get("rejected", 0)),
+            "data lines": totals["data_lines"],
+            "strict": totals["strict_lines"],
+            "recovered": totals["recovered_lines"],
+            "rejected": totals["rejected_lines"],
             "distinct users": len(frames.users),
         }
+    if facts.control_lines.lines:
+        counts["control-character lines"] = facts.control_lines.lines
     gx_start = time.perf_counter()
     context = open_context(paths.gx_dir)
-    outcomes = run_suites(context, batches, run_name=f"raw-{csv_path.name}", parameters=raw_parameters(t.raw))
+    outcomes = run_suites(
+        context, batches, run_name=run_name("raw", csv_path), parameters=raw_parameters(t.raw, totals)
+    )
+    outcomes = [_with_lines(o, frames, totals) for o in outcomes]
     timings = {**frames.timings, "gx_validate_and_docs_s": time.perf_counter() - gx_start}
     return GateResult(
         gate="raw",
@@ -149,6 +158,37 @@ def validate_raw(
         counts=counts,
         timings=timings,
     )
+
+
+def _lines_list(numbers: tuple[int, ...], total: int) -> str:
+    if not numbers:
+        return ""
+    shown = ", ".join(str(n) for n in numbers)
+    more = f" (first {len(numbers)} of {total:,})" if total > len(numbers) else ""
+    return f"line{'s' if len(numbers) > 1 else ''} {shown}{more}"
+
+
+def _with_lines(o: Outcome, frames: RawFrames, totals: dict[str, int]) -> Outcome:
+    """Counts in words ("16 of 4,027 data lines (0.397%)") and the offending line numbers."""
+    facts = frames.facts
+    if o.check in SHARE_CHECKS and totals:
+        column, of, _ = SHARE_CHECKS[o.check]
+        n, total = totals[column], totals[of]
+        share = f"{n / total * 100:.3g}%" if total else "n/a"
+        observed = f"{n:,} of {total:,} {of.replace('_', ' ')} ({share})"
+        return replace(o, observed=observed, examples=_lines_list(frames.examples.get(column, ()), n))
+    bytes_on_lines = {
+        "carriage_returns": ("'\\r' bytes", facts.carriage_returns, facts.cr_lines),
+        "nul_bytes": ("NUL bytes", facts.nul_bytes, facts.nul_lines),
+        "control_characters": (None, None, facts.control_lines),
+    }
+    if o.check in bytes_on_lines:
+        what, n_bytes, kind = bytes_on_lines[o.check]
+        on = f"{kind.lines:,} line{'' if kind.lines == 1 else 's'}"
+        observed = on if what is None else f"{n_bytes:,} {what} on {on}"
+        # the examples are shown when the check fails or when any such line exists
+        return replace(o, observed=observed, examples=_lines_list(kind.examples, kind.lines))
+    return o
 
 
 # --- marts --------------------------------------------------------------------------------------
@@ -264,7 +304,7 @@ def validate_marts(
     outcomes = run_suites(
         context,
         [(summary_suite, summary), (playlists_suite, playlists), (evaluated_suite, evaluated)],
-        run_name=f"marts-{db_path.name}",
+        run_name=run_name("marts", db_path),
         parameters=marts_parameters(t.marts, split_vars.shares, n_units),
     )
     return GateResult(

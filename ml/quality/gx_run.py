@@ -4,10 +4,12 @@ thresholds, one checkpoint per in-memory frame, and results turned into readable
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import logging
 import numbers
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -182,6 +184,17 @@ def run_suites(
     return outcomes
 
 
+def run_name(gate: str, target: Path) -> str:
+    """A run name for Data Docs (shown in its HTML and its paths): the file name reduced to safe
+    characters, since a file name is user text."""
+    return f"{gate}-" + re.sub(r"[^A-Za-z0-9._-]", "_", target.name)[:80]
+
+
+def console_text(text: str) -> str:
+    """Frame text escaped for Data Docs (raw_scan.html_safe), shown as the file holds it."""
+    return html.unescape(text) if isinstance(text, str) else text
+
+
 def data_docs_index(gx_dir: Path) -> Path:
     return gx_dir / "uncommitted" / "data_docs" / DATA_DOCS_SITE / "index.html"
 
@@ -205,7 +218,7 @@ def _outcome(spec: SuiteSpec, r: Any, parameters: dict[str, Any]) -> Outcome:
     elif res.get("element_count") == 1 and "unexpected_count" in res:
         # one-row frames hold file-level facts: show the fact itself
         unexpected = res.get("partial_unexpected_list") or []
-        observed = repr(_py(unexpected[0])) if unexpected else "as expected"
+        observed = repr(console_text(_py(unexpected[0]))) if unexpected else "as expected"
     elif "unexpected_count" in res:
         nonnull = (res.get("element_count") or 0) - (res.get("missing_count") or 0)
         observed = (
@@ -244,7 +257,7 @@ def _examples(cfg: Any, res: dict[str, Any]) -> str:
     for row in (res.get("partial_unexpected_index_list") or [])[:5]:
         if isinstance(row, dict):
             where = ", ".join(f"{_INDEX_WORDS.get(k, k)} {_py(v)}" for k, v in row.items() if k != column)
-            parts.append(f"{where}: {_py(row[column])!r}" if column in row else where)
+            parts.append(f"{where}: {console_text(_py(row[column]))!r}" if column in row else where)
     if not parts:
-        parts = [repr(_py(v)) for v in (res.get("partial_unexpected_list") or [])[:5]]
+        parts = [repr(console_text(_py(v))) for v in (res.get("partial_unexpected_list") or [])[:5]]
     return "; ".join(parts)

@@ -15,7 +15,7 @@ import great_expectations.expectations as gxe
 from ml.config import RAW_COLUMNS, RAW_HEADER
 from ml.quality.gx_run import SuiteSpec, expectation
 from ml.quality.raw_scan import USER_ID_RE
-from ml.quality.thresholds import MartThresholds, Range, RawThresholds
+from ml.quality.thresholds import MartThresholds, Range, RawThresholds, allowed_count
 from ml.warehouse import DIM_ARTISTS, DIM_PLAYLISTS, DIM_TRACKS, FCT_PLAYLIST_TRACKS, ML_PLAYLIST_SPLITS
 
 RAW_FILE_SUITE = "raw_file"
@@ -48,14 +48,52 @@ def _bound(value: float) -> float | None:
 # --- raw file -----------------------------------------------------------------------------------
 
 
-def raw_parameters(t: RawThresholds) -> dict[str, Any]:
+# share checks of the line_counts frame: check id -> (count column, the lines it is a share of, label)
+SHARE_CHECKS = {
+    "rejected_share": ("rejected_lines", "data_lines", "rejected lines (no parse into 4 quoted fields)"),
+    "recovered_share": ("recovered_lines", "data_lines", "recovered lines (unescaped inner quotes)"),
+    "empty_artist_share": ("empty_artist_lines", "parsed_lines", "lines with an empty artist name"),
+    "empty_track_share": ("empty_track_lines", "parsed_lines", "lines with an empty track name"),
+    "empty_playlist_share": ("empty_playlist_lines", "parsed_lines", "lines with an empty playlist name"),
+    "line_length": ("line_length_outside_lines", "data_lines", "lines outside the line-length range"),
+}
+
+
+def share_limits(t: RawThresholds) -> dict[str, float]:
+    """check id -> the largest share of its lines the thresholds allow."""
     return {
+        "rejected_share": t.max_rejected_share,
+        "recovered_share": t.max_recovered_share,
+        "empty_artist_share": t.max_empty_artist_share,
+        "empty_track_share": t.max_empty_track_share,
+        "empty_playlist_share": t.max_empty_playlist_share,
+        "line_length": round(1 - t.min_line_length_ok_share, 12),
+        "control_characters": t.max_control_character_share,
+    }
+
+
+def raw_parameters(t: RawThresholds, totals: dict[str, int] | None = None) -> dict[str, Any]:
+    """This run's suite parameters; the allowed counts depend on the file's line counts (`totals`:
+    data_lines, parsed_lines, distinct_users; missing when the file could not be read as lines)."""
+    totals = totals or {}
+    limits = share_limits(t)
+    params: dict[str, Any] = {
         "min_data_lines": _bound(t.data_lines.min),
         "max_data_lines": _bound(t.data_lines.max),
         "min_distinct_users": _bound(t.distinct_users.min),
         "max_distinct_users": _bound(t.distinct_users.max),
-        "max_user_row_share": t.max_user_row_share,
+        # few users: one heavy user is no sign of a broken export (thresholds.yml)
+        "max_user_row_share": (
+            t.max_user_row_share if totals.get("distinct_users", 0) >= t.min_users_for_row_share else 1.0
+        ),
+        "share_alpha": t.share_alpha,
     }
+    for check, (column, of, _) in SHARE_CHECKS.items():
+        params[f"max_{column}"] = allowed_count(totals.get(of, 0), limits[check], t.share_alpha)
+    params["max_control_character_lines"] = allowed_count(
+        totals.get("data_lines", 0), limits["control_characters"], t.share_alpha
+    )
+    return params
 
 
 def raw_file_suite(t: RawThresholds) -> SuiteSpec:
@@ -104,6 +142,15 @@ def raw_file_suite(t: RawThresholds) -> SuiteSpec:
                 max_value=t.max_nul_bytes,
             ),
             expectation(
+                gxe.ExpectColumnMaxToBeBetween,
+                "control_characters",
+                "lines holding a control character (byte < 0x20 but tab; dbt quarantines them)",
+                f"<= $max_control_character_lines lines ({_pct(t.max_control_character_share)} of data lines, "
+                "binomial p >= $share_alpha)",
+                column="control_character_lines",
+                max_value=_param("max_control_character_lines"),
+            ),
+            expectation(
                 gxe.ExpectColumnValuesToBeNull,
                 "utf8",
                 "first line that is not valid UTF-8",
@@ -140,7 +187,7 @@ def raw_users_suite(t: RawThresholds) -> SuiteSpec:
                 gxe.ExpectColumnMaxToBeBetween,
                 "max_user_row_share",
                 "largest share of rows held by one user",
-                "<= $max_user_row_share",
+                f"<= $max_user_row_share (checked from {t.min_users_for_row_share:,} distinct users on)",
                 column="row_share",
                 max_value=_param("max_user_row_share"),
             ),
@@ -149,64 +196,34 @@ def raw_users_suite(t: RawThresholds) -> SuiteSpec:
     )
 
 
-def _empty_share(column: str, what: str, share: float) -> Any:
-    return expectation(
-        gxe.ExpectColumnValuesToBeBetween,
-        f"empty_{what}_share",
-        f"share of empty {what} names",
-        f"<= {_pct(share)} of parsed lines",
-        column=column,
-        min_value=1,
-        mostly=1 - share,
-    )
-
-
 def raw_lines_suite(t: RawThresholds) -> SuiteSpec:
-    return SuiteSpec(
-        RAW_LINES_SUITE,
-        [
+    """Over the one-row line_counts frame: the size, and each share as a count (see raw_parameters)."""
+    limits = share_limits(t)
+    exps = [
+        expectation(
+            gxe.ExpectColumnMaxToBeBetween,
+            "data_lines",
+            "data lines (header excluded)",
+            "in [$min_data_lines, $max_data_lines]",
+            column="data_lines",
+            min_value=_param("min_data_lines"),
+            max_value=_param("max_data_lines"),
+        )
+    ]
+    for check, (column, of, label) in SHARE_CHECKS.items():
+        what = "parsed lines" if of == "parsed_lines" else "data lines"
+        extra = f" {t.line_length}" if check == "line_length" else ""
+        exps.append(
             expectation(
-                gxe.ExpectTableRowCountToBeBetween,
-                "data_lines",
-                "data lines (header excluded)",
-                "in [$min_data_lines, $max_data_lines]",
-                min_value=_param("min_data_lines"),
-                max_value=_param("max_data_lines"),
-            ),
-            expectation(
-                gxe.ExpectColumnValuesToNotBeInSet,
-                "rejected_share",
-                "share of rejected lines (no parse into 4 quoted fields)",
-                f"<= {_pct(t.max_rejected_share)}",
-                column="parse_status",
-                value_set=["rejected"],
-                mostly=1 - t.max_rejected_share,
-            ),
-            expectation(
-                gxe.ExpectColumnValuesToNotBeInSet,
-                "recovered_share",
-                "share of recovered lines (unescaped inner quotes)",
-                f"<= {_pct(t.max_recovered_share)}",
-                column="parse_status",
-                value_set=["recovered"],
-                mostly=1 - t.max_recovered_share,
-            ),
-            _empty_share("artist_length", "artist", t.max_empty_artist_share),
-            _empty_share("track_length", "track", t.max_empty_track_share),
-            _empty_share("playlist_length", "playlist", t.max_empty_playlist_share),
-            expectation(
-                gxe.ExpectColumnValuesToBeBetween,
-                "line_length",
-                "line length in characters",
-                f"in {t.line_length} for >= {_pct(t.min_line_length_ok_share)} of lines",
-                column="line_length",
-                min_value=t.line_length.min,
-                max_value=t.line_length.max,
-                mostly=t.min_line_length_ok_share,
-            ),
-        ],
-        unit="lines",
-    )
+                gxe.ExpectColumnMaxToBeBetween,
+                check,
+                label + extra,
+                f"<= ${'max_' + column} lines ({_pct(limits[check])} of {what}, binomial p >= $share_alpha)",
+                column=column,
+                max_value=_param(f"max_{column}"),
+            )
+        )
+    return SuiteSpec(RAW_LINES_SUITE, exps, unit="files")
 
 
 def raw_suites(t: RawThresholds) -> tuple[SuiteSpec, SuiteSpec, SuiteSpec]:

@@ -48,8 +48,29 @@ class RawThresholds:
     line_length: Range
     min_line_length_ok_share: float
     max_user_row_share: float
+    min_users_for_row_share: int
     max_carriage_returns: int
     max_nul_bytes: int
+    max_control_character_share: float
+    share_alpha: float
+
+
+def allowed_count(n: int, share: float, alpha: float) -> int:
+    """The most lines of a kind among `n` that a file whose true share is `share` shows with
+    probability at least `alpha`: the binomial upper (1 - alpha) quantile.
+
+    A share threshold means "the file's rate of such lines is at most `share`"; the count it allows
+    grows with the file and its tolerance shrinks with it, so a small file is not failed by the
+    noise of a few lines (16 of 4,027 at a 0.2 % rate has p = 0.009, far from alpha) while the full
+    file is held to its share within a few per mille. share 0 allows none; share 1 allows all.
+    """
+    if n <= 0 or share <= 0:
+        return 0
+    if share >= 1:
+        return n
+    from scipy.stats import binom
+
+    return int(min(n, binom.isf(alpha, n, share)))
 
 
 @dataclass(frozen=True)
