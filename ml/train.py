@@ -45,6 +45,7 @@ class TrainResult:
             [
                 f"run {self.run_id} -> {self.run_dir}",
                 f"selected: {self.params.label()}",
+                str(self.metrics.get("selection", "")),
                 results_table(self.metrics),
                 f"refit {self.fit.get('seconds', 0):.1f}s, {self.fit.get('words_per_s_per_worker', 0):,.0f} words/s per worker; "
                 f"total {self.timings.get('total', 0):.1f}s",
@@ -103,7 +104,6 @@ def run_training(
     with timings("baselines"):
         baselines, baselines_valid, fitted = run_baselines(ctx)
     verdict = selection_verdict(valid_metrics, baselines_valid, config.search.metric)
-    _say(progress, verdict)
     metrics = {
         "valid": rounded(valid_metrics),
         "test": rounded(test_metrics),
