@@ -214,7 +214,17 @@ def search_step(ctx: TrainContext) -> tuple[SearchOutcome, dict[str, FitResult]]
     rules = [(r, w) for r in config.search.rules for w in config.search.priors]
     metric = config.search.metric
 
+    done: dict[tuple[str, int], Scored] = {}  # (params, sample size): a rung as large as the one
+    # before it (a small preset: every rung is the whole train split) reuses that fit's score
+
     def fit_and_score(params: W2VParams, rung: int) -> Scored:
+        size = len(ctx.rung_samples[rung])
+        if (params.key(), size) in done:
+            return done[params.key(), size]
+        done[params.key(), size] = scored = _fit_and_score(params, rung)
+        return scored
+
+    def _fit_and_score(params: W2VParams, rung: int) -> Scored:
         fraction = len(ctx.rung_samples[rung]) / len(data.train)
         # min_count is meant for the whole train split: on a sample it scales with the sample.
         on_sample = replace(params, min_count=sample_min_count(params.min_count, fraction))
