@@ -21,6 +21,7 @@ MODELS_DIR  ?= models
 REPORTS_DIR ?= reports
 TARGET      ?= local
 PRESET      ?= small
+DBT_TARGET  ?= dev
 # The team-wide seed has one home, ml/config.py (stdlib only, so this works before .venv exists).
 ifeq ($(origin SEED),undefined)
 SEED := $(shell $(PYTHON_BOOT) ml/config.py get seed 2>/dev/null || python3 ml/config.py get seed)
@@ -42,7 +43,10 @@ override REPORTS_DIR := $(call absolute,$(value REPORTS_DIR))
 override TARGET      := $(value TARGET)
 override PRESET      := $(value PRESET)
 override SEED        := $(value SEED)
-export RAW_CSV DUCKDB_PATH MODELS_DIR REPORTS_DIR TARGET PRESET SEED
+override DBT_TARGET  := $(value DBT_TARGET)
+export RAW_CSV DUCKDB_PATH MODELS_DIR REPORTS_DIR TARGET PRESET SEED DBT_TARGET
+# the spark target's metastore, warehouse and scratch (profiles/profiles.yml)
+export SPARK_DIR := $(CURDIR)/data/spark
 export DBT_PROFILES_DIR := $(CURDIR)/profiles
 export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export TF_CPP_MIN_LOG_LEVEL := 2
@@ -74,7 +78,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml constraints.txt
 	@test -x "$(BIN)/python" || "$(PYTHON_BOOT)" -m venv "$(VENV)"
 	"$(BIN)/pip" install -q --upgrade pip setuptools wheel
-	"$(BIN)/pip" install -q -c constraints.txt -e '.[dev]'
+	"$(BIN)/pip" install -q -c constraints.txt -e '.[dev,spark]'
 	@touch "$@"
 
 .PHONY: install
@@ -93,10 +97,11 @@ validate: data ## Great Expectations gate on the raw file (Data Docs under gx/)
 	"$$MAKE_BIN/ml" validate raw
 
 .PHONY: dbt
-dbt: validate ## dbt build: staged, cleaned, sessionized marts in DUCKDB_PATH, with every test
-	@mkdir -p "$$(dirname "$$DUCKDB_PATH")"
-	$(DBT) build
-	"$$MAKE_BIN/ml" validate marts
+dbt: validate ## dbt build: staged, cleaned, sessionized marts in DUCKDB_PATH (DBT_TARGET=spark: on Spark), every test
+	@case "$$DBT_TARGET" in dev|spark) ;; *) echo "error: DBT_TARGET=$$DBT_TARGET is not one of: dev spark" >&2; exit 2;; esac
+	@mkdir -p "$$(dirname "$$DUCKDB_PATH")" "$$SPARK_DIR"
+	$(DBT) build --target "$$DBT_TARGET"
+	@if [ "$$DBT_TARGET" = dev ]; then "$$MAKE_BIN/ml" validate marts; fi
 
 .PHONY: docs
 docs: dbt ## generate the dbt docs site (dbt_project/target/index.html)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -28,12 +29,14 @@ BENCH_DATA_DIR = Path(os.environ.get("BENCH_DATA_DIR", REPO_ROOT / "data" / "ben
 class RunFigures:
     wall_s: float
     peak_rss_mb: float  # peak resident memory of the process tree, sampled every 50 ms
+    cpu_s: float = 0.0  # user + sys CPU seconds of the process tree (reaped children)
 
 
 def run_measured(
     cmd: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> RunFigures:
     """Run a command to completion; wall time and the peak RSS summed over its process tree."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.Popen(list(cmd), env={**os.environ, **(env or {})}, cwd=cwd)
     parent = psutil.Process(proc.pid)
@@ -48,7 +51,9 @@ def run_measured(
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark command failed ({proc.returncode}): {' '.join(cmd)}")
-    return RunFigures(wall_s=wall, peak_rss_mb=peak / 2**20)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
+    return RunFigures(wall_s=wall, peak_rss_mb=peak / 2**20, cpu_s=cpu)
 
 
 def median(values: Sequence[float]) -> float:

@@ -124,6 +124,29 @@ def sql_cmd(query: str, limit: int) -> None:
     click.echo(run_sql(query, _paths().duckdb_path, limit=limit))
 
 
+@main.command("export-marts")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("data/marts"),
+    show_default=True,
+    help="Folder for <relation>/*.parquet (replaced).",
+)
+@click.option("--target", type=click.Choice(["dev", "spark"]), default="dev", show_default=True)
+def export_marts_cmd(out_dir: Path, target: str) -> None:
+    """Write the built marts as Parquet: the contract between any warehouse and training."""
+    from ml.marts_parquet import export_marts
+    from ml.warehouse import WarehouseError
+
+    paths = _paths()
+    try:
+        result = export_marts(out_dir, raw_csv=paths.raw_csv, duckdb_path=paths.duckdb_path, target=target)
+    except WarehouseError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(result.summary())
+
+
 # --- reports -----------------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ import hashlib
 import io
 import re
 import shutil
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +39,7 @@ U_A = "a" * 32
 U_B = "b" * 32
 
 # The hand-made file: line number -> line (line 1 is the header). Sessions, duplicates and every
-# reject reason are known. Line 19 ends with CRLF, line 21 has no final newline.
+# reject reason are known. Line 19 ends with CRLF, line 23 has no final newline.
 HANDMADE_LINES = [
     RAW_HEADER,
     f'"{U_A}","The Beatles","Help!","Rock"',  # 2  Rock session 1
@@ -57,10 +58,12 @@ HANDMADE_LINES = [
     f'"{U_B}","Artist","","Mix"',  # 15 empty track name
     f'"{U_B}","Artist","Song","   "',  # 16 empty playlist name (after trimming)
     f"{U_B},Artist,Song,Mix",  # 17 not quoted
-    f'"{U_B}","Road\rWarrior","Song","Mix"',  # 18 a lone CR inside a field stays in the line
+    f'"{U_B}","Road\rWarrior","Song","Mix"',  # 18 a lone CR inside a line: control_character
     f'"{U_B}","\tTabbed","Song2","Mix"\r',  # 19 CRLF line end; a leading tab is trimmed
     f'"{U_B}","Back\\\\slash","Song3","Mix"',  # 20 escaped backslash
-    f'"{U_B}","NaN","Song4","Mix"',  # 21 last line, no final newline
+    f'"{U_B}","Art\x00ist","Song5","Mix"',  # 21 a NUL byte: control_character
+    f'"{U_B}","Red","Song\x1b[31m6\x7f","Mix"',  # 22 ESC and DEL: control_character
+    f'"{U_B}","NaN","Song4","Mix"',  # 23 last line, no final newline
 ]
 HANDMADE_TEXT = "\n".join(HANDMADE_LINES)
 
@@ -91,6 +94,8 @@ def reference_parse(line_number: int, raw: str) -> ParsedLine:
     line = raw[:-1] if raw.endswith("\r") else raw
     if line == "":
         return ParsedLine(line_number, "empty_line")
+    if any(c != "\t" and unicodedata.category(c) == "Cc" for c in line):
+        return ParsedLine(line_number, "control_character")
     if len(line) < 2 or not (line.startswith('"') and line.endswith('"')):
         return ParsedLine(line_number, "not_quoted")
     parts = line[1:-1].split('","')
@@ -363,7 +368,7 @@ def handmade(tmp_path_factory: pytest.TempPathFactory):
 def test_handmade_lines_staged_rejected_and_numbered_physically(handmade):
     csv_path, db_path = handmade
     expected = assert_matches_reference(db_path, csv_path)
-    assert len(expected) == 20
+    assert len(expected) == 22
     con = connect(db_path)
     try:
         rejected = dict(con.execute("select line_number, reason from rejected_lines").fetchall())
@@ -377,6 +382,9 @@ def test_handmade_lines_staged_rejected_and_numbered_physically(handmade):
         15: "empty_track_name",
         16: "empty_playlist_name",
         17: "not_quoted",
+        18: "control_character",
+        21: "control_character",
+        22: "control_character",
     }
     assert staged[4] == (U_A, "the  beatles", "help!", "Rock", False)
     assert staged[5] == (U_A, "NA", "null", "Chill", False)
@@ -384,10 +392,67 @@ def test_handmade_lines_staged_rejected_and_numbered_physically(handmade):
     assert staged[11] == (U_B, 'Weird "Al" Yankovic', "White & Nerdy", "Starred", True)
     assert staged[12] == (U_B, '"Weird Al" Yankovic', "Amish Paradise", "Starred", False)
     assert staged[13][3] == "liked from radio"
-    assert staged[18][1] == "Road\rWarrior"
     assert staged[19] == (U_B, "Tabbed", "Song2", "Mix", False)
     assert staged[20][1] == "Back\\slash"
-    assert staged[21][1] == "NaN"
+    assert staged[23][1] == "NaN"
+
+
+def test_handmade_control_characters_are_named_with_their_line(handmade):
+    """A line holding a control character (not tab) is quarantined with the character and its place."""
+    _, db_path = handmade
+    con = connect(db_path)
+    try:
+        details = dict(
+            con.execute(
+                "select line_number, detail from rejected_lines where reason = 'control_character'"
+            ).fetchall()
+        )
+        names = con.execute(
+            "select artist_name || track_name || playlist_name || user_id from stg_spotify__playlist_tracks"
+        ).fetchall()
+    finally:
+        con.close()
+    for line_number, char in ((18, "\r"), (21, "\x00"), (22, "\x1b")):
+        column = HANDMADE_LINES[line_number - 1].index(char) + 1
+        assert f"U+{ord(char):04X} at character {column} " in details[line_number], details[line_number]
+    # nothing but tab of the control characters reaches a staged name
+    assert not [n for (n,) in names if any(c != "\t" and unicodedata.category(c) == "Cc" for c in n)]
+
+
+def corrupt(lines: list[str], where: dict[int, str]) -> list[str]:
+    """The lines with a control character put into the middle of the given (1-based) lines."""
+    out = list(lines)
+    for line_number, char in where.items():
+        line = out[line_number - 1]
+        out[line_number - 1] = line[: len(line) // 2] + char + line[len(line) // 2 :]
+    return out
+
+
+def test_corrupted_tiny_file_quarantines_control_characters_by_line(tiny_csv: Path, tmp_path: Path):
+    """NUL, CR, ESC and DEL bytes dropped into a generated file: staged + rejected = data lines, and
+    each corrupted line is in the quarantine under its own line number with reason control_character."""
+    where = {10: "\x00", 250: "\r", 1000: "\x1b", 2500: "\x7f", 4000: "\x00\x00"}
+    text = tiny_csv.read_bytes().decode("utf-8")
+    lines = text.split("\n")
+    corrupted = corrupt(lines, where)
+    csv_path = tmp_path / "corrupted.csv"
+    csv_path.write_bytes("\n".join(corrupted).encode("utf-8"))
+    db_path = tmp_path / "warehouse.duckdb"
+    build_warehouse(csv_path, db_path, dbt_vars={"split_seed": TEST_SEED})  # every dbt test passes
+    expected = assert_matches_reference(db_path, csv_path)
+    counts = accounting(db_path)
+    assert counts.data_lines == len(expected) == len(physical_lines(csv_path)) - 1
+    con = connect(db_path)
+    try:
+        quarantined = dict(
+            con.execute(
+                "select line_number, raw_line from rejected_lines where reason = 'control_character'"
+            ).fetchall()
+        )
+    finally:
+        con.close()
+    assert quarantined == {n: corrupted[n - 1] for n in where}
+    assert "\x00" in quarantined[10]  # the raw text is kept as it was, in the quarantine only
 
 
 def test_handmade_sessions_duplicates_and_positions(handmade):
@@ -417,7 +482,7 @@ def test_handmade_sessions_duplicates_and_positions(handmade):
         (U_A, "Rock", 2, 2, 2, False, 8),  # the empty line 9 does not cut it
         (U_B, "Starred", 1, 2, 2, True, 11),
         (U_B, "liked from radio", 1, 1, 1, True, 13),
-        (U_B, "Mix", 1, 4, 4, False, 18),
+        (U_B, "Mix", 1, 3, 3, False, 19),  # lines 19, 20, 23: the quarantined lines do not cut it
     ]
     assert rock == [
         (1, 1, "The Beatles", "Help!", 2, 2),  # line 4 is the same track: collapsed into line 2
@@ -508,3 +573,48 @@ def test_marts_constants_match_the_built_warehouse(tiny_warehouse: Path):
     assert FCT_PLAYLIST_TRACKS.name == "fct_playlist_tracks"
     assert DIM_PLAYLISTS.name == "dim_playlists"
     assert ML_PLAYLIST_SPLITS.columns == ("session_id", "track_id", "split", "role")
+
+
+# --- the marts as Parquet ----------------------------------------------------------------------
+
+
+def test_export_marts_writes_the_contract_as_parquet(tiny_warehouse: Path, tiny_csv: Path, tmp_path: Path):
+    """`ml export-marts` writes every mart and the quarantine as Parquet; read back, they are the
+    warehouse's rows; a folder with other columns is refused with its path."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from click.testing import CliRunner
+
+    from ml.cli import main
+    from ml.marts_parquet import EXPORTED, read_mart
+    from ml.warehouse import WarehouseError
+
+    db_path = tmp_path / "warehouse.duckdb"
+    shutil.copy(tiny_warehouse, db_path)  # the shared fixture is never written to
+    out = tmp_path / "marts"
+    result = CliRunner().invoke(
+        main,
+        ["export-marts", "--out", str(out)],
+        env={"DUCKDB_PATH": str(db_path), "RAW_CSV": str(tiny_csv)},
+    )
+    assert result.exit_code == 0, result.output
+    assert f"exported {len(EXPORTED)} relations from target dev to {out}" in result.output
+    con = connect(tiny_warehouse)
+    try:
+        for relation in EXPORTED:
+            table = read_mart(out, relation)
+            order = ", ".join(relation.columns)
+            want = con.execute(f"select {order} from {relation.name} order by {order}").fetchall()
+            got = sorted(
+                (tuple(r.values()) for r in table.to_pylist()), key=lambda r: [(v is None, v) for v in r]
+            )
+            assert got == want, relation.name
+    finally:
+        con.close()
+    bad = tmp_path / "bad" / "dim_tracks"
+    bad.mkdir(parents=True)
+    pq.write_table(pa.table({"track_id": ["x"]}), bad / "part-0.parquet")
+    with pytest.raises(WarehouseError, match="differ from the contract"):
+        read_mart(tmp_path / "bad", EXPORTED[2])
+    with pytest.raises(WarehouseError, match="no Parquet files for dim_artists"):
+        read_mart(tmp_path / "bad", EXPORTED[3])

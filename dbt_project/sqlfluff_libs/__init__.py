@@ -28,9 +28,26 @@ dbt = SimpleNamespace(
 )
 
 
+def _arg(value):
+    # a regex pattern passed to a dispatched macro (macros/cross_db.sql) renders as a string literal
+    text = _sql(value)
+    if any(c in text for c in "\\[]{}^") and not text.startswith("'"):
+        return "'" + text.replace("'", "''") + "'"
+    return text
+
+
+def _numbered_elements(relation, list_column, number_column, value_column):
+    return (
+        f"select unnest(range(1, len({list_column}) + 1)) as {number_column}, "
+        f"unnest({list_column}) as {value_column}, len({list_column}) as n_elements from {relation}"
+    )
+
+
 def _dispatch(macro_name, macro_namespace=None):
     # a project macro dispatched per adapter renders as a plain function call
-    return lambda *args, **kwargs: f"{macro_name}({_sql([_sql(a) for a in args])})"
+    if macro_name == "numbered_elements":  # renders a whole select
+        return _numbered_elements
+    return lambda *args, **kwargs: f"{macro_name}({_sql([_arg(a) for a in args])})"
 
 
 adapter = SimpleNamespace(dispatch=_dispatch)

@@ -18,7 +18,7 @@ track_lists as (
 
     select
         session_id,
-        {{ dbt.listagg('track_id', "' '", 'order by position') }} as track_ids
+        {{ ordered_list_text('track_id', 'position', "' '") }} as track_ids
     from playlist_tracks
     group by session_id
 

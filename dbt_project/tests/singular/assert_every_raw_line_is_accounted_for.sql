@@ -13,8 +13,8 @@ raw_file as (
 file_lines as (
 
     select
-        strlen(content) - strlen(replace(content, chr(10), ''))
-        + case when strlen(content) > 0 and not ends_with(content, chr(10)) then 1 else 0 end
+        {{ count_newlines('content') }}
+        + case when content != '' and not {{ ends_with('content', 'chr(10)') }} then 1 else 0 end
         - 1 as n_data_lines
     from raw_file
 

@@ -1,9 +1,12 @@
 {{ config(materialized='table') }}
 
 -- Every physical line of the raw file after the header: numbered, split into fields and judged.
--- DuckDB-only SQL lives here, at the source boundary. stg_spotify__playlist_tracks (reject_reason is
--- null) and rejected_lines (reject_reason is not null) are two filters of this table, so every line
--- lands in exactly one of them.
+-- The only model that parses the raw format. Where DuckDB and Spark SQL differ it calls the dispatched
+-- primitives of macros/cross_db.sql. stg_spotify__playlist_tracks (reject_reason is null) and
+-- rejected_lines (reject_reason is not null) are two filters of this table, so every line lands in
+-- exactly one of them.
+
+{%- set strict_line = '"(?:[^"\\\\]|\\\\.)*"(?:,"(?:[^"\\\\]|\\\\.)*"){3}' %}
 
 with
 
@@ -17,17 +20,13 @@ physical_lines as (
 
     -- Split on '\n' only: element N of this list is line N of the file, whatever the line holds
     -- (blank, a stray '\r', quotes), so the list index is the physical line number.
-    select string_split(content, chr(10)) as file_lines from raw_file
+    select {{ split_lines('content') }} as file_lines from raw_file
 
 ),
 
 numbered as (
 
-    select
-        unnest(range(1, len(file_lines) + 1)) as line_number,
-        unnest(file_lines) as raw_line,
-        len(file_lines) as n_elements
-    from physical_lines
+    {{ numbered_elements('physical_lines', 'file_lines', 'line_number', 'raw_line') }}
 
 ),
 
@@ -37,7 +36,10 @@ data_lines as (
         line_number,
         raw_line,
         -- a file saved with CRLF endings: the '\r' belongs to the line break, not to the last field
-        case when ends_with(raw_line, chr(13)) then left(raw_line, -1) else raw_line end as line_text
+        case
+            when {{ ends_with('raw_line', 'chr(13)') }} then substring(raw_line, 1, length(raw_line) - 1)
+            else raw_line
+        end as line_text
     from numbered
     where
         line_number > 1
@@ -53,10 +55,10 @@ split_fields as (
         raw_line,
         line_text,
         length(line_text) >= 2
-        and starts_with(line_text, '"')
-        and ends_with(line_text, '"') as is_quoted,
-        contains(line_text, '\') as has_backslash,
-        string_split(substring(line_text, 2, length(line_text) - 2), '","') as field_values
+        and {{ starts_with('line_text', "'\"'") }}
+        and {{ ends_with('line_text', "'\"'") }} as is_quoted,
+        contains(line_text, chr(92)) as has_backslash,
+        {{ split_on('substring(line_text, 2, length(line_text) - 2)', "'\",\"'") }} as field_values
     from data_lines
 
 ),
@@ -65,16 +67,18 @@ strictness as (
 
     select
         *,
-        len(field_values) as n_fields,
+        {{ list_size('field_values') }} as n_fields,
         -- The strict grammar: four quoted fields, inner quotes escaped with a backslash. Without a
         -- backslash a line is strict exactly when no split field holds a quote (cheap); with one,
         -- the full pattern decides.
         case
             when has_backslash
-                then regexp_full_match(line_text, '"(?:[^"\\]|\\.)*"(?:,"(?:[^"\\]|\\.)*"){3}')
+                then {{ regex_full_match('line_text', strict_line) }}
             else not (
-                contains(field_values[1], '"') or contains(field_values[2], '"')
-                or contains(field_values[3], '"') or contains(field_values[4], '"')
+                contains({{ list_element('field_values', 1) }}, '"')
+                or contains({{ list_element('field_values', 2) }}, '"')
+                or contains({{ list_element('field_values', 3) }}, '"')
+                or contains({{ list_element('field_values', 4) }}, '"')
             )
         end as is_strict
     from split_fields
@@ -90,10 +94,10 @@ unescaped as (
         is_quoted,
         is_strict,
         n_fields,
-        {{ raw_field_value('field_values[1]', 'has_backslash') }} as user_id,
-        {{ raw_field_value('field_values[2]', 'has_backslash') }} as artist_name,
-        {{ raw_field_value('field_values[3]', 'has_backslash') }} as track_name,
-        {{ raw_field_value('field_values[4]', 'has_backslash') }} as playlist_name
+        {{ raw_field_value(list_element('field_values', 1), 'has_backslash') }} as user_id,
+        {{ raw_field_value(list_element('field_values', 2), 'has_backslash') }} as artist_name,
+        {{ raw_field_value(list_element('field_values', 3), 'has_backslash') }} as track_name,
+        {{ raw_field_value(list_element('field_values', 4), 'has_backslash') }} as playlist_name
     from strictness
 
 ),
@@ -104,9 +108,11 @@ judged as (
         *,
         case
             when line_text = '' then 'empty_line'
+            -- NUL, a lone CR, ESC...: such bytes never reach a name (a CRLF's CR was removed above)
+            when {{ regex_contains('line_text', control_character_pattern()) }} then 'control_character'
             when not is_quoted then 'not_quoted'
             when n_fields != 4 then 'wrong_field_count'
-            when not regexp_full_match(user_id, '[0-9a-f]{32}') then 'invalid_user_id'
+            when not {{ regex_full_match('user_id', '[0-9a-f]{32}') }} then 'invalid_user_id'
             when track_name = '' then 'empty_track_name'
             when playlist_name = '' then 'empty_playlist_name'
         end as reject_reason
@@ -128,11 +134,31 @@ final as (
         reject_reason,
         case reject_reason
             when 'empty_line' then 'the line is empty'
+            when 'control_character'
+                then
+                    concat(
+                        'the line holds the control character ',
+                        {{ code_point_label(regex_first('line_text', control_character_pattern())) }},
+                        ' at character ',
+                        {{ dbt.cast(
+                            'length(' ~ regex_first('line_text', '^[^' ~ control_character_class() ~ ']*') ~ ') + 1',
+                            dbt.type_string()) }},
+                        ' (tab is the only control character a field may hold)'
+                    )
             when 'not_quoted' then 'the line does not start and end with a double quote'
             when 'wrong_field_count'
-                then n_fields || ' fields when split on "," (expected 4: user_id, artistname, trackname, playlistname)'
+                then
+                    concat(
+                        {{ dbt.cast('n_fields', dbt.type_string()) }},
+                        ' fields when split on "," (expected 4: user_id, artistname, trackname, playlistname)'
+                    )
             when 'invalid_user_id'
-                then 'user_id ' || to_json(left(user_id, 64)) || ' is not 32 lowercase hex characters'
+                then
+                    concat(
+                        'user_id ',
+                        {{ json_quoted('substring(user_id, 1, 64)') }},
+                        ' is not 32 lowercase hex characters'
+                    )
             when 'empty_track_name' then 'trackname is empty: a row without a track cannot be identified'
             when 'empty_playlist_name' then 'playlistname is empty: the row cannot be placed in a playlist'
         end as reject_detail
