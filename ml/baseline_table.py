@@ -13,9 +13,10 @@ from typing import Any
 
 from ml.corpus import PlaylistData
 from ml.evaluate import evaluate, evaluate_last_item
-from ml.rankers import CoocRanker, PopularityRanker, Ranker, TasteCommunityRanker
+from ml.rankers import CoocRanker, PopularityRanker, Ranker
 from ml.search import GridConfig
 from ml.shapes import EvalSet, Ragged
+from ml.taste import TasteCommunityRanker
 from ml.word2vec import Track2Vec, sample_min_count
 
 

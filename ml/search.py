@@ -258,35 +258,7 @@ def run_search(
         study_name="rung0", storage=storage, sampler=sampler, direction="maximize", load_if_exists=True
     )
     _fail_interrupted(rung0)
-    bar = tqdm(total=s.n_trials, desc="search rung 0", unit="fit", disable=not progress)
-    scored: dict[int, list[Scored]] = {}
-    params_of: dict[int, W2VParams] = {}
-    skipped = 0
-    for t in rung0.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        params_of[t.number] = _params_from(config, t.params)
-        scored[t.number] = [_scored_from(t.user_attrs["scored"])]
-    bar.update(len(scored))
-    if not rung0.trials:
-        rung0.enqueue_trial(_suggestible(config, config.defaults))
-    attempts = 0
-    while len(scored) < s.n_trials and attempts < 20 * s.n_trials:
-        attempts += 1
-        trial = rung0.ask()
-        params = _suggest(config, trial)
-        if params.sg and params.window * params.negative > s.max_sg_pairs:
-            rung0.tell(trial, state=optuna.trial.TrialState.PRUNED)  # too costly: not fitted
-            skipped += 1
-            continue
-        if any(p.key() == params.key() for p in params_of.values()):
-            rung0.tell(trial, state=optuna.trial.TrialState.PRUNED)  # a repeat: nothing to learn
-            continue
-        result = fit_and_score(params, 0)
-        trial.set_user_attr("scored", asdict(result))
-        rung0.tell(trial, result.metrics[s.metric])
-        params_of[trial.number], scored[trial.number] = params, [result]
-        bar.update(1)
-        bar.write(f"rung 0 trial {trial.number}: {params.label()}  {_best_line(result, s.metric)}")
-    bar.close()
+    scored, params_of, skipped = _rung0(config, rung0, fit_and_score, progress)
     alive = sorted(scored, key=lambda n: (-scored[n][0].metrics[s.metric], n))
     for rung in range(1, len(s.rungs)):
         alive = alive[: max(1, math.ceil(len(alive) / s.reduction_factor))]
@@ -324,6 +296,45 @@ def run_search(
         )
     results.sort(key=lambda r: (-r.rung, -r.value, r.trial))
     return SearchOutcome(results, study_file, skipped, s.rungs)
+
+
+def _rung0(
+    config: GridConfig, rung0: Any, fit_and_score: FitAndScore, progress: bool
+) -> tuple[dict[int, list[Scored]], dict[int, W2VParams], int]:
+    """Rung 0: the finished trials of the journal, then TPE proposals fitted until n_trials."""
+    import optuna
+
+    s = config.search
+    bar = tqdm(total=s.n_trials, desc="search rung 0", unit="fit", disable=not progress)
+    scored: dict[int, list[Scored]] = {}
+    params_of: dict[int, W2VParams] = {}
+    skipped = 0
+    for t in rung0.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        params_of[t.number] = _params_from(config, t.params)
+        scored[t.number] = [_scored_from(t.user_attrs["scored"])]
+    bar.update(len(scored))
+    if not rung0.trials:
+        rung0.enqueue_trial(_suggestible(config, config.defaults))
+    attempts = 0
+    while len(scored) < s.n_trials and attempts < 20 * s.n_trials:
+        attempts += 1
+        trial = rung0.ask()
+        params = _suggest(config, trial)
+        if params.sg and params.window * params.negative > s.max_sg_pairs:
+            rung0.tell(trial, state=optuna.trial.TrialState.PRUNED)  # too costly: not fitted
+            skipped += 1
+            continue
+        if any(p.key() == params.key() for p in params_of.values()):
+            rung0.tell(trial, state=optuna.trial.TrialState.PRUNED)  # a repeat: nothing to learn
+            continue
+        result = fit_and_score(params, 0)
+        trial.set_user_attr("scored", asdict(result))
+        rung0.tell(trial, result.metrics[s.metric])
+        params_of[trial.number], scored[trial.number] = params, [result]
+        bar.update(1)
+        bar.write(f"rung 0 trial {trial.number}: {params.label()}  {_best_line(result, s.metric)}")
+    bar.close()
+    return scored, params_of, skipped
 
 
 def _best_line(result: Scored, metric: str) -> str:

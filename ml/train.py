@@ -141,16 +141,7 @@ def run_training(
     timings["total"] = time.perf_counter() - t_all
     run.write_json(RunDir.TIMINGS, rounded(timings))
     with timings("mlflow"):
-        from ml.tracking import log_training_run
-
-        log_training_run(
-            paths.models_dir,
-            run.path,
-            {**asdict(best), "seed": seed, "n_trials": len(search_rows), "grid_file": config.source},
-            metrics,
-            search_rows,
-            rounded(timings),
-        )
+        track_step(paths, run, record, timings)
     return TrainResult(
         run.path.name, run.path, best, metrics, tuple(search_rows), rounded(timings), record.fit_info
     )
@@ -277,6 +268,15 @@ def refit_step(
     if fit is not None:
         return model.use_fit(fit, ctx.data.track_ids, counts)
     return model.fit_corpus(full_corpus, ctx.data.track_ids, counts)
+
+
+def track_step(paths: Paths, run: RunDir, record: RunRecord, timings: dict[str, float]) -> None:
+    """The run in MLflow (ml.tracking): params, per-trial and final metrics, card and plots."""
+    from ml.tracking import log_training_run
+
+    params = {**asdict(record.params), "seed": record.seed, "n_trials": len(record.search_rows)}
+    params["grid_file"] = record.config.source
+    log_training_run(paths.models_dir, run.path, params, record.metrics, record.search_rows, rounded(timings))
 
 
 def selection_verdict(valid: dict[str, Any], baselines_valid: dict[str, dict[str, Any]], metric: str) -> str:

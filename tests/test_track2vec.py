@@ -11,9 +11,10 @@ import numpy as np
 
 from ml.evaluate import evaluate
 from ml.knn import normalize_rows, top_k
-from ml.rankers import PopularityRanker, TasteCommunityRanker, VectorRanker, knn_tables
+from ml.rankers import PopularityRanker, VectorRanker, knn_tables
 from ml.search import Scored, W2VParams, load_grid, run_search
 from ml.shapes import EvalSet, Ragged
+from ml.taste import TasteCommunityRanker
 from ml.word2vec import Track2Vec
 
 TINY_GRID = Path(__file__).parents[1] / "ml" / "grid_tiny.yml"
