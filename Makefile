@@ -60,7 +60,7 @@ DBT := cd dbt_project && "$$MAKE_BIN/dbt"
 # TARGET is one of its choices: checked before any prerequisite runs (deploy exports first), and
 # again in the recipe.
 TARGETS := local sagemaker
-ifneq ($(filter deploy undeploy,$(MAKECMDGOALS)),)
+ifneq ($(filter train deploy undeploy,$(MAKECMDGOALS)),)
 ifneq ($(words $(TARGET))$(filter $(TARGETS),$(TARGET)),1$(TARGET))
 $(error TARGET=$(TARGET) is not one of: $(TARGETS))
 endif
@@ -113,8 +113,9 @@ report: dbt ## dataset profile: power law, distributions (reports/data_profile.h
 	"$$MAKE_BIN/ml" report data
 
 .PHONY: train
-train: dbt ## train, search and evaluate track2vec; writes models/latest
-	"$$MAKE_BIN/ml" train
+train: dbt ## train, search and evaluate track2vec (TARGET=local|sagemaker); writes models/latest
+	@$(CHECK_TARGET)
+	"$$MAKE_BIN/ml" train --target "$$TARGET"
 
 .PHONY: mlflow-ui
 mlflow-ui: | $(STAMP) ## open the MLflow UI on the training runs (MODELS_DIR/mlruns, or MLFLOW_TRACKING_URI) at 127.0.0.1:5000

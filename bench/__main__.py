@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-ORDER = ["generate", "realism", "dbt", "gate", "train", "serve"]
+ORDER = ["generate", "realism", "dbt", "gate", "train", "serve", "serve_hardening"]
 
 
 def main(argv: list[str]) -> int:

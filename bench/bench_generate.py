@@ -68,6 +68,7 @@ def _duckdb_profile(path: Path) -> tuple[float, dict[str, object]]:
 
 def main() -> None:
     repeats = int(os.environ.get("BENCH_REPEATS", "3"))
+    load_before = [round(x, 2) for x in os.getloadavg()]
     OUT.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "ml.cli", "data", "generate", "--preset", "full", "--seed", str(SEED)]
     runs, digests = [], []
@@ -88,6 +89,7 @@ def main() -> None:
     if profile["loaded_rows"] + profile["rejected_lines"] != data_lines:
         raise RuntimeError(f"DuckDB accounting: {profile} vs {data_lines} data lines")
 
+    load_after = [round(x, 2) for x in os.getloadavg()]
     shown = os.path.relpath(OUT, REPO_ROOT)
     wall = median([r.wall_s for r in runs])
     peak = max(r.peak_rss_mb for r in runs)
@@ -108,6 +110,10 @@ def main() -> None:
         "ratio_generate_over_duckdb_read": round(wall / duckdb_s, 2),
         "ratio_generate_over_wc_l": round(wall / wc_s, 1),
         "within_budget": wall <= BUDGET_S and peak <= BUDGET_MB,
+        # 1/5/15-minute load averages of the (shared, 2-core) machine before and after the run: other
+        # jobs slow the generator and its DuckDB reference alike; the ratio is the comparable figure.
+        "load_average_before": load_before,
+        "load_average_after": load_after,
         "full_file_profile": profile,
     }
     lines = [
@@ -118,6 +124,7 @@ def main() -> None:
         f"reference, same run: DuckDB reads it back in {duckdb_s:.1f} s (generate/read = {wall / duckdb_s:.2f}x), "
         f"`wc -l` in {wc_s:.2f} s (generate/wc = {wall / wc_s:.0f}x)",
         f"identical bytes across repeats: sha256 {digests[0][:16]}...",
+        f"load average (1/5/15 min) on {os.cpu_count()} cores: {load_before} before, {load_after} after",
         "file profile (DuckDB, real-format reader): "
         + ", ".join(f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}" for k, v in profile.items()),
     ]

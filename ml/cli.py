@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from ml.cli_serve import serve_cmd
 from ml.config import DEFAULTS, Paths
 
 
@@ -18,7 +19,29 @@ def _paths() -> Paths:
     return Paths.from_env()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class OneLineErrors(click.Group):
+    """Every error of a user's input is one line on stderr, exit code 2 (usage) or 1, no traceback:
+    click's usage errors lose their usage block (the line says where `-h` helps instead)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # noqa: ANN001, ANN201 - click's signature
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        except click.ClickException as err:
+            message = " ".join(err.format_message().split())
+            ctx = getattr(err, "ctx", None)
+            if isinstance(err, click.UsageError) and ctx is not None:
+                message += f" (see `{ctx.command_path} -h`)"
+            click.echo(f"Error: {message}", err=True)
+            sys.exit(err.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """music-recsys: playlist continuation from the Spotify playlists file."""
 
@@ -33,7 +56,9 @@ def data() -> None:
 
 @data.command("generate")
 @click.option("--preset", type=click.Choice(["tiny", "small", "full"]), default="small", show_default=True)
-@click.option("--rows", type=int, default=None, help="Target row count (overrides the preset's).")
+@click.option(
+    "--rows", type=click.IntRange(min=100), default=None, help="Target row count (overrides the preset's)."
+)
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
 @click.option(
     "--out",
@@ -51,7 +76,10 @@ def data_generate(preset: str, rows: int | None, seed: int, out: Path | None, fo
         # RAW_CSV may be the real Kaggle file: never replace it by accident.
         if out.exists() and not force:
             raise click.ClickException(f"{out} exists; pass --force (or --out) to write anyway")
-    result = generate(preset=preset, rows=rows, seed=seed, out=out)
+    try:
+        result = generate(preset=preset, rows=rows, seed=seed, out=out)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
     click.echo(result.summary())
 
 
@@ -116,12 +144,18 @@ def validate_marts_cmd(profile: str | None) -> None:
 
 @main.command("sql")
 @click.argument("query")
-@click.option("--limit", type=int, default=50, show_default=True, help="Rows to print.")
+@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True, help="Rows to print.")
 def sql_cmd(query: str, limit: int) -> None:
-    """Run read-only SQL against the warehouse (DUCKDB_PATH) and print the result."""
-    from ml.warehouse import run_sql
+    """Run read-only SQL against the warehouse (DUCKDB_PATH) and print the result.
 
-    click.echo(run_sql(query, _paths().duckdb_path, limit=limit))
+    Read-only for real: no writes, no file or network access (COPY TO, ATTACH, read_csv of other
+    files), no extension install or load."""
+    from ml.warehouse import WarehouseError, run_sql
+
+    try:
+        click.echo(run_sql(query, _paths().duckdb_path, limit=limit))
+    except WarehouseError as err:
+        raise click.ClickException(str(err)) from None
 
 
 @main.command("export-marts")
@@ -188,8 +222,29 @@ def report_data_cmd() -> None:
 )
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
 @click.option("--no-search", is_flag=True, help="Skip the search; fit the grid's default params.")
-def train_cmd(grid: Path | None, seed: int, no_search: bool) -> None:
+@click.option(
+    "--target",
+    type=click.Choice(["local", "sagemaker"]),
+    default="local",
+    show_default=True,
+    help="sagemaker: the same training as a SageMaker training job on the Parquet marts (deploy.yml).",
+)
+def train_cmd(grid: Path | None, seed: int, no_search: bool, target: str) -> None:
     """Train, search and evaluate track2vec from the marts; writes models/<run_id> and models/latest."""
+    if target == "sagemaker":
+        from ml.deploy.config import TrainingJobConfig
+        from ml.deploy.training_job import TrainingJobError, train_on_sagemaker
+        from ml.warehouse import WarehouseError
+
+        try:
+            result = train_on_sagemaker(
+                _paths(), TrainingJobConfig.load(), seed=seed, search=not no_search, grid=grid
+            )
+        except (TrainingJobError, WarehouseError) as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(130 if str(err).startswith("interrupted") else 1)
+        click.echo(result.summary())
+        return
     from ml.train import run_training
 
     # progress bars only on a terminal: in a log, tqdm's '\r' redraws pile up into megabytes
@@ -200,16 +255,20 @@ def train_cmd(grid: Path | None, seed: int, no_search: bool) -> None:
 
 
 @main.command("recommend")
-@click.option("--track", "tracks", multiple=True, required=True, help='"Artist - Title" (repeatable).')
-@click.option("-k", "k", type=int, default=10, show_default=True)
-def recommend_cmd(tracks: tuple[str, ...], k: int) -> None:
-    """Suggest tracks for a playlist, by name, from the offline model in models/latest."""
+@click.option("--track", "tracks", multiple=True, help='"Artist - Title" (repeatable).')
+@click.option("--id", "ids", multiple=True, help="a track id (repeatable).")
+@click.option("-k", "k", type=click.IntRange(1, 500), default=10, show_default=True)
+def recommend_cmd(tracks: tuple[str, ...], ids: tuple[str, ...], k: int) -> None:
+    """Suggest tracks for a playlist, by name or id, from the model in models/latest (the endpoint's answer)."""
     from ml.recommend import recommend_by_name
+    from ml.warehouse import WarehouseError
 
+    if not tracks and not ids:
+        raise click.UsageError('give the playlist as --track "Artist - Title" and/or --id <track_id>')
     try:
-        click.echo(recommend_by_name(list(tracks), k=k, paths=_paths()))
-    except (ValueError, FileNotFoundError) as err:
-        raise click.ClickException(str(err)) from err
+        click.echo(recommend_by_name(list(tracks), k=k, paths=_paths(), ids=ids))
+    except (ValueError, FileNotFoundError, WarehouseError) as err:
+        raise click.ClickException(str(err)) from None
 
 
 @main.command("export")
@@ -224,22 +283,7 @@ def export_cmd() -> None:
 # --- serving and deployment ---------------------------------------------------------------------
 
 
-@main.command("serve")
-@click.option("--host", default=DEFAULTS.host, show_default=True)
-@click.option("--port", type=int, default=DEFAULTS.port, show_default=True)
-@click.option(
-    "--model",
-    "model_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="model.tar.gz or SavedModel dir (default: models/latest/model.tar.gz).",
-)
-def serve_cmd(host: str, port: int, model_path: Path | None) -> None:
-    """Serve the exported model over HTTP with the SageMaker container contract."""
-    from ml.run_dir import RunDir
-    from ml.serve import serve_forever
-
-    serve_forever(model_path or RunDir.latest(_paths().models_dir).tarball, host=host, port=port)
+main.add_command(serve_cmd)
 
 
 @main.command("deploy")
@@ -247,8 +291,12 @@ def serve_cmd(host: str, port: int, model_path: Path | None) -> None:
 def deploy_cmd(target: str) -> None:
     """Deploy models/latest/model.tar.gz and check the live endpoint."""
     from ml.deploy import deploy
+    from ml.deploy.state import StateFileError
 
-    result = deploy(target, _paths())
+    try:
+        result = deploy(target, _paths())
+    except StateFileError as err:
+        raise click.ClickException(str(err)) from None
     click.echo(result.summary())
     if not result.success:
         sys.exit(1)
@@ -259,21 +307,28 @@ def deploy_cmd(target: str) -> None:
 def undeploy_cmd(target: str) -> None:
     """Stop the local endpoint, or delete the SageMaker endpoint and what deploy created."""
     from ml.deploy import undeploy
+    from ml.deploy.state import StateFileError
 
     try:
         click.echo(undeploy(target, _paths()))
-    except RuntimeError as exc:
+    except (RuntimeError, StateFileError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 
 @main.command("check")
 @click.option("--target", type=click.Choice(["local", "sagemaker"]), default="local", show_default=True)
-@click.option("--n", "n_playlists", type=int, default=DEFAULTS.check_playlists, show_default=True)
+@click.option(
+    "--n", "n_playlists", type=click.IntRange(min=1), default=DEFAULTS.check_playlists, show_default=True
+)
 def check_cmd(target: str, n_playlists: int) -> None:
     """Invoke the deployed endpoint with test playlists; compare with the offline predictions."""
     from ml.deploy import check
+    from ml.deploy.state import StateFileError
 
-    result = check(target, _paths(), n_playlists=n_playlists)
+    try:
+        result = check(target, _paths(), n_playlists=n_playlists)
+    except StateFileError as err:
+        raise click.ClickException(str(err)) from None
     click.echo(result.summary())
     if not result.success:
         sys.exit(1)
@@ -283,8 +338,12 @@ def check_cmd(target: str, n_playlists: int) -> None:
 def demo_summary_cmd() -> None:
     """Print where to look after `make demo`."""
     from ml.deploy import demo_summary
+    from ml.deploy.state import StateFileError
 
-    click.echo(demo_summary(_paths()))
+    try:
+        click.echo(demo_summary(_paths()))
+    except StateFileError as err:
+        raise click.ClickException(str(err)) from None
 
 
 @main.group("config")

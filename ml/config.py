@@ -46,6 +46,12 @@ class Paths:
     gx_dir: Path = field(default=REPO_ROOT / "gx")
     dbt_project_dir: Path = field(default=REPO_ROOT / "dbt_project")
     profiles_dir: Path = field(default=REPO_ROOT / "profiles")
+    marts_dir: Path | None = None  # MARTS_DIR: a folder of Parquet marts (ml/marts_parquet.py)
+
+    @property
+    def marts(self) -> Path:
+        """Where training reads the marts: the Parquet folder when MARTS_DIR is set, else the warehouse."""
+        return self.marts_dir or self.duckdb_path
 
     @classmethod
     def from_env(cls) -> Paths:
@@ -54,6 +60,7 @@ class Paths:
             duckdb_path=_env_path("DUCKDB_PATH", "data/warehouse.duckdb"),
             models_dir=_env_path("MODELS_DIR", "models"),
             reports_dir=_env_path("REPORTS_DIR", "reports"),
+            marts_dir=_env_path("MARTS_DIR", "") if os.environ.get("MARTS_DIR") else None,
         )
 
 
@@ -63,6 +70,18 @@ RAW_COLUMNS = ("user_id", "artistname", "trackname", "playlistname")
 
 # Playlist names the Spotify client creates by itself; they mix tastes.
 AUTO_PLAYLIST_NAMES = ("Starred", "Liked from Radio")
+
+
+@dataclass(frozen=True)
+class ServeLimits:
+    """Transport limits of `ml serve` (ml.serve_guard says what each one stops)."""
+
+    max_connections: int = 256  # lowered at start to fit the descriptors left
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    keep_alive_s: int = 5
+    max_header_bytes: int = 16 * 1024  # request line + headers (h11's incomplete-event limit)
+    backlog: int = 32  # listen() queue, and the most connections asyncio accepts in one loop turn
 
 
 def main(argv: list[str]) -> int:

@@ -1,7 +1,13 @@
 """The endpoint's JSON contract, in one place for the local server and the SageMaker container.
 
-Request  `{"instances": [{"tracks": ["<track_id>", ...], "k": 10}, ...]}`
-Response `{"predictions": [{"track_ids": [...], "scores": [...], "n_unknown": 0, "fallback": false}]}`
+Request  `{"instances": [{"tracks": ["<track_id>", ...], "k": 10}, ...]}`, or tracks by name:
+         `{"instances": [{"names": [{"artist": "...", "title": "..."}, "Artist - Title", ...], "k": 10}]}`
+Response `{"predictions": [{"track_ids": [...], "artists": [...], "titles": [...], "scores": [...],
+          "n_unknown": 0, "fallback": false}]}`
+
+A name resolves to a track id with the warehouse's identity rule (`track_id_of`, the same as dbt's
+`short_id(normalize_name(artist), normalize_name(title))`), so no warehouse is needed: a name the
+model does not know gives an id it does not know, counted in `n_unknown` like an unknown id.
 
 Standard library only: `ml export` copies this file into `model.tar.gz` as `code/inference.py`,
 where the SageMaker TensorFlow Serving container calls `input_handler` / `output_handler` around
@@ -9,7 +15,9 @@ TensorFlow Serving's REST predict API. `ml serve` imports the same functions, so
 validate and answer alike.
 """
 
+import hashlib
 import json
+import re
 from typing import NamedTuple
 
 SIGNATURE_NAME = "serving_default"
@@ -22,6 +30,9 @@ MAX_TRACKS = 5000  # real playlists run to thousands of tracks (the Kaggle file'
 MAX_K = 500
 DEFAULT_K = 10
 MAX_TRACK_ID_CHARS = 128
+MAX_NAME_CHARS = 1024  # an artist, a title, or an "Artist - Title" string
+NAME_SEPARATOR = " - "
+ID_SEPARATOR = "\x1f"  # dbt's id_separator(): the unit separator between the hashed parts
 # The model keeps this many popular tracks for empty playlists: enough for MAX_K after
 # removing up to MAX_TRACKS input tracks.
 N_POPULAR = MAX_K + MAX_TRACKS
@@ -39,8 +50,67 @@ class ContractError(ValueError):
 # A NamedTuple, not a dataclass: the container imports this file without registering it in
 # sys.modules, which dataclasses need; and no `from __future__ import annotations` for the same reason.
 class Instance(NamedTuple):
-    tracks: tuple[str, ...]
+    tracks: tuple[str, ...]  # the given ids, then the ids of the given names, in order
     k: int
+
+
+JSON_MEDIA_TYPE = "application/json"
+
+
+def check_content_type(content_type) -> None:  # noqa: ANN001 - str or None; no `|` for older container Pythons
+    """The one content-type rule of both endpoints: application/json, with no charset or utf-8;
+    a missing or empty header counts as application/json. Anything else: ContractError 415."""
+    if not content_type or not content_type.strip():
+        return
+    media_type, *params = (part.strip() for part in content_type.split(";"))
+    if media_type.lower() != JSON_MEDIA_TYPE:
+        raise ContractError(
+            f"content type {content_type!r} is not supported; send {JSON_MEDIA_TYPE}", status=415
+        )
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            raise ContractError(f"charset in {content_type!r} is not supported; send utf-8", status=415)
+
+
+# --- identity: dbt_project/macros/identity.sql, docs/contracts.md ------------------------------
+
+_WHITESPACE = re.compile("[ \t\n\f\r]+")
+# What DuckDB's trim() strips: the Unicode space separators (category Zs), not tabs or newlines.
+_SPACE_SEPARATORS = (
+    " \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"
+)
+
+
+def normalize_name(name: str) -> str:
+    """dbt's `normalize_name` as DuckDB computes it: lower-cased, each run of [ \\t\\n\\f\\r] made
+    one space, then trimmed of space separators.
+
+    Lower-casing is per character with the simple (one-to-one) Unicode mapping, as DuckDB's
+    `lower` does: `str.lower` on the whole string would differ on U+0130 ('İ' -> 'i' plus a
+    combining dot) and on a word-final capital sigma ('Σ' -> 'ς').
+    """
+    lowered = name.lower() if name.isascii() else "".join(c.lower()[:1] for c in name)
+    return _WHITESPACE.sub(" ", lowered).strip(_SPACE_SEPARATORS)
+
+
+def track_id_of(artist: str, title: str) -> str:
+    """The warehouse's track_id: the first 16 hex chars of md5(norm(artist) + 0x1f + norm(title))."""
+    key = normalize_name(artist) + ID_SEPARATOR + normalize_name(title)
+    return hashlib.md5(key.encode("utf-8")).hexdigest()[:16]
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """ "Artist - Title" -> (artist, title), split at the first " - " (titles often hold one, e.g.
+    "Song - Remastered"; give {"artist", "title"} for an artist that holds one). "- Title" is a
+    track with an empty artist name."""
+    stripped = name.strip(" ")
+    if stripped.startswith(NAME_SEPARATOR.lstrip()):
+        return "", stripped[len(NAME_SEPARATOR.lstrip()) :]
+    artist, sep, title = name.partition(NAME_SEPARATOR)
+    if not sep:
+        raise ValueError(f'{name!r} is not "Artist - Title"')
+    return artist, title
 
 
 def parse_body(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> list[Instance]:
@@ -72,27 +142,78 @@ def parse_payload(payload: object) -> list[Instance]:
 def _parse_instance(i: int, item: object) -> Instance:
     where = f"instances[{i}]"
     if not isinstance(item, dict):
-        raise ContractError(f'{where} must be an object {{"tracks": [...], "k": 10}}')
-    extra = sorted(set(item) - {"tracks", "k"})
+        raise ContractError(f'{where} must be an object {{"tracks": [...], "k": 10}} or {{"names": [...]}}')
+    extra = sorted(set(item) - {"tracks", "names", "k"})
     if extra:
         raise ContractError(f"{where} has unknown field(s) {extra}")
-    tracks = item.get("tracks")
+    if "tracks" not in item and "names" not in item:
+        raise ContractError(f"{where} needs tracks (a list of track ids) or names")
+    tracks = item.get("tracks", [])
     if not isinstance(tracks, list):
         raise ContractError(f"{where}.tracks must be a list of track id strings")
-    if len(tracks) > MAX_TRACKS:
-        raise ContractError(f"{where}.tracks has {len(tracks)} items; the limit is {MAX_TRACKS}", status=413)
+    names = item.get("names", [])
+    if not isinstance(names, list):
+        raise ContractError(
+            f'{where}.names must be a list of {{"artist", "title"}} objects or "Artist - Title" strings'
+        )
+    if len(tracks) + len(names) > MAX_TRACKS:
+        what = "tracks" if "names" not in item else "names" if "tracks" not in item else "tracks + names"
+        raise ContractError(
+            f"{where}.{what} has {len(tracks) + len(names)} items; the limit is {MAX_TRACKS}", status=413
+        )
     for j, track in enumerate(tracks):
         if not isinstance(track, str) or not track or len(track) > MAX_TRACK_ID_CHARS:
             raise ContractError(
                 f"{where}.tracks[{j}] must be a non-empty string of at most {MAX_TRACK_ID_CHARS} chars"
             )
+        if not _is_unicode_text(track):
+            raise ContractError(f"{where}.tracks[{j}] is not Unicode text (it holds a lone surrogate)")
+    named = [_parse_name(f"{where}.names[{j}]", name) for j, name in enumerate(names)]
     k = item.get("k", DEFAULT_K)
     # bool is an int in Python; true is not a k.
     if not isinstance(k, int) or isinstance(k, bool):
         raise ContractError(f"{where}.k must be an integer")
     if not 1 <= k <= MAX_K:
         raise ContractError(f"{where}.k is {k}; it must be between 1 and {MAX_K}")
-    return Instance(tracks=tuple(tracks), k=k)
+    return Instance(tracks=(*tracks, *named), k=k)
+
+
+def _parse_name(where: str, name: object) -> str:
+    """One entry of `names` -> its track id (ContractError naming the entry when malformed)."""
+    if isinstance(name, str):
+        if len(name) > MAX_NAME_CHARS:
+            raise ContractError(f"{where} is longer than {MAX_NAME_CHARS} chars")
+        try:
+            artist, title = split_name(name)
+        except ValueError:
+            raise ContractError(
+                f'{where} must be "Artist - Title" (or {{"artist": "...", "title": "..."}})'
+            ) from None
+    elif isinstance(name, dict):
+        extra = sorted(set(name) - {"artist", "title"})
+        if extra:
+            raise ContractError(f"{where} has unknown field(s) {extra}")
+        artist, title = name.get("artist", ""), name.get("title")
+        if not isinstance(artist, str) or not isinstance(title, str):
+            raise ContractError(f"{where} needs a string title and a string artist (may be empty)")
+        if len(artist) > MAX_NAME_CHARS or len(title) > MAX_NAME_CHARS:
+            raise ContractError(f"{where}: artist and title are limited to {MAX_NAME_CHARS} chars")
+    else:
+        raise ContractError(f'{where} must be {{"artist": "...", "title": "..."}} or "Artist - Title"')
+    if not (_is_unicode_text(artist) and _is_unicode_text(title)):
+        raise ContractError(f"{where} is not Unicode text (it holds a lone surrogate)")
+    if not normalize_name(title):
+        raise ContractError(f"{where} has an empty title")
+    return track_id_of(artist, title)
+
+
+def _is_unicode_text(text: str) -> bool:
+    """False for a string JSON can carry but UTF-8 cannot (a lone surrogate such as "\\ud800")."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def model_inputs(instances: list[Instance]) -> dict[str, list]:
@@ -103,10 +224,12 @@ def model_inputs(instances: list[Instance]) -> dict[str, list]:
 
 
 def predictions(outputs: dict[str, list]) -> list[dict[str, object]]:
-    """Model outputs (lists, ids as str) -> one prediction per instance, trimmed to its result count."""
+    """Model outputs (lists, strings as str) -> one prediction per instance, trimmed to its result count."""
     out = []
-    for ids, scores, n_results, n_unknown, fallback in zip(
+    for ids, artists, titles, scores, n_results, n_unknown, fallback in zip(
         outputs["track_ids"],
+        outputs["artists"],
+        outputs["titles"],
         outputs["scores"],
         outputs["n_results"],
         outputs["n_unknown"],
@@ -117,6 +240,8 @@ def predictions(outputs: dict[str, list]) -> list[dict[str, object]]:
         out.append(
             {
                 "track_ids": list(ids[:n]),
+                "artists": list(artists[:n]),
+                "titles": list(titles[:n]),
                 "scores": [float(s) for s in scores[:n]],
                 "n_unknown": int(n_unknown),
                 "fallback": bool(fallback),
@@ -130,9 +255,7 @@ def predictions(outputs: dict[str, list]) -> list[dict[str, object]]:
 
 def input_handler(data, context):  # the container's signature
     """Request body -> TensorFlow Serving REST predict body (columnar `inputs`)."""
-    content_type = getattr(context, "request_content_type", "application/json") or "application/json"
-    if "json" not in content_type:
-        raise ContractError(f"content type {content_type!r} is not supported; send application/json", 415)
+    check_content_type(getattr(context, "request_content_type", None))
     instances = parse_body(data.read())
     return json.dumps({"signature_name": SIGNATURE_NAME, "inputs": model_inputs(instances)})
 

@@ -1,32 +1,33 @@
-"""`ml export`: models/latest -> a TensorFlow SavedModel answering KNN queries, and model.tar.gz.
+"""`ml export`: models/latest -> the Keras KNN (`knn.keras`), its TensorFlow Serving export, model.tar.gz.
 
-The SavedModel is a `tf.Module` (no Keras layer adds anything to a matrix product and a top-k):
-- `embeddings_t`: the item matrix I of `ml.knn` (the run's `load_knn_tables`), transposed to
-  [dim, n_tracks], one variable (a [1, dim] x [dim, n] product runs ~3x faster on CPU than one with
-  transpose_b); `query_table`: the query table Q [n_tracks, dim] when it differs from I (the output
-  layer rule), otherwise the queries are gathered from `embeddings_t` (cosine: Q = I, stored once);
-- `assets/track_ids.txt`: the vocabulary, one id per line (line number = row), read by two
-  `StaticHashTable`s (id -> row, row -> id);
-- `popular_ids` + `assets/popular_ids.txt`: the N_POPULAR most popular track ids, for playlists with
-  no known track (a hash table finds the playlist's own tracks among them in O(tracks)).
-
-`serving_default(tracks: string[batch, width], k: int32[batch])` scores with the rule of
-`ml.knn.top_k`: mean of the known seeds' rows of Q, inner product with every row of I, seeds
-excluded, ties to the lower row (`tf.math.top_k` keeps the lower index first on equal values).
-
-`model.tar.gz` has the TensorFlow Serving layout the SageMaker TensorFlow inference container
-expects: `1/saved_model.pb`, `1/variables/`, `1/assets/`, and `code/inference.py` (the JSON
-contract, `ml/endpoint_contract.py`).
+The model is `ml.knn_keras.PlaylistKnn`, a `keras.Model` scoring with the rule of `ml.knn` (today
+Q = I = the L2-normalized track vectors: cosine), with the vocabulary, the catalogue's names and the
+popularity fallback inside. `ml export` writes, under the run folder:
+- `export/knn.keras` (and `knn.keras` -> it): `keras.saving.load_model` reloads it;
+- `export/1/`: the SavedModel written by `keras.export.ExportArchive`, signature
+  `serving_default(tracks: string[batch, width] padded with "", k: int32[batch])`, assets
+  `track_ids.txt`, `catalogue_ids.txt`, `popular_ids.txt`, `track_names.tsv`;
+- `export/code/inference.py`: the JSON contract (`ml/endpoint_contract.py`) for the SageMaker
+  TensorFlow Serving container; `export/model_info.json`: which run this is (run id, trained at,
+  dbt invocation id) for `/ping` and the response headers;
+- `model.tar.gz`: the content of `export/` at the archive root (`1/...`, `code/...`, `knn.keras`,
+  `model_info.json`): the layout the SageMaker TensorFlow inference container expects, plus the
+  Keras file `ml serve` scores from without TensorFlow.
+Names (artist, title) come from the run's `track_names.parquet` when it has one, else from the
+warehouse's `dim_tracks` (DUCKDB_PATH); every catalogue track needs one.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,9 +36,13 @@ from ml.config import DEFAULTS, Paths
 from ml.parity import Expected, compare
 from ml.run_dir import RunDir
 
-MODEL_VERSION = "1"
-VOCAB_ASSET = "track_ids.txt"
-POPULAR_ASSET = "popular_ids.txt"
+if TYPE_CHECKING:
+    from ml.knn import KnnTables
+
+# The content of <run>/export/ (and of the tarball):
+MODEL_VERSION = "1"  # the SavedModel
+KERAS_FILE = "knn.keras"
+MODEL_INFO_FILE = "model_info.json"
 
 
 @dataclass(frozen=True)
@@ -54,17 +59,21 @@ class ExportResult:
     selfcheck_playlists: int
     selfcheck_identical: int
     selfcheck_ties: int
+    keras_file: Path | None = None
+    keras_identical: int = 0  # of the self-check playlists: knn.keras answers = the SavedModel's
 
     def summary(self) -> str:
         return "\n".join(
             [
                 f"exported {self.n_tracks:,} tracks x {self.dim} dims from {self.run_dir}",
                 f"  SavedModel  {self.saved_model_dir}  ({self.saved_model_bytes / 2**20:.1f} MiB)",
+                f"  Keras model {self.keras_file}  (keras.saving.load_model)",
                 f"  tarball     {self.tarball}  ({self.tarball_bytes / 2**20:.1f} MiB)",
                 f"  popular fallback: {self.n_popular} tracks; targets SageMaker TF inference {DEFAULTS.tf_version}",
                 f"  self-check: the reloaded SavedModel gives ml.knn's top-10 on {self.selfcheck_playlists} "
                 f"random playlists: {self.selfcheck_identical} identical, {self.selfcheck_ties} equal up to "
-                "float ties",
+                "float ties; knn.keras reloaded gives the SavedModel's answers on "
+                f"{self.keras_identical}/{self.selfcheck_playlists}",
                 f"  took {self.seconds:.1f}s",
             ]
         )
@@ -72,46 +81,35 @@ class ExportResult:
 
 def export_latest(paths: Paths, run_dir: Path | None = None, selfcheck_playlists: int = 200) -> ExportResult:
     """Export models/latest (or `run_dir`) to <run_dir>/export and <run_dir>/model.tar.gz."""
-    import tensorflow as tf
-
     start = time.perf_counter()
     run = RunDir(run_dir.resolve()) if run_dir else RunDir.latest(paths.models_dir)
     run_dir = run.path
-    track_ids, query, items = run.load_knn_tables()
+    track_ids, tables = run.load_knn_tables()
     popular = run.load_popular_ids(endpoint_contract.N_POPULAR)
+    known = set(track_ids)
+    extra = [t for t in popular if t not in known]  # popular, but not in the vectors
+    names = load_track_names(run, paths.duckdb_path, [*track_ids, *extra])
 
     export_dir = run.export_dir
     staging = run_dir / f".{RunDir.EXPORT}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
-    version_dir = staging / MODEL_VERSION
-    vocab_path = staging / VOCAB_ASSET
-    staging.mkdir(parents=True)
-    vocab_path.write_text("".join(f"{t}\n" for t in track_ids))
-    popular_path = staging / POPULAR_ASSET
-    popular_path.write_text("".join(f"{t}\n" for t in popular))
-
-    from ml.knn_savedmodel import PlaylistKnn  # TensorFlow: imported only when exporting
-
-    module = PlaylistKnn(items, str(vocab_path), popular, str(popular_path), query_table=query)
-    tf.saved_model.save(module, str(version_dir), signatures={endpoint_contract.SIGNATURE_NAME: module.serve})
-    vocab_path.unlink()  # both copied into 1/assets/ by the save
-    popular_path.unlink()
-    code_dir = staging / "code"
-    code_dir.mkdir()
-    shutil.copyfile(endpoint_contract.__file__, code_dir / "inference.py")
-
+    _write_export(staging, track_ids, extra, popular, names, tables, model_info(run, len(track_ids)))
     shutil.rmtree(export_dir, ignore_errors=True)
     os.replace(staging, export_dir)
+    keras_link = run.keras_model
+    if keras_link.is_symlink() or keras_link.exists():
+        keras_link.unlink()
+    keras_link.symlink_to(Path(RunDir.EXPORT) / KERAS_FILE)
     tarball = run.tarball
     write_tarball(export_dir, tarball)
 
-    n_identical, n_ties = _selfcheck(export_dir / MODEL_VERSION, track_ids, query, items, selfcheck_playlists)
+    n_identical, n_ties, n_keras = _selfcheck(export_dir, track_ids, tables, selfcheck_playlists)
     return ExportResult(
         run_dir=run_dir,
         saved_model_dir=export_dir / MODEL_VERSION,
         tarball=tarball,
         n_tracks=len(track_ids),
-        dim=int(items.shape[1]),
+        dim=int(tables.items_t.shape[0]),
         n_popular=len(popular),
         saved_model_bytes=_dir_bytes(export_dir / MODEL_VERSION),
         tarball_bytes=tarball.stat().st_size,
@@ -119,7 +117,84 @@ def export_latest(paths: Paths, run_dir: Path | None = None, selfcheck_playlists
         selfcheck_playlists=selfcheck_playlists,
         selfcheck_identical=n_identical,
         selfcheck_ties=n_ties,
+        keras_file=keras_link,
+        keras_identical=n_keras,
     )
+
+
+def _write_export(
+    staging: Path,
+    track_ids: list[str],
+    extra: list[str],
+    popular: list[str],
+    names: dict[str, tuple[str, str]],
+    tables: KnnTables,
+    info: dict,
+) -> None:
+    """knn.keras, the SavedModel (1/), code/inference.py and model_info.json under `staging`."""
+    from ml.knn_keras import KnnFiles, PlaylistKnn, export_saved_model  # Keras/TF: only when exporting
+
+    files = KnnFiles(staging / ".files", track_ids, extra, popular, names)
+    index_of = {t: i for i, t in enumerate([*track_ids, *extra])}
+    model = PlaylistKnn.build_from(
+        files,
+        items_t=np.ascontiguousarray(tables.items_t),
+        query_table=tables.query_table,
+        popular_index=np.array([index_of[t] for t in popular], dtype=np.int32),
+    )
+    model.save(staging / KERAS_FILE)
+    export_saved_model(model, staging / MODEL_VERSION)
+    shutil.rmtree(staging / ".files")  # copied into 1/assets/ by the export
+    code_dir = staging / "code"
+    code_dir.mkdir()
+    shutil.copyfile(endpoint_contract.__file__, code_dir / "inference.py")
+    (staging / MODEL_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+
+
+def load_track_names(run: RunDir, duckdb_path: Path, track_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """track_id -> (artist, title) for every given id: the run's track_names.parquet, else dim_tracks."""
+    path = run.track_names
+    if path.exists():
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path, columns=["track_id", "artist_name", "track_name"]).to_pydict()
+        found = dict(
+            zip(table["track_id"], zip(table["artist_name"], table["track_name"], strict=True), strict=True)
+        )
+        source = str(path)
+    else:
+        from ml import warehouse
+
+        try:
+            found = warehouse.track_names(duckdb_path, track_ids)
+        except warehouse.WarehouseError as exc:
+            raise FileNotFoundError(
+                f"the export needs the tracks' names: {run.path} has no {RunDir.TRACK_NAMES} and {exc}"
+            ) from None
+        source = f"dim_tracks of {duckdb_path}"
+    missing = [t for t in track_ids if t not in found]
+    if missing:
+        raise ValueError(
+            f"{source} has no name for {len(missing)} of the model's {len(track_ids)} tracks "
+            f"(e.g. {missing[0]}): was the warehouse rebuilt from another file since `ml train`?"
+        )
+    return {t: (str(found[t][0] or ""), str(found[t][1] or "")) for t in track_ids}
+
+
+def model_info(run: RunDir, n_tracks: int) -> dict:
+    """Lineage of the export: run id, when it was trained, the dbt invocation that built its data."""
+    fingerprint = run.read_json(RunDir.FINGERPRINT) if run.file(RunDir.FINGERPRINT).exists() else {}
+    stamp = re.match(r"^(\d{8}T\d{6}Z)", run.path.name)  # `ml train` names runs by their UTC start
+    trained = (
+        time.strptime(stamp.group(1), "%Y%m%dT%H%M%SZ") if stamp else time.gmtime(run.vectors.stat().st_mtime)
+    )
+    return {
+        "run_id": run.path.name,
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", trained),
+        "dbt_invocation_id": fingerprint.get("dbt_invocation_id"),
+        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "n_tracks": n_tracks,
+    }
 
 
 def write_tarball(export_dir: Path, tarball: Path) -> None:
@@ -137,21 +212,18 @@ def _dir_bytes(path: Path) -> int:
 
 
 def _selfcheck(
-    saved_model_dir: Path,
-    track_ids: list[str],
-    query: np.ndarray,
-    items: np.ndarray,
-    n_playlists: int,
-    chunk: int = 20,
-) -> tuple[int, int]:
-    """Reload the SavedModel; compare its top-10 with ml.knn on seeded random playlists.
+    export_dir: Path, track_ids: list[str], tables: KnnTables, n_playlists: int, chunk: int = 20
+) -> tuple[int, int, int]:
+    """Reload the SavedModel; compare its top-10 with ml.knn on seeded random playlists; reload
+    knn.keras with Keras and compare its answers with the SavedModel's.
 
-    Returns (identical, equal up to float ties); raises if any playlist differs beyond that.
-    Chunks keep the [playlists, tracks] score matrices small for a million-track model.
+    Returns (identical, equal up to float ties, Keras answers equal to the SavedModel's); raises if
+    any playlist differs beyond ties. Chunks keep the [playlists, tracks] score matrices small.
     """
+    import keras
     import tensorflow as tf
 
-    from ml.knn import top_k
+    import ml.knn_keras  # noqa: F401 - registers the classes knn.keras names
 
     rng = np.random.default_rng(0)
     size = min(20, len(track_ids))
@@ -159,17 +231,22 @@ def _selfcheck(
         sorted(rng.choice(len(track_ids), size=int(rng.integers(1, size + 1)), replace=False).tolist())
         for _ in range(n_playlists)
     ]
-    signature = tf.saved_model.load(str(saved_model_dir)).signatures[endpoint_contract.SIGNATURE_NAME]
-    identical = ties = 0
+    signature = tf.saved_model.load(str(export_dir / MODEL_VERSION)).signatures[
+        endpoint_contract.SIGNATURE_NAME
+    ]
+    keras_model = keras.saving.load_model(export_dir / KERAS_FILE)
+    identical = ties = same_keras = 0
     different: list[str] = []
     for start in range(0, n_playlists, chunk):
         rows = seed_rows[start : start + chunk]
-        reference = top_k(query, rows, k=11, batch_size=chunk, items=None if query is items else items)
+        reference = tables.top_k(rows, k=11, batch_size=chunk)
         width = max(len(r) for r in rows)
-        out = signature(
-            tracks=tf.constant([[track_ids[r] for r in p] + [""] * (width - len(p)) for p in rows]),
-            k=tf.constant([10] * len(rows), dtype=tf.int32),
-        )
+        inputs = {
+            "tracks": tf.constant([[track_ids[r] for r in p] + [""] * (width - len(p)) for p in rows]),
+            "k": tf.constant([10] * len(rows), dtype=tf.int32),
+        }
+        out = {name: value.numpy() for name, value in signature(**inputs).items()}
+        from_keras = {name: np.asarray(value) for name, value in keras_model(inputs).items()}
         for i, playlist in enumerate(rows):
             n = int(out["n_results"][i])
             ref_rows, ref_scores = reference.rows[i], reference.scores[i]
@@ -182,8 +259,8 @@ def _selfcheck(
                 tie_score=float(ref_scores[n]) if len(ref_scores) > n else -np.inf,
             )
             got = {
-                "track_ids": out["track_ids"][i, :n].numpy().astype(str).tolist(),
-                "scores": out["scores"][i, :n].numpy().tolist(),
+                "track_ids": out["track_ids"][i, :n].astype(str).tolist(),
+                "scores": out["scores"][i, :n].tolist(),
                 "n_unknown": int(out["n_unknown"][i]),
             }
             verdict = compare(expected, got)
@@ -191,9 +268,15 @@ def _selfcheck(
             ties += verdict == "tie"
             if verdict not in (None, "tie"):
                 different.append(f"playlist {start + i} (rows {playlist}): {verdict}")
+            same_keras += all(np.array_equal(out[name][i], from_keras[name][i]) for name in out)
     if different:
         raise RuntimeError(
-            f"{saved_model_dir}: the SavedModel disagrees with ml.knn on {len(different)}/{n_playlists} "
+            f"{export_dir}: the SavedModel disagrees with ml.knn on {len(different)}/{n_playlists} "
             f"playlists, e.g. {different[0]}"
         )
-    return identical, ties
+    if same_keras != n_playlists:
+        raise RuntimeError(
+            f"{export_dir / KERAS_FILE}: the reloaded Keras model differs from the SavedModel on "
+            f"{n_playlists - same_keras}/{n_playlists} playlists"
+        )
+    return identical, ties, same_keras

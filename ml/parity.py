@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.knn import top_k
 from ml.run_dir import RunDir
 
 SCORE_TOL = 1e-6
@@ -36,13 +35,11 @@ class Expected:
 def offline_expected(run_dir: Path, playlists: Sequence[Sequence[str]], k: int = CHECK_K) -> list[Expected]:
     """What the endpoint must answer, computed offline with ml.knn over the run's vectors."""
     run = RunDir(Path(run_dir))
-    track_ids, query, items = run.load_knn_tables()
+    track_ids, tables = run.load_knn_tables()
     row_of = {t: i for i, t in enumerate(track_ids)}
     popular = run.load_popular_ids(len(track_ids) + 1000)
     seed_rows = [sorted({row_of[t] for t in p if t in row_of}) for p in playlists]
-    result = top_k(
-        query, seed_rows, k=k + 1, items=None if query is items else items
-    )  # one more: a tie across the k boundary is not a failure
+    result = tables.top_k(seed_rows, k=k + 1)  # one more: a tie across the k boundary is not a failure
     out = []
     for playlist, rows, got_rows, got_scores in zip(
         playlists, seed_rows, result.rows, result.scores, strict=True

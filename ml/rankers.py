@@ -417,7 +417,9 @@ class VectorRanker:
         popular = PopularityRanker.load(directory, track_ids).order
         ranker = cls()
         kv = run.load_keyed_vectors()
-        _, query, items = run.load_knn_tables()
+        _, tables = run.load_knn_tables()
+        items = np.asarray(tables.items_t).T
+        query = items if tables.query_table is None else np.asarray(tables.query_table)
         track_of_row = cls.rows_of(kv, track_ids)
         ranker.keyed_vectors, ranker.popular = kv, popular
         ranker.model = VectorModel.from_tables(query, items, track_of_row, len(track_ids))

@@ -1,92 +1,109 @@
-"""`ml recommend --track "Artist - Title"`: suggestions by name from the offline model (models/latest).
+"""`ml recommend --track "Artist - Title"` (or `--id`): suggestions from the run in models/latest,
+with the endpoint's contract: the same name rule, the same answer.
 
-Names resolve through `dim_tracks` (trimmed, case-insensitive, inner whitespace collapsed, the same
-normalisation as the track identity). Scoring is `ml.knn` with the run's tables: the mean of the
-known tracks' query rows against every item row, the given tracks excluded; with no known track it falls back to popularity.
+Names resolve with the warehouse's identity rule (`ml.endpoint_contract.track_id_of`, what dbt
+computes and what the endpoint uses; "Artist - Title" split at the first " - "). A name the
+warehouse does not know is refused with the closest names it holds (a typo, most likely); a known
+track the model lacks is counted in `n_unknown`, as the endpoint does. The answer is
+`ml.knn_engine.KnnEngine.predict` over the run's tables (`ml.knn`), the rule of the exported
+model: the same prediction `ml serve` returns (track ids, artists, titles, scores, n_unknown,
+fallback).
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
 
 from ml import warehouse as wh
 from ml.config import Paths
-from ml.knn import top_k
+from ml.endpoint_contract import Instance, split_name, track_id_of
+from ml.knn import KnnTables
+from ml.knn_engine import KnnEngine
 from ml.run_dir import RunDir
-
-SEPARATOR = " - "
 
 
 class UnknownTrackError(ValueError):
-    """A name that matches no track (or several); the message lists close names."""
+    """A name that matches no track; the message lists close names."""
 
 
-def normalize_name(name: str) -> str:
-    return re.sub(r"\s+", " ", name.strip()).lower()
+def resolve_names(names: list[str], duckdb_path: Path) -> list[str]:
+    """Track ids of "Artist - Title" names (the identity rule), each checked against dim_tracks."""
+    ids = []
+    for name in names:
+        try:
+            ids.append(track_id_of(*split_name(name)))
+        except ValueError:
+            raise UnknownTrackError(f'"{name}": write tracks as "Artist - Title"') from None
+    known = wh.track_names(duckdb_path, ids)
+    for name, track_id in zip(names, ids, strict=True):
+        if track_id not in known:
+            con = wh.connect(duckdb_path)
+            try:
+                close = wh.closest_track_names(con, name.strip().lower(), 3)
+            finally:
+                con.close()
+            hint = "; did you mean: " + ", ".join(f'"{n}"' for n in close) if close else ""
+            raise UnknownTrackError(f'unknown track "{name}"{hint}')
+    return ids
 
 
-def resolve_names(names: list[str], duckdb_path: Path) -> pd.DataFrame:
-    """Resolve "Artist - Title" names to one dim_tracks row each (track_id, artist_name, track_name), in order.
-
-    The split is tried at every " - " so artists or titles containing " - " still resolve.
-    """
-    con = wh.connect(duckdb_path)
-    try:
-        rows = []
-        for name in names:
-            key = normalize_name(name)
-            if SEPARATOR.strip() not in key:
-                raise UnknownTrackError(f'"{name}": write tracks as "Artist - Title"')
-            candidates = [(key[: m.start()], key[m.end() :]) for m in re.finditer(re.escape(SEPARATOR), key)]
-            if key.startswith(SEPARATOR.lstrip()):  # an empty artist name
-                candidates.append(("", key[len(SEPARATOR.lstrip()) :]))
-            found = pd.DataFrame()
-            for artist, title in candidates:
-                found = wh.tracks_named(con, artist.strip(), title.strip())
-                if len(found):
-                    break
-            if len(found) == 0:
-                close = wh.closest_track_names(con, key, 3)
-                hint = "; did you mean: " + ", ".join(f'"{n}"' for n in close) if close else ""
-                raise UnknownTrackError(f'unknown track "{name}"{hint}')
-            rows.append(found.iloc[0])
-        return pd.DataFrame(rows).reset_index(drop=True)
-    finally:
-        con.close()
-
-
-def recommend_by_name(tracks: list[str], k: int, paths: Paths) -> str:
-    """Top-k suggestions for a playlist given by track names, as a printable table."""
+def _trained_run(paths: Paths) -> RunDir:
     run = RunDir.latest(paths.models_dir)
     if not run.vectors.exists():
         raise FileNotFoundError(f"{run.path}: no trained model; run `ml train` first")
-    resolved = resolve_names(tracks, paths.duckdb_path)
-    kv = run.load_keyed_vectors()
-    rows = [kv.key_to_index[t] for t in resolved["track_id"] if t in kv.key_to_index]
-    notes = [
-        f'"{a} - {t}" is not in the model vocabulary (too rare in the train split); ignored'
-        for tid, a, t in zip(
-            resolved["track_id"], resolved["artist_name"], resolved["track_name"], strict=True
+    return run
+
+
+def recommend(track_ids: list[str], k: int, paths: Paths) -> dict[str, object]:
+    """The endpoint's prediction for a playlist of track ids, from the run in models/latest."""
+    run = _trained_run(paths)
+    vocabulary, tables = run.load_knn_tables()
+    # The item matrix laid out as the served model holds it, so the products round alike.
+    tables = KnnTables(items_t=np.ascontiguousarray(tables.items_t), query_table=tables.query_table)
+    row_of = {t: i for i, t in enumerate(vocabulary)}
+    popular = run.load_popular_ids(k + len(track_ids))
+    catalogue = [*vocabulary, *(t for t in popular if t not in row_of)]
+    index_of = {t: i for i, t in enumerate(catalogue)}
+    engine = KnnEngine(
+        tables,
+        catalogue,
+        row_of,
+        [index_of[t] for t in popular],
+        [""] * len(catalogue),
+        [""] * len(catalogue),
+    )
+    prediction = engine.predict([Instance(tracks=tuple(track_ids), k=k)])[0]
+    names = wh.track_names(paths.duckdb_path, prediction["track_ids"])
+    prediction["artists"] = [names.get(t, ("", ""))[0] for t in prediction["track_ids"]]
+    prediction["titles"] = [names.get(t, ("", ""))[1] for t in prediction["track_ids"]]
+    return prediction
+
+
+def recommend_by_name(tracks: list[str], k: int, paths: Paths, ids: tuple[str, ...] = ()) -> str:
+    """Top-k suggestions for a playlist given by track names (and/or ids), as a printable table.
+
+    Raises ValueError (k < 1; UnknownTrackError for a name), FileNotFoundError (no model) or
+    ml.warehouse.WarehouseError; the CLI prints each as one line."""
+    if k < 1:
+        raise ValueError(f"k is {k}; it must be at least 1")
+    _trained_run(paths)  # no model: say so before looking the names up
+    given = [*ids, *resolve_names(tracks, paths.duckdb_path)]
+    prediction = recommend(given, k, paths)
+    notes = []
+    if prediction["n_unknown"]:
+        notes.append(
+            f"{prediction['n_unknown']} given track(s) not in the model vocabulary (too rare in the train split): ignored"
         )
-        if tid not in kv.key_to_index
-    ]
-    if rows:
-        _, query, items = run.load_knn_tables()  # the run's rule (rows in vectors.kv's order)
-        result = top_k(query, [rows], k, items=None if query is items else items)
-        ids = [kv.index_to_key[int(r)] for r in result.rows[0]]
-        scores = [f"{s:.3f}" for s in result.scores[0]]
-    else:
+    if prediction["fallback"]:
         notes.append("no known track: the most popular tracks instead")
-        ids, counts = run.load_popularity()
-        popular = pd.DataFrame({"track_id": ids, "count": counts})
-        popular = popular[~popular["track_id"].isin(set(resolved["track_id"]))].head(k)
-        ids = popular["track_id"].tolist()
-        scores = [f"{int(c)} playlists" for c in popular["count"]]
-    names = wh.track_display_names(paths.duckdb_path, ids)
+    names = [f"{a} - {t}" for a, t in zip(prediction["artists"], prediction["titles"], strict=True)]
     width = max((len(n) for n in names), default=10)
-    lines = [*(f"note: {n}" for n in notes), f"{'#':>3}  {'track':<{width}}  score"]
-    lines += [f"{i + 1:>3}  {n:<{width}}  {s}" for i, (n, s) in enumerate(zip(names, scores, strict=True))]
+    scores = ["popular" if prediction["fallback"] else f"{s:.3f}" for s in prediction["scores"]]
+    lines = [*(f"note: {n}" for n in notes), f"{'#':>3}  {'track_id':<16}  {'track':<{width}}  score"]
+    lines += [
+        f"{i + 1:>3}  {t:<16}  {n:<{width}}  {s}"
+        for i, (t, n, s) in enumerate(zip(prediction["track_ids"], names, scores, strict=True))
+    ]
     return "\n".join(lines)

@@ -10,7 +10,8 @@ No other module spells a file name of the run folder; they ask a `RunDir`. What 
     params.json, metrics.json, fingerprint.json, timings.json, search_results.csv
     offline_test_predictions.parquet        test seeds and their offline top-10 (parity checks)
     model_card.md (+ plots)
-and `ml export` adds `export/` (the TF Serving layout) and `model.tar.gz`.
+and `ml export` adds `export/` (the TF Serving layout, knn.keras), `knn.keras` -> it, and `model.tar.gz`;
+`track_names.parquet` (optional) gives the export the tracks' names without the warehouse.
 
 Loaders need numpy and pyarrow; gensim is imported only to read vectors.kv. Serving code never
 needs this module (it reads model.tar.gz only), but the check and `ml recommend` do.
@@ -46,8 +47,10 @@ class RunDir:
     SEARCH_RESULTS = "search_results.csv"
     OFFLINE_PREDICTIONS = "offline_test_predictions.parquet"
     MODEL_CARD = "model_card.md"
-    EXPORT = "export"  # export/{1/,code/}: the tarball's content
+    TRACK_NAMES = "track_names.parquet"  # optional: track_id, artist_name, track_name (ml export)
+    EXPORT = "export"  # export/{1/,code/,knn.keras,model_info.json}: the tarball's content
     TARBALL = "model.tar.gz"
+    KERAS_MODEL = "knn.keras"  # -> export/knn.keras (ml export)
     KNN_QUERY = "knn_query.npy"
     KNN_ITEMS = "knn_items.npy"
     KNN_SCORING = "knn_scoring.json"
@@ -84,6 +87,14 @@ class RunDir:
     @property
     def tarball(self) -> Path:
         return self.path / self.TARBALL
+
+    @property
+    def keras_model(self) -> Path:
+        return self.path / self.KERAS_MODEL
+
+    @property
+    def track_names(self) -> Path:
+        return self.path / self.TRACK_NAMES
 
     @property
     def model_card(self) -> Path:
@@ -137,22 +148,21 @@ class RunDir:
             return {"scoring": "cosine", "prior": 0.0}
         return dict(self.read_json(self.KNN_SCORING))
 
-    def load_knn_tables(self) -> tuple[list[str], np.ndarray, np.ndarray]:
-        """Track ids in row order, the query table Q and the item matrix I of `ml.knn` (checked).
+    def load_knn_tables(self) -> tuple[list[str], Any]:
+        """The vocabulary and the `ml.knn.KnnTables` the run scores with: cosine (Q = I = the
+        normalized vectors.kv) unless the run wrote knn_query.npy / knn_items.npy (memory-mapped)."""
+        from ml.knn import KnnTables
 
-        A run without knn_items.npy scores by cosine: Q and I are then one array, the normalized
-        vectors. Otherwise both tables are memory-mapped.
-        """
         track_ids, normed = self.load_normalized_vectors()
         if not self.file(self.KNN_ITEMS).exists():
-            return track_ids, normed, normed
+            return track_ids, KnnTables(items_t=normed.T)
         query = np.load(self._require(self.file(self.KNN_QUERY)), mmap_mode="r")
         items = np.load(self._require(self.file(self.KNN_ITEMS)), mmap_mode="r")
         if query.shape != items.shape or len(items) != len(track_ids):
             raise ValueError(
                 f"{self.path}: knn tables {query.shape} / {items.shape} do not match {len(track_ids)} tracks"
             )
-        return track_ids, query, items
+        return track_ids, KnnTables(items_t=items.T, query_table=query)
 
     def load_popularity(self) -> tuple[list[str], list[int]]:
         """Track ids most popular first and their train-playlist counts."""

@@ -27,7 +27,7 @@ def sidecar_of(raw_csv: Path) -> Path:
 def track_communities(raw_csv: Path, duckdb_path: Path, track_ids: np.ndarray) -> np.ndarray | None:
     """Latent community id (int, -1 when unmatched) of each global track, or None without a sidecar."""
     sidecar = sidecar_of(raw_csv)
-    if not sidecar.exists():
+    if not sidecar.exists() or not Path(duckdb_path).exists():  # no sidecar, or marts not in DuckDB
         return None
     con = wh.connect(duckdb_path)
     try:

@@ -22,6 +22,7 @@ from ml.baselines import popularity_counts
 from ml.config import DEFAULTS, Paths
 from ml.corpus import CorpusFiles, PlaylistData, load_playlists, nested_samples
 from ml.evaluate import evaluate, results_table
+from ml.marts_parquet import open_marts
 from ml.rankers import PopularityRanker
 from ml.run_dir import RunDir, point_latest
 from ml.search import Scored, SearchOutcome, W2VParams, load_grid, run_search, study_name_for
@@ -83,7 +84,7 @@ def run_training(
     t_all, timings = time.perf_counter(), _Timer()
     config = load_grid(grid_path)
     with timings("load"):
-        data, fingerprint = load_step(paths.duckdb_path, progress)
+        data, fingerprint = load_step(paths.marts, progress)
     communities = track_communities(paths.raw_csv, paths.duckdb_path, data.track_ids)
     ctx = make_context(
         data, config, seed, workers or config.workers, search, progress, paths.models_dir, communities
@@ -147,14 +148,15 @@ def run_training(
     )
 
 
-def load_step(duckdb_path: Path, progress: bool) -> tuple[PlaylistData, dict[str, Any]]:
-    """Playlists and the data fingerprint, through one read-only connection (ml.warehouse)."""
-    con = wh.connect(duckdb_path)
+def load_step(marts: Path, progress: bool) -> tuple[PlaylistData, dict[str, Any]]:
+    """Playlists and the data fingerprint, through one read-only connection (ml.warehouse): `marts`
+    is the DuckDB warehouse or a folder of Parquet marts (ml.marts_parquet)."""
+    con = open_marts(marts)
     try:
         for relation in (wh.FCT_PLAYLIST_TRACKS, wh.DIM_TRACKS, wh.DIM_PLAYLISTS, wh.ML_PLAYLIST_SPLITS):
             wh.check_relation(con, relation)
         data = load_playlists(con)
-        fingerprint = wh.marts_fingerprint(con, duckdb_path)
+        fingerprint = wh.marts_fingerprint(con, marts)
     finally:
         con.close()
     fingerprint["data_fingerprint"] = data.fingerprint()
@@ -163,7 +165,7 @@ def load_step(duckdb_path: Path, progress: bool) -> tuple[PlaylistData, dict[str
         f"loaded {len(data.train):,} train playlists, {len(data.valid):,} valid, {len(data.test):,} test, {data.n_tracks:,} tracks",
     )
     if len(data.train) == 0 or len(data.valid) == 0 or len(data.test) == 0:
-        raise ValueError(f"{duckdb_path}: need train, valid and test playlists to train and evaluate")
+        raise ValueError(f"{marts}: need train, valid and test playlists to train and evaluate")
     return data, fingerprint
 
 

@@ -214,6 +214,22 @@ def build_info(db_path: Path | str) -> dict[str, Any]:
     return dict(zip(DBT_BUILD_INFO.columns, row, strict=True))
 
 
+def track_names(db_path: Path | str, track_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """track_id -> (artist_name, track_name) from dim_tracks, for the given ids (those it holds)."""
+    import pyarrow as pa
+
+    con = connect(db_path)
+    try:
+        check_relation(con, DIM_TRACKS)
+        wanted = pa.table({"track_id": pa.array(list(track_ids), pa.string())})  # noqa: F841 - read by DuckDB
+        rows = con.execute(
+            f"select d.track_id, d.artist_name, d.track_name from wanted join {DIM_TRACKS.name} as d using (track_id)"
+        ).fetchall()
+    finally:
+        con.close()
+    return {t: (a or "", n or "") for t, a, n in rows}
+
+
 def marts_fingerprint(con: duckdb.DuckDBPyConnection, db_path: Path | str) -> dict[str, Any]:
     """Provenance of what training reads: row counts of the marts, split/role rows, and the dbt
     invocation that built them (from dbt_build_info; None for a warehouse built without it)."""
@@ -243,20 +259,6 @@ def marts_fingerprint(con: duckdb.DuckDBPyConnection, db_path: Path | str) -> di
     }
 
 
-def tracks_named(con: duckdb.DuckDBPyConnection, artist: str, title: str) -> Any:
-    """dim_tracks rows (track_id, artist_name, track_name, n_playlists) whose names match, trimmed,
-    case-insensitive, inner whitespace collapsed (the normalisation of the track identity)."""
-    return con.execute(
-        f"""
-        select track_id, artist_name, track_name, n_playlists
-        from {DIM_TRACKS.name}
-        where lower(regexp_replace(trim(artist_name), '\\s+', ' ', 'g')) = ?
-          and lower(regexp_replace(trim(track_name), '\\s+', ' ', 'g')) = ?
-        """,
-        [artist, title],
-    ).df()
-
-
 def closest_track_names(con: duckdb.DuckDBPyConnection, key: str, n: int) -> list[str]:
     """The n "Artist - Title" names closest to `key` (Jaro-Winkler), most played first among equals."""
     rows = con.execute(
@@ -271,39 +273,44 @@ def closest_track_names(con: duckdb.DuckDBPyConnection, key: str, n: int) -> lis
     return [name for (name,) in rows]
 
 
-def track_display_names(db_path: Path | str, track_ids: Sequence[str]) -> list[str]:
-    """ "Artist - Title" of each track id, in order (the id itself when dim_tracks lacks it)."""
-    import pandas as pd
-
-    con = connect(db_path)
-    try:
-        con.register("wanted", pd.DataFrame({"track_id": list(track_ids), "rank": range(len(track_ids))}))
-        df = con.execute(
-            "select w.track_id, d.artist_name || ' - ' || d.track_name as name "
-            f"from wanted as w left join {DIM_TRACKS.name} as d using (track_id) order by w.rank"
-        ).df()
-    finally:
-        con.close()
-    return [n if isinstance(n, str) else t for t, n in zip(df["track_id"], df["name"], strict=True)]
+# `ml sql` runs a user's SQL: besides read_only (no write to the warehouse), no file or network
+# access (COPY ... TO, ATTACH, read_csv('/etc/passwd'), INSTALL/LOAD), locked so SET cannot undo it.
+SQL_SANDBOX = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "lock_configuration": True,
+}
 
 
 def run_sql(query: str, db_path: Path | str, limit: int = 50) -> str:
-    """Run one read-only SQL statement; the result as a plain-text table (at most `limit` rows)."""
-    con = connect(db_path)
+    """Run read-only SQL (no file, network or extension access); the result as a plain-text
+    table (at most `limit` rows). A bad query raises WarehouseError with DuckDB's message on one line."""
+    path = Path(db_path)
+    if not path.exists():
+        raise WarehouseError(f"warehouse not found: {path} (run `make dbt`, or set DUCKDB_PATH)")
+    con = duckdb.connect(str(path), read_only=True, config=SQL_SANDBOX)
     try:
         try:
             relation = con.sql(query)
+            if relation is None:  # a statement without a result (e.g. SET)
+                return "ok"
+            columns = list(relation.columns)
+            rows = relation.limit(limit + 1).fetchall() if limit >= 0 else relation.fetchall()
         except duckdb.Error as exc:
-            raise WarehouseError(f"{type(exc).__name__}: {exc}") from exc
-        if relation is None:  # a statement without a result (e.g. SET)
-            return "ok"
-        columns = list(relation.columns)
-        rows = relation.limit(limit + 1).fetchall() if limit >= 0 else relation.fetchall()
+            raise WarehouseError(f"query refused: {one_line(str(exc))}") from exc
     finally:
         con.close()
     truncated = limit >= 0 and len(rows) > limit
     rows = rows[:limit] if truncated else rows
     return format_table(columns, rows, truncated=truncated)
+
+
+def one_line(message: str) -> str:
+    """A multi-line message (DuckDB's LINE 1: ... and caret lines) on one line."""
+    parts = [line.strip() for line in message.splitlines()]
+    return "; ".join(p for p in parts if p and set(p) != {"^"})
 
 
 def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], truncated: bool = False) -> str:

@@ -124,8 +124,9 @@ def synthetic_run(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
-def tiny_export(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
-    """A copy of the trained tiny run (tiny_model stays untouched), exported: paths and ExportResult."""
+def tiny_export(tiny_model: Path, tiny_warehouse: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A copy of the trained tiny run (tiny_model stays untouched), exported (names from the tiny
+    warehouse's dim_tracks): paths and ExportResult."""
     import shutil
     from types import SimpleNamespace
 
@@ -137,7 +138,7 @@ def tiny_export(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
     (root / "models" / "latest").symlink_to(tiny_model.name)
     paths = Paths(
         raw_csv=root / "raw.csv",
-        duckdb_path=root / "warehouse.duckdb",
+        duckdb_path=tiny_warehouse,
         models_dir=root / "models",
         reports_dir=root / "reports",
     )

@@ -73,6 +73,7 @@ def moto_server() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
     add_update_endpoint()
+    add_stop_training_job()
     omit_empty_fields()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -103,3 +104,80 @@ def queue_invoke_results(url: str, bodies: list[bytes | str]) -> None:
 
 def reset(url: str) -> None:
     httpx.post(f"{url}/moto-api/reset").raise_for_status()
+
+
+# --- training jobs ---------------------------------------------------------------------------------
+# moto 5.2.5 implements CreateTrainingJob (the job is Completed at once, its ModelArtifacts an S3
+# path where nothing was written) and DescribeTrainingJob, not StopTrainingJob. For the tests of
+# `ml train --target sagemaker`: `add_stop_training_job` adds StopTrainingJob (Stopped at once, as
+# the real call ends), and `hold_training_jobs` keeps new jobs InProgress until `finish_training_job`
+# says how they ended, so the client's wait loop and Ctrl-C can be exercised. The moto server runs
+# in this process (ThreadedMotoServer), so the tests reach its backend directly.
+
+
+def _training_backend():
+    from moto.sagemaker.models import sagemaker_backends
+
+    return sagemaker_backends[ACCOUNT][REGION]
+
+
+def add_stop_training_job() -> None:
+    from moto.core.responses import ActionResult
+    from moto.core.utils import utcnow
+    from moto.sagemaker.exceptions import ValidationError
+    from moto.sagemaker.responses import SageMakerResponse
+
+    if hasattr(SageMakerResponse, "stop_training_job"):
+        return
+
+    def stop_training_job(self: SageMakerResponse) -> ActionResult:
+        name = self._get_param("TrainingJobName")
+        job = self.sagemaker_backend.training_jobs.get(name)
+        if job is None:
+            raise ValidationError(message=f"Could not find training job '{name}'.")
+        if job.training_job_status != "InProgress":
+            raise ValidationError(
+                message=f"The training job {name} is not InProgress ({job.training_job_status})."
+            )
+        job.training_job_status = job.secondary_status = "Stopped"
+        job.last_modified_time = utcnow()
+        return ActionResult({})
+
+    SageMakerResponse.stop_training_job = stop_training_job  # type: ignore[attr-defined]
+
+
+@contextmanager
+def hold_training_jobs() -> Iterator[None]:
+    """New training jobs stay InProgress (secondary status Training) until finish_training_job."""
+    from moto.sagemaker.models import FakeTrainingJob
+
+    original = FakeTrainingJob.__init__
+
+    def init(self, *args, **kwargs) -> None:
+        original(self, *args, **kwargs)
+        self.training_job_status, self.secondary_status = "InProgress", "Training"
+        self.training_end_time = None
+
+    FakeTrainingJob.__init__ = init
+    try:
+        yield
+    finally:
+        FakeTrainingJob.__init__ = original
+
+
+def training_job_names() -> list[str]:
+    return sorted(_training_backend().training_jobs)
+
+
+def training_job_status(name: str) -> str:
+    return _training_backend().training_jobs[name].training_job_status
+
+
+def finish_training_job(name: str, status: str = "Completed", failure_reason: str | None = None) -> None:
+    from moto.core.utils import utcnow
+
+    job = _training_backend().training_jobs[name]
+    job.training_job_status = job.secondary_status = status
+    job.training_end_time = job.last_modified_time = utcnow()
+    if failure_reason is not None:
+        job.failure_reason = failure_reason

@@ -9,12 +9,12 @@ popularity list holds a few ids the vectors lack (as `min_count` does in trainin
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ml.endpoint_contract import track_id_of
 from ml.run_dir import RunDir
 
 
@@ -26,8 +26,16 @@ class SyntheticModel:
     popular_not_in_vocab: list[str]
 
 
+def synthetic_name(i: int, salt: str = "track") -> tuple[str, str]:
+    """(artist, title) of synthetic track i; every 50th has an empty artist name, as real data does."""
+    if salt != "track":
+        return f"{salt.title()} Artist", f"{salt.title()} Song {i}"
+    return ("" if i % 50 == 0 else f"Artist {i % 97}"), f"Song {i}"
+
+
 def synthetic_track_id(i: int, salt: str = "track") -> str:
-    return hashlib.md5(f"{salt}-{i}".encode()).hexdigest()[:16]
+    """The warehouse's id of synthetic track i: dbt's identity rule over its name."""
+    return track_id_of(*synthetic_name(i, salt))
 
 
 def write_synthetic_model(
@@ -38,7 +46,7 @@ def write_synthetic_model(
     n_duplicate_pairs: int = 5,
     seed: int = 0,
 ) -> SyntheticModel:
-    """Write vectors.kv and popularity.parquet under run_dir (created)."""
+    """Write vectors.kv, popularity.parquet and track_names.parquet under run_dir (created)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     from gensim.models import KeyedVectors
@@ -74,6 +82,16 @@ def write_synthetic_model(
     order.extend(missing[1:])
     table = pa.table({"track_id": order, "count": counts[: len(order)]})
     pq.write_table(table, RunDir(run_dir).popularity)
+    # Names, as the warehouse would give them (`track_names.parquet`, read by `ml export`).
+    named = [synthetic_name(i) for i in range(n_tracks)] + [synthetic_name(i, "rare") for i in range(3)]
+    names = pa.table(
+        {
+            "track_id": [*track_ids, *missing],
+            "artist_name": [a for a, _ in named],
+            "track_name": [t for _, t in named],
+        }
+    )
+    pq.write_table(names, RunDir(run_dir).track_names)
     return SyntheticModel(
         run_dir=run_dir, track_ids=track_ids, duplicate_pairs=pairs, popular_not_in_vocab=missing
     )

@@ -84,9 +84,13 @@ class TfServingStandIn:
         out = self.loaded.signatures[request["signature_name"]](
             tracks=tf.constant(inputs["tracks"]), k=tf.constant(inputs["k"], dtype=tf.int32)
         )
-        # TensorFlow Serving's REST answer: columnar "outputs", strings decoded, floats as JSON.
+        # TensorFlow Serving's REST answer: columnar "outputs", strings as UTF-8 text, floats as JSON.
         outputs = {
-            name: (value.numpy().astype(str) if value.dtype == tf.string else value.numpy()).tolist()
+            name: (
+                np.char.decode(value.numpy().astype(bytes), "utf-8")
+                if value.dtype == tf.string
+                else value.numpy()
+            ).tolist()
             for name, value in out.items()
         }
         response = SimpleNamespace(status_code=200, content=json.dumps({"outputs": outputs}).encode())
@@ -148,6 +152,29 @@ def test_the_container_stand_in_answers_like_the_local_model(synthetic_run, cont
     model = load_model(synthetic_run.export.saved_model_dir)
     for body in check_bodies(synthetic_run):
         assert json.loads(container.answer(body)) == {"predictions": model.predict(parse_body(body))}
+
+
+def test_the_handler_answers_names_as_ids_with_artists_and_titles(synthetic_run, container):
+    """code/inference.py resolves names with dbt's identity rule (no warehouse in the container):
+    the same answer as for the ids, with names; unknown names counted."""
+    from synthetic_model import synthetic_name
+
+    ids = synthetic_run.model.track_ids
+    rows = [0, 7, 100]
+    by_id = json.loads(
+        container.answer(
+            json.dumps({"instances": [{"tracks": [ids[r] for r in rows] + ["x"], "k": 10}]}).encode()
+        )
+    )
+    names = [synthetic_name(r) for r in rows]
+    body = {"instances": [{"names": [f"{a} - {t}" for a, t in names] + ["No One - Nothing"], "k": 10}]}
+    by_name = json.loads(container.answer(json.dumps(body).encode()))
+    assert by_id == by_name
+    prediction = by_name["predictions"][0]
+    assert prediction["n_unknown"] == 1 and len(prediction["artists"]) == len(prediction["titles"]) == 10
+    assert [synthetic_name(ids.index(t)) for t in prediction["track_ids"]] == list(
+        zip(prediction["artists"], prediction["titles"], strict=True)
+    )
 
 
 def test_create(aws, synthetic_run, container):

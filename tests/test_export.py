@@ -1,4 +1,5 @@
-"""Export: the SavedModel's layout, size, and identical answers to the offline scoring (ml.knn)."""
+"""Export: the Keras KNN (knn.keras), the SavedModel's layout and size, names, and identical answers
+to the offline scoring (ml.knn)."""
 
 from __future__ import annotations
 
@@ -51,10 +52,15 @@ def test_tarball_has_the_tf_serving_layout(synthetic_run):
         "1/saved_model.pb",
         "1/variables/variables.index",
         "1/assets/track_ids.txt",
+        "1/assets/catalogue_ids.txt",
+        "1/assets/popular_ids.txt",
+        "1/assets/track_names.tsv",
         "code/inference.py",
+        "knn.keras",
+        "model_info.json",
     } <= names
     assert any(n.startswith("1/variables/variables.data-") for n in names)
-    assert {n.split("/")[0] for n in names} == {"1", "code"}
+    assert {n.split("/")[0] for n in names} == {"1", "code", "knn.keras", "model_info.json"}
     assert (
         synthetic_run.export.tarball
         == synthetic_run.paths.models_dir.resolve() / "run-synthetic" / "model.tar.gz"
@@ -67,7 +73,8 @@ def test_embeddings_are_stored_once(synthetic_run):
     variables = tf.train.list_variables(str(saved / "variables" / "variables"))
     # Stored transposed ([dim, n_tracks]): the query product is faster that way.
     float_matrices = [(name, shape) for name, shape in variables if sorted(shape) == sorted(normed.shape)]
-    assert len(float_matrices) == 1, variables
+    assert len(float_matrices) == 1, variables  # Q = I: one weight, no query table
+    assert float_matrices[0][1] == [normed.shape[1], normed.shape[0]]
     matrix_bytes = normed.nbytes
     # The graph holds no copy of the matrix, and the checkpoint only one (plus popular ids).
     assert (saved / "saved_model.pb").stat().st_size < matrix_bytes / 4
@@ -217,6 +224,98 @@ def test_a_long_unknown_playlist_falls_back_past_its_popular_tracks(synthetic_ru
     out = as_prediction(run(signature, [unknown_popular + filler], k=5), 0)
     assert out["fallback"] and out["n_unknown"] == MAX_TRACKS
     assert out["track_ids"] == [t for t in popular if t not in unknown_popular][:5]
+
+
+def test_knn_keras_loads_with_keras_and_answers_as_the_saved_model(tiny_export):
+    """`keras.saving.load_model(<run>/knn.keras)` works and gives the SavedModel's top-10 (the
+    trained tiny run, 1,000 playlists: its saved test seeds, then random ones)."""
+    import keras
+
+    import ml.export
+    from ml.deploy.check import expected_answers, sample_playlists
+
+    assert "keras" in ml.export.__dict__ or "import keras" in Path(ml.export.__file__).read_text()
+    run_dir = tiny_export.run_dir
+    model = keras.saving.load_model(run_dir / "knn.keras")
+    assert type(model).__name__ == "PlaylistKnn" and isinstance(model, keras.Model)
+    assert all(not w.trainable for w in model.weights)
+    saved, _ = expected_answers(run_dir, 1000)
+    playlists = [list(e.tracks) for e in saved] + sample_playlists(run_dir, 1000 - len(saved), seed=5)
+    signature = tf.saved_model.load(str(tiny_export.export.saved_model_dir)).signatures[SIGNATURE_NAME]
+    for start in range(0, len(playlists), 100):
+        chunk = playlists[start : start + 100]
+        width = max(1, max(len(p) for p in chunk))
+        inputs = {
+            "tracks": tf.constant([p + [""] * (width - len(p)) for p in chunk]),
+            "k": tf.constant([10] * len(chunk), dtype=tf.int32),
+        }
+        from_saved = signature(**inputs)
+        from_keras = model(inputs)
+        for name in ("track_ids", "artists", "titles", "scores", "n_results", "n_unknown", "fallback"):
+            assert np.array_equal(from_saved[name].numpy(), np.asarray(from_keras[name])), name
+
+
+def test_answers_carry_the_names_of_the_tracks(tiny_export):
+    """artists/titles are dim_tracks' names of the answered ids, for KNN and fallback answers."""
+    import duckdb
+
+    from ml.deploy.check import sample_playlists
+
+    run_dir = tiny_export.run_dir
+    loaded = tf.saved_model.load(str(tiny_export.export.saved_model_dir))
+    playlists = sample_playlists(run_dir, 30, seed=2)  # the first is empty: the fallback
+    out = run(loaded.signatures[SIGNATURE_NAME], playlists)
+    con = duckdb.connect(str(tiny_export.paths.duckdb_path), read_only=True)
+    names = {
+        t: (a, n)
+        for t, a, n in con.execute("select track_id, artist_name, track_name from dim_tracks").fetchall()
+    }
+    con.close()
+    assert bool(out["fallback"][0])
+    checked = 0
+    for i in range(len(playlists)):
+        p = as_prediction(out, i)
+        n = len(p["track_ids"])
+        artists = [a.decode("utf-8") for a in out["artists"][i, :n]]
+        titles = [t.decode("utf-8") for t in out["titles"][i, :n]]
+        assert [names[t] for t in p["track_ids"]] == list(zip(artists, titles, strict=True))
+        assert (out["artists"][i, n:] == b"").all() and (out["titles"][i, n:] == b"").all()
+        checked += n
+    assert checked >= 250
+
+
+def test_a_query_table_apart_from_the_item_matrix(tmp_path):
+    """Q != I (the output-layer scoring of issue 12): two weights, and the answers of ml.knn.top_k
+    with that Q and I, seeds excluded, unknown ids counted."""
+    from ml.knn_keras import KnnFiles, PlaylistKnn
+
+    rng = np.random.default_rng(4)
+    n, d = 400, 16
+    queries = rng.normal(size=(n, d)).astype(np.float32)
+    items = rng.normal(size=(n, d)).astype(np.float32)
+    ids = [f"{i:016x}" for i in range(n)]
+    files = KnnFiles(tmp_path, ids, [], ids[:20], {t: ("a", "t") for t in ids})
+    model = PlaylistKnn.build_from(files, np.ascontiguousarray(items.T), queries, np.arange(20))
+    assert sorted(tuple(w.shape) for w in model.weights if w.dtype == "float32") == [(d, n), (n, d)]
+    playlists = [
+        sorted(rng.choice(n, size=int(rng.integers(1, 12)), replace=False).tolist()) for _ in range(200)
+    ]
+    expected = top_k(queries, playlists, k=10, items=items)
+    width = max(len(p) for p in playlists) + 1
+    out = model(
+        {
+            "tracks": tf.constant(
+                [[ids[r] for r in p] + ["nope"] + [""] * (width - len(p) - 1) for p in playlists]
+            ),
+            "k": tf.constant([10] * len(playlists), dtype=tf.int32),
+        }
+    )
+    got = np.asarray(out["track_ids"]).astype(str)
+    same = sum(got[i].tolist() == [ids[r] for r in expected.rows[i]] for i in range(len(playlists)))
+    assert same >= 198  # the rest: near-ties within 1e-6 (checked below)
+    assert np.allclose(np.asarray(out["scores"]), expected.scores, atol=1e-5)
+    assert np.asarray(out["n_unknown"]).tolist() == [1] * len(playlists)
+    assert not set(got[0]) & {ids[r] for r in playlists[0]}
 
 
 def test_output_layer_tables_export_with_the_same_rule(synthetic_run, tmp_path):

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from ml.cli import main as cli_main
 from ml.config import RAW_HEADER
 from ml.data import generate as gen
+from ml.data import presets
 
 SEED = 7
 # A well-formed data line: four double-quoted fields, inner quotes escaped with a backslash.
@@ -254,8 +255,8 @@ def test_full_preset_scale_is_the_real_files() -> None:
     # The real file's largest playlist holds about 47,000 rows.
     assert (
         40_000
-        <= gen.FULL_SCALE_MAX_PLAYLIST
-        < gen.FULL_SCALE_MAX_PLAYLIST + gen.FULL_SCALE_MAX_PLAYLIST_SPREAD
+        <= presets.FULL_SCALE_MAX_PLAYLIST
+        < presets.FULL_SCALE_MAX_PLAYLIST + presets.FULL_SCALE_MAX_PLAYLIST_SPREAD
         <= 50_000
     )
     assert 250_000 <= gen.PRESETS["small"].rows <= 350_000

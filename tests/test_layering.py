@@ -16,17 +16,14 @@ from ml.config import REPO_ROOT
 ML = REPO_ROOT / "ml"
 MAX_MODULE_LINES = 450
 MAX_FUNCTION_LINES = 80
-# The generator's name lists are data, not logic (issue 10 allows them to be long). The generator
-# itself (737 lines, three functions over 80) is being reworked under issue 11: it is listed here
-# until that lands, and must then leave this set.
-LONG_MODULES_ALLOWED = {"ml.data.names", "ml.data.generate"}
-LONG_FUNCTIONS_ALLOWED = {"ml.data.generate"}
+# The generator's name lists are data, not logic (issue 10 allows them to be long).
+LONG_MODULES_ALLOWED = {"ml.data.names"}
+LONG_FUNCTIONS_ALLOWED: set[str] = set()
 
-SERVING = {"ml.serve", "ml.endpoint_contract"}
+SERVING = {"ml.serve", "ml.serve_guard", "ml.endpoint_contract"}
 TRAINING = {"ml.train", "ml.word2vec", "ml.search", "ml.corpus", "ml.baseline_table", "ml.artefacts"}
 METRICS = {"ml.evaluate", "ml.knn", "ml.shapes", "ml.rankers", "ml.baselines", "ml.parity"}
-CLI = {"ml.cli"}
-GENERATOR = {"ml.data.generate", "ml.data.names"}
+CLI = {"ml.cli", "ml.cli_serve"}
 
 
 def module_name(path: Path) -> str:
@@ -35,6 +32,8 @@ def module_name(path: Path) -> str:
 
 
 MODULES = {module_name(p): p for p in sorted(ML.rglob("*.py"))}
+# The generator package: every module of ml.data (presets, population, playlist rows, naming, writer).
+GENERATOR = {name for name in MODULES if name == "ml.data" or name.startswith("ml.data.")}
 
 
 def _type_checking_lines(tree: ast.AST) -> set[int]:
@@ -125,7 +124,8 @@ def test_core_never_imports_click_or_the_cli() -> None:
 
 
 def test_the_generator_never_imports_the_warehouse() -> None:
-    for name in GENERATOR & set(MODULES):
+    assert {"ml.data.generate", "ml.data.names"} <= GENERATOR
+    for name in GENERATOR:
         assert "ml.warehouse" not in reachable(name)
         assert "duckdb" not in {i.split(".")[0] for i in imports_of(name)}, name
 

@@ -63,6 +63,20 @@ def expected(synthetic_run):
 def test_ping(client):
     response = client.get("/ping")
     assert response.status_code == 200 and response.json()["n_tracks"] == 3000
+    assert response.json()["engine"] == "numpy"
+
+
+def test_ping_and_answers_tell_which_run_answers(client, synthetic_run):
+    """Lineage: /ping and every answer's headers name the run (model_info.json of the export)."""
+    info = json.loads((synthetic_run.export.saved_model_dir.parent / "model_info.json").read_text())
+    assert info["run_id"] == "run-synthetic" and info["trained_at"].endswith("Z")
+    ping = client.get("/ping")
+    assert ping.json()["model"]["run_id"] == "run-synthetic"
+    answer = client.post("/invocations", json={"instances": [{"tracks": []}]})
+    for response in (ping, answer):
+        assert response.headers["x-model-run-id"] == "run-synthetic"
+        assert response.headers["x-model-trained-at"] == info["trained_at"]
+        assert response.headers["x-dbt-invocation-id"] == "unknown"  # the synthetic run has no fingerprint
 
 
 def test_invocations_match_offline(client, expected):
@@ -94,6 +108,19 @@ BAD_BODIES = [
     (b'{"instances": [{"tracks": [], "k": 0}]}', 400, "between 1 and"),
     (json.dumps({"instances": [{"tracks": [], "k": MAX_K + 1}]}).encode(), 400, "between 1 and"),
     (b'{"instances": [{"tracks": [], "kk": 3}]}', 400, "unknown field"),
+    (b'{"instances": [{"k": 3}]}', 400, "needs tracks"),
+    (b'{"instances": [{"names": "a - b"}]}', 400, "names must be a list"),
+    (b'{"instances": [{"names": ["no separator"]}]}', 400, 'names[0] must be "Artist - Title"'),
+    (b'{"instances": [{"names": [{"artist": "a"}]}]}', 400, "names[0] needs a string title"),
+    (b'{"instances": [{"names": [{"artist": "a", "title": " "}]}]}', 400, "empty title"),
+    (b'{"instances": [{"names": [{"title": "t", "year": 1}]}]}', 400, "unknown field(s) ['year']"),
+    (b'{"instances": [{"names": [7]}]}', 400, "names[0] must be"),
+    (json.dumps({"instances": [{"names": ["a - " + "b" * 1100]}]}).encode(), 400, "longer than 1024"),
+    (
+        json.dumps({"instances": [{"tracks": ["a"] * 3000, "names": ["a - b"] * 2001}]}).encode(),
+        413,
+        "tracks + names has 5001 items",
+    ),
     (
         json.dumps({"instances": [{"tracks": ["a"] * (MAX_TRACKS + 1)}]}).encode(),
         413,
@@ -129,16 +156,18 @@ def test_requests_are_logged(client, caplog):
 
 
 def test_serving_imports_no_training_code(synthetic_run):
-    """The endpoint needs only the exported artefact, as the SageMaker container does."""
+    """The endpoint needs only the exported artefact, as the SageMaker container does; the numpy
+    engine scores with ml.knn (the rule, numpy only) and never loads TensorFlow or Keras."""
     code = (
-        "import sys; from ml.serve import load_model; "
+        "import sys, threadpoolctl; from ml.serve import load_model; "
         f"m = load_model({str(synthetic_run.export.tarball)!r}); "
-        "bad = [n for n in sys.modules if n.split('.')[0] == 'gensim' or n in "
-        "('ml.train', 'ml.corpus', 'ml.evaluate', 'ml.knn', 'ml.export')]; "
-        "print(m.n_tracks, bad)"
+        "bad = [n for n in sys.modules if n.split('.')[0] in ('gensim', 'tensorflow', 'keras') or n in "
+        "('ml.train', 'ml.corpus', 'ml.evaluate', 'ml.export', 'ml.knn_keras')]; "
+        "blas = {i['num_threads'] for i in threadpoolctl.threadpool_info() if i['user_api'] == 'blas'}; "
+        "print(m.n_tracks, m.engine, bad, blas)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "3000 []"
+    assert out.stdout.strip() == "3000 numpy [] {1}"  # one BLAS thread per query
 
 
 def test_2000_requests_from_8_clients(live_url, expected):
@@ -177,3 +206,70 @@ def test_2000_requests_from_8_clients(live_url, expected):
         problems = [p for ps in pool.map(client_run, range(8)) for p in ps]
     assert problems == []
     assert sum(1 for _, s in mix if s is None) > 1300
+
+
+def name_of(synthetic_run, track_id: str) -> tuple[str, str]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(synthetic_run.model.run_dir / "track_names.parquet").to_pylist()
+    return next((r["artist_name"], r["track_name"]) for r in table if r["track_id"] == track_id)
+
+
+def test_names_and_ids_give_the_same_answer_with_artists_and_titles(client, synthetic_run):
+    """A playlist by name (both spellings, padded and re-cased: dbt's normalisation) answers as the
+    same playlist by id; the answer's artists/titles are the answered tracks' names."""
+    import pyarrow.parquet as pq
+
+    ids = synthetic_run.model.track_ids
+    playlist = [ids[0], ids[7], ids[100]]  # ids[0]: the synthetic names give it an empty artist
+    names = [name_of(synthetic_run, t) for t in playlist]
+    assert names[0][0] == ""
+    by_id = client.post("/invocations", json={"instances": [{"tracks": [*playlist, "nope"], "k": 12}]})
+    by_name = client.post(
+        "/invocations",
+        json={
+            "instances": [
+                {
+                    "names": [
+                        {"artist": "", "title": f"  {names[0][1].upper()} "},
+                        f"{names[1][0]} -  {names[1][1]}",  # an extra space: whitespace collapses
+                        {"artist": names[2][0].lower(), "title": names[2][1]},
+                        "Nobody - Unknown Song",  # not in the model: counted like an unknown id
+                    ],
+                    "k": 12,
+                }
+            ]
+        },
+    )
+    assert by_id.status_code == by_name.status_code == 200
+    assert by_id.json() == by_name.json()
+    prediction = by_id.json()["predictions"][0]
+    assert prediction["n_unknown"] == 1 and len(prediction["track_ids"]) == 12
+    every = {
+        r["track_id"]: r
+        for r in pq.read_table(synthetic_run.model.run_dir / "track_names.parquet").to_pylist()
+    }
+    assert prediction["artists"] == [every[t]["artist_name"] for t in prediction["track_ids"]]
+    assert prediction["titles"] == [every[t]["track_name"] for t in prediction["track_ids"]]
+    fallback = client.post("/invocations", json={"instances": [{"names": ["Nobody - Nothing"], "k": 3}]})
+    answer = fallback.json()["predictions"][0]
+    assert answer["fallback"] and answer["n_unknown"] == 1
+    assert answer["titles"] == [every[t]["track_name"] for t in answer["track_ids"]]
+
+
+def test_the_tensorflow_engine_answers_as_the_numpy_engine(synthetic_run, expected):
+    """The SavedModel (what TF Serving runs on SageMaker) and the numpy engine: same ids, names,
+    counts; scores equal within the parity tolerance."""
+    from ml.deploy.check import SCORE_TOL
+    from ml.endpoint_contract import parse_body
+
+    fast = load_model(synthetic_run.export.tarball)
+    saved = load_model(synthetic_run.export.tarball, engine="tensorflow")
+    assert (fast.engine, saved.engine) == ("numpy", "tensorflow") and saved.n_tracks == 3000
+    for body in request_bodies(expected, per_request=16):
+        instances = parse_body(body)
+        for a, b in zip(fast.predict(instances), saved.predict(instances), strict=True):
+            assert {k: v for k, v in a.items() if k != "scores"} == {
+                k: v for k, v in b.items() if k != "scores"
+            }
+            assert all(abs(x - y) <= SCORE_TOL for x, y in zip(a["scores"], b["scores"], strict=True))

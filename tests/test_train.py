@@ -13,7 +13,6 @@ import pytest
 
 from ml.config import Paths
 from ml.corpus import MAX_SENTENCE, load_playlists, read_corpus, write_corpus
-from ml.knn import top_k
 from ml.search import PARAM_AXES, W2VParams, load_grid
 from ml.shapes import Ragged
 from ml.word2vec import fit_word2vec
@@ -97,7 +96,7 @@ def test_offline_predictions_reproduce_from_the_saved_artefacts(tiny_model: Path
     from ml.run_dir import RunDir
 
     kv = KeyedVectors.load(str(tiny_model / "vectors.kv"), mmap="r")
-    _, query, items = RunDir(tiny_model).load_knn_tables()
+    _, tables = RunDir(tiny_model).load_knn_tables()
     popular = pd.read_parquet(tiny_model / "popularity.parquet")["track_id"].tolist()
     pred = pd.read_parquet(tiny_model / "offline_test_predictions.parquet")
     assert len(pred) > 0
@@ -106,7 +105,7 @@ def test_offline_predictions_reproduce_from_the_saved_artefacts(tiny_model: Path
         assert row.n_unknown == len(row.seed_track_ids) - len(known)
         assert row.is_fallback == (not known)
         if known:
-            result = top_k(query, [known], 10, items=items)
+            result = tables.top_k([known], 10)
             assert list(row.top10_track_ids) == [kv.index_to_key[int(r)] for r in result.rows[0]]
             np.testing.assert_allclose(row.top10_scores, result.scores[0], rtol=1e-5, atol=1e-6)
         else:
@@ -136,6 +135,31 @@ def test_recommend_by_name_prints_suggestions_and_rejects_unknown_names(
     assert f"{artist} - {title}" not in "\n".join(lines[1:])  # the query track is never suggested
     with pytest.raises(UnknownTrackError, match="unknown track"):
         recommend_by_name(["Nobody - No Such Song 123"], k=5, paths=paths)
+
+
+def test_recommend_answers_as_the_endpoint(tiny_export) -> None:
+    """`ml recommend` and `ml serve` (the exported model) give the same prediction, names included."""
+    import json
+
+    from ml.endpoint_contract import parse_body
+    from ml.recommend import recommend
+    from ml.serve import load_model
+
+    con = duckdb.connect(str(tiny_export.paths.duckdb_path), read_only=True)
+    try:
+        named = con.execute(
+            "select artist_name, track_name from dim_tracks order by n_playlists desc, track_id limit 3"
+        ).fetchall()
+    finally:
+        con.close()
+    served = load_model(tiny_export.export.tarball)
+    body = {"instances": [{"names": [{"artist": a, "title": t} for a, t in named], "k": 10}]}
+    [instance] = parse_body(json.dumps(body).encode())
+    assert recommend(list(instance.tracks), 10, tiny_export.paths) == served.predict([instance])[0]
+    assert (
+        recommend(["not-a-track"], 4, tiny_export.paths)
+        == served.predict(parse_body(b'{"instances": [{"tracks": ["not-a-track"], "k": 4}]}'))[0]
+    )
 
 
 # --- the corpus ----------------------------------------------------------------------------------

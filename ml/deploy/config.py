@@ -37,6 +37,46 @@ class SageMakerConfig:
 
 
 @dataclass(frozen=True)
+class TrainingJobConfig:
+    """`ml train --target sagemaker`: region, role, bucket and prefix are the `sagemaker:` ones."""
+
+    region: str
+    role_arn: str
+    bucket: str
+    prefix: str
+    instance_type: str
+    instance_count: int
+    volume_gb: int
+    max_run_s: int
+    image: str  # explicit training image URI; empty -> the framework image below (SDK lookup)
+    framework: str
+    framework_version: str
+    py_version: str
+    poll_s: float
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> TrainingJobConfig:
+        path = Path(path or os.environ.get("DEPLOY_CONFIG") or DEFAULT_CONFIG)
+        raw = yaml.safe_load(path.read_text()) if path.exists() else {}
+        sm, tr = raw.get("sagemaker", {}), raw.get("training", {})
+        return cls(
+            region=_env("AWS_REGION", _env("AWS_DEFAULT_REGION", sm.get("region", "eu-west-1"))),
+            role_arn=_env("SAGEMAKER_ROLE_ARN", sm.get("role_arn", "")),
+            bucket=_env("SAGEMAKER_BUCKET", sm.get("bucket", "")),
+            prefix=_env("SAGEMAKER_PREFIX", sm.get("prefix", "music-recsys")),
+            instance_type=_env("TRAINING_INSTANCE_TYPE", tr.get("instance_type", "ml.m5.4xlarge")),
+            instance_count=int(_env("TRAINING_INSTANCE_COUNT", tr.get("instance_count", 1))),
+            volume_gb=int(_env("TRAINING_VOLUME_GB", tr.get("volume_gb", 50))),
+            max_run_s=int(_env("TRAINING_MAX_RUN", tr.get("max_run_s", 6 * 3600))),
+            image=_env("TRAINING_IMAGE", tr.get("image", "")),
+            framework=_env("TRAINING_FRAMEWORK", tr.get("framework", "pytorch")),
+            framework_version=str(_env("TRAINING_FRAMEWORK_VERSION", tr.get("framework_version", "2.5"))),
+            py_version=_env("TRAINING_PY_VERSION", tr.get("py_version", "py311")),
+            poll_s=float(_env("TRAINING_POLL", tr.get("poll_s", 30))),
+        )
+
+
+@dataclass(frozen=True)
 class DeployConfig:
     local: LocalConfig
     sagemaker: SageMakerConfig

@@ -22,6 +22,7 @@ import httpx
 
 from ml.deploy.check import CheckResult
 from ml.deploy.config import LocalConfig
+from ml.deploy.state import StateFileError, read_json, write_json, write_text_atomic
 
 PID_FILE = "serve.pid"
 STATE_FILE = "endpoint.json"
@@ -65,11 +66,22 @@ class LocalDeployResult:
 
 
 def read_endpoint(cfg: LocalConfig) -> LocalEndpoint | None:
-    """The running local endpoint from RUN_DIR, or None (state removed if its process is gone)."""
-    path = cfg.run_dir / STATE_FILE
-    if not path.exists():
+    """The running local endpoint from RUN_DIR, or None (state removed if its process is gone).
+
+    A corrupt endpoint.json raises StateFileError, which says to run `ml undeploy` (that stops
+    the server recorded in serve.pid and removes both) or to delete the file."""
+    fields = tuple(LocalEndpoint.__dataclass_fields__)
+    data = read_json(cfg.run_dir / STATE_FILE, "run `ml undeploy` or delete it", keys=fields)
+    if data is None:
         return None
-    endpoint = LocalEndpoint(**json.loads(path.read_text()))
+    try:
+        endpoint = LocalEndpoint(**{k: data[k] for k in fields})
+        if not isinstance(endpoint.pid, int):
+            raise TypeError("pid is not a number")
+    except TypeError as exc:
+        raise StateFileError(
+            f"{cfg.run_dir / STATE_FILE} is corrupt ({exc}): run `ml undeploy` or delete it"
+        ) from None
     if not _is_our_server(endpoint.pid):
         _clear_state(cfg)
         return None
@@ -109,8 +121,8 @@ def deploy_local(
     if old is not None:
         _stop(old.pid)
     endpoint = LocalEndpoint(url=url, pid=proc.pid, port=port, model=str(tarball), log=str(log_path))
-    (cfg.run_dir / STATE_FILE).write_text(json.dumps(endpoint.__dict__, indent=2) + "\n")
-    (cfg.run_dir / PID_FILE).write_text(f"{proc.pid}\n")
+    write_json(cfg.run_dir / STATE_FILE, endpoint.__dict__)
+    write_text_atomic(cfg.run_dir / PID_FILE, f"{proc.pid}\n")
     return LocalDeployResult(
         True,
         url,
@@ -123,12 +135,29 @@ def deploy_local(
 
 
 def undeploy_local(cfg: LocalConfig) -> str:
-    endpoint = read_endpoint(cfg)
+    try:
+        endpoint = read_endpoint(cfg)
+    except StateFileError:
+        return _undeploy_corrupt(cfg)
     if endpoint is None:
         return f"no local endpoint running (no live process in {cfg.run_dir / STATE_FILE})"
     _stop(endpoint.pid)
     _clear_state(cfg)
     return f"stopped the local endpoint {endpoint.url} (pid {endpoint.pid})"
+
+
+def _undeploy_corrupt(cfg: LocalConfig) -> str:
+    """endpoint.json is unreadable: stop the server serve.pid names (if it is ours), remove both."""
+    try:
+        pid = int((cfg.run_dir / PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        pid = 0
+    stopped = ""
+    if pid and _is_our_server(pid):
+        _stop(pid)
+        stopped = f"; stopped the endpoint of pid {pid} (from {PID_FILE})"
+    _clear_state(cfg)
+    return f"removed the corrupt {cfg.run_dir / STATE_FILE}{stopped}"
 
 
 def wait_for_ping(url: str, proc: subprocess.Popen, timeout_s: float) -> str | None:

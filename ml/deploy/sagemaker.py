@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ml.deploy.check import CheckResult
 from ml.deploy.config import SageMakerConfig
+from ml.deploy.state import read_json, write_json
 
 STATE_FILE = "sagemaker.json"
 VARIANT = "AllTraffic"
@@ -356,10 +357,12 @@ def _ensure_bucket(session, bucket: str, region: str) -> None:
 
 
 def _read_state(run_dir: Path) -> dict | None:
-    path = run_dir / STATE_FILE
-    return json.loads(path.read_text()) if path.exists() else None
+    fix = (
+        "delete it (the SageMaker endpoint, models and configs it recorded stay: "
+        "`ml undeploy --target sagemaker` then removes those of the configured endpoint name)"
+    )
+    return read_json(run_dir / STATE_FILE, fix, keys=("endpoint_name", "region", "current"))
 
 
 def _write_state(run_dir: Path, state: dict) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+    write_json(run_dir / STATE_FILE, state)

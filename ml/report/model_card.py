@@ -18,6 +18,7 @@ import pandas as pd
 from ml import warehouse as wh
 from ml.config import Paths
 from ml.evaluate import results_table
+from ml.marts_parquet import open_marts
 from ml.rankers import VectorModel
 from ml.report.search_report import ablation_table, search_plot, search_table
 
@@ -95,7 +96,7 @@ def _embedding_plots(
     if len(top_tracks) >= 20:
         coords = _tsne(model.normed[model.row_of_track[top_tracks]], seed)
         track_ids = data.track_ids[top_tracks]
-        keywords = track_keywords(paths.duckdb_path, track_ids)
+        keywords = track_keywords(paths.marts, track_ids)
         _scatter(
             coords,
             keywords,
@@ -216,7 +217,7 @@ def keyword_of(name: str) -> str | None:
 
 def track_keywords(duckdb_path: Path, track_ids: np.ndarray) -> np.ndarray:
     """Most common keyword among the names of the playlists containing each track ('none' if any)."""
-    con = wh.connect(duckdb_path)
+    con = open_marts(duckdb_path)
     try:
         for relation in (wh.FCT_PLAYLIST_TRACKS, wh.DIM_PLAYLISTS):
             wh.check_relation(con, relation)
@@ -250,7 +251,7 @@ def track_tastes(paths: Paths, track_ids: np.ndarray) -> np.ndarray | None:
     sidecar = paths.raw_csv.with_name(paths.raw_csv.stem + ".tracks.parquet")
     if not sidecar.exists():
         return None
-    con = wh.connect(paths.duckdb_path)
+    con = open_marts(paths.marts)
     try:
         wh.check_relation(con, wh.DIM_TRACKS)
         con.register("wanted", pd.DataFrame({"track_id": track_ids.astype(str)}))

@@ -1,0 +1,126 @@
+"""The TF 2.20 load check: the exported model, loaded by the TensorFlow the SageMaker image runs.
+
+SageMaker serves the tarball with the `tensorflow-inference:2.20` image; we export with the TF of
+our venv (2.21). This runs a second interpreter - TF220_PYTHON, a venv with `tensorflow-cpu==2.20.*`
+(`python3.11 -m venv data/tf220-venv && data/tf220-venv/bin/pip install tensorflow-cpu==2.20.0`) -
+that loads `1/` with `tf.saved_model.load` and `knn.keras` with `keras.saving.load_model`, answers
+the same playlists (known, unknown, repeated and empty ones), and prints the answers; they must
+equal ours: ids, names, counts identical, scores bit for bit. Model: a synthetic run (3,000 x 32,
+with names), or BENCH_TF_RUN (a run dir; exported first).
+Results: bench/results/tf_compat.json / .md. Not verified here: the TF Serving binary itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import BENCH_DATA_DIR, REPO_ROOT, write_results
+
+TF220_PYTHON = Path(os.environ.get("TF220_PYTHON", REPO_ROOT / "data" / "tf220-venv" / "bin" / "python"))
+
+# Runs inside the TF 2.20 interpreter: stdin = {"export_dir", "inputs"}; stdout = the answers.
+CHILD = r"""
+import json, sys
+import numpy as np
+request = json.load(sys.stdin)
+sys.path.insert(0, request["repo"])
+import tensorflow as tf, keras
+import ml.knn_keras  # registers PlaylistKnn / CatalogueNames for knn.keras
+inputs = {"tracks": tf.constant(request["inputs"]["tracks"]), "k": tf.constant(request["inputs"]["k"], tf.int32)}
+def plain(out):
+    return {k: (np.char.decode(np.asarray(v).astype(bytes), "utf-8") if np.asarray(v).dtype == object
+                else np.asarray(v).astype(np.float64) if np.asarray(v).dtype == np.float32 else np.asarray(v)).tolist()
+            for k, v in out.items()}
+saved = tf.saved_model.load(request["export_dir"] + "/1").signatures["serving_default"](**inputs)
+model = keras.saving.load_model(request["export_dir"] + "/knn.keras")
+print(json.dumps({"tf": tf.__version__, "keras": keras.__version__,
+                  "saved_model": plain(saved), "keras_model": plain(model(inputs))}))
+"""
+
+
+def main() -> None:
+    import tensorflow as tf
+
+    from ml.config import Paths
+    from ml.export import export_latest
+
+    run_dir = _run()
+    export = export_latest(Paths(Path("-"), Path("-"), run_dir.parent, Path("-")), run_dir=run_dir)
+    export_dir = export.saved_model_dir.parent
+    ids = export_dir.joinpath("1", "assets", "track_ids.txt").read_text().split("\n")[:-1]
+    rng = np.random.default_rng(0)
+    playlists = [[], ["unknown-id"], [ids[3], ids[3], "unknown-id"]]
+    playlists += [
+        [ids[r] for r in rng.choice(len(ids), size=int(rng.integers(1, 30)), replace=False)]
+        for _ in range(61)
+    ]
+    width = max(len(p) for p in playlists)
+    inputs = {"tracks": [p + [""] * (width - len(p)) for p in playlists], "k": [10] * len(playlists)}
+    ours = tf.saved_model.load(str(export_dir / "1")).signatures["serving_default"](
+        tracks=tf.constant(inputs["tracks"]), k=tf.constant(inputs["k"], tf.int32)
+    )
+    ours = {
+        k: (
+            np.char.decode(v.numpy().astype(bytes), "utf-8")
+            if v.dtype == tf.string
+            else v.numpy().astype(np.float64)
+            if v.dtype == tf.float32
+            else v.numpy()
+        ).tolist()
+        for k, v in ours.items()
+    }
+    child = subprocess.run(
+        [str(TF220_PYTHON), "-c", CHILD],
+        input=json.dumps({"repo": str(REPO_ROOT), "export_dir": str(export_dir), "inputs": inputs}),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        check=False,
+    )
+    if child.returncode != 0:
+        raise RuntimeError(f"{TF220_PYTHON} failed:\n{child.stderr[-2000:]}")
+    theirs = json.loads(child.stdout.strip().splitlines()[-1])
+    same_saved = ours == theirs["saved_model"]
+    same_keras = ours == theirs["keras_model"]
+    figures = {
+        "model": str(run_dir),
+        "exported_with_tf": tf.__version__,
+        "loaded_with_tf": theirs["tf"],
+        "loaded_with_keras": theirs["keras"],
+        "playlists": len(playlists),
+        "saved_model_identical": same_saved,
+        "keras_file_identical": same_keras,
+        "target_met": bool(same_saved and theirs["tf"].startswith("2.20")),
+    }
+    lines = [
+        f"exported with TF {tf.__version__}; loaded with TF {theirs['tf']} / Keras {theirs['keras']} ({TF220_PYTHON})",
+        f"{len(playlists)} playlists (one empty, one only unknown, one with a repeat): SavedModel answers "
+        f"{'identical' if same_saved else 'DIFFERENT'} (ids, names, counts; scores bit for bit); knn.keras "
+        f"{'identical' if same_keras else 'DIFFERENT'}",
+    ]
+    write_results("tf_compat", figures, lines)
+    if not figures["target_met"]:
+        raise SystemExit(1)
+
+
+def _run() -> Path:
+    given = os.environ.get("BENCH_TF_RUN")
+    if given:
+        return Path(given).resolve()
+    sys.path.insert(0, str(REPO_ROOT / "tests"))  # the tests' synthetic runs (tests/ is no package)
+    from synthetic_model import write_synthetic_model
+
+    run_dir = BENCH_DATA_DIR / "tf_compat" / "models" / "synthetic-3000x32"
+    if not (run_dir / "vectors.kv").exists():
+        write_synthetic_model(run_dir)
+    return run_dir
+
+
+if __name__ == "__main__":
+    main()

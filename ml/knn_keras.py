@@ -1,0 +1,272 @@
+"""The KNN as a Keras 3 model: the rule of `ml.knn` in `keras.ops`, exported for TensorFlow Serving.
+
+`PlaylistKnn` holds, as non-trainable weights, the item matrix I transposed (`items_t`, [d, n]) and,
+only when it differs from I, the query table Q (`query_table`, [n, d]); the vocabulary (track id ->
+row) in a `StringLookup`; the catalogue (vocabulary rows, then popular tracks the vectors lack) in
+an inverted `StringLookup` (index -> track id) and in `CatalogueNames` (index -> artist, title); the
+popularity fallback as a `StringLookup` over the popular ids (id -> rank) and their catalogue
+indices (an int weight).
+
+`call({"tracks": string[batch, width] padded with "", "k": int32[batch]})` computes, as
+`ml.knn.KnnTables.top_k`: query = mean of the known seeds' rows of Q (a repeated id counts once),
+scores = query @ I^T, seeds excluded, top k with ties to the lower row (`top_k` keeps the lower
+index first on equal values); unknown ids are counted; a playlist with no known track gets the most
+popular tracks not in it (scores 0, `fallback`). Outputs: `track_ids`, `artists`, `titles`,
+`scores` ([batch, max k], valid up to `n_results`), `n_results`, `n_unknown`, `fallback`.
+
+Saved as `knn.keras` (`keras.saving.load_model`; the string tables travel as the layers' assets)
+and exported with `keras.export.ExportArchive` (the lookups' files become SavedModel assets).
+TensorFlow backend only: the lookup layers are TensorFlow tables.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from ml import endpoint_contract
+
+PAD = endpoint_contract.PAD
+_OFFSET = 2  # StringLookup indices: 0 = the mask (PAD), 1 = out of vocabulary, 2.. = the tokens
+NAMES_ASSET = "track_names.tsv"  # catalogue index = line number; artist \t title
+
+
+def display_name(name: str) -> str:
+    """A name as one TSV field: tabs, newlines and other control characters shown as spaces."""
+    return "".join(" " if (c < " " or c == "\x7f") else c for c in name)
+
+
+@keras.saving.register_keras_serializable(package="music_recsys")
+class CatalogueNames(keras.layers.Layer):
+    """Catalogue index -> (artist, title), two TensorFlow tables read from one TSV file."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.artist_of = self.title_of = None
+        self.built = True
+
+    def set_names_file(self, path: str) -> None:
+        """Tables over a TSV of `artist \\t title` lines (line number = catalogue index)."""
+        line = tf.lookup.TextFileIndex.LINE_NUMBER
+        self.artist_of, self.title_of = (
+            tf.lookup.StaticHashTable(
+                tf.lookup.TextFileInitializer(path, tf.int64, line, tf.string, column, delimiter="\t"),
+                default_value=PAD,
+            )
+            for column in (0, 1)
+        )
+
+    def call(self, index):
+        return self.artist_of.lookup(index), self.title_of.lookup(index)
+
+    def save_assets(self, dir_path: str) -> None:
+        # Each table exports in its own hash order: sort both by catalogue index.
+        artists, titles = (
+            values.numpy()[np.argsort(keys.numpy())]
+            for keys, values in (self.artist_of.export(), self.title_of.export())
+        )
+        rows = zip(artists, titles, strict=True)
+        Path(dir_path, NAMES_ASSET).write_bytes(b"".join(a + b"\t" + t + b"\n" for a, t in rows))
+
+    def load_assets(self, dir_path: str) -> None:
+        self.set_names_file(os.path.join(dir_path, NAMES_ASSET))
+
+
+@keras.saving.register_keras_serializable(package="music_recsys")
+class PlaylistKnn(keras.Model):
+    """Playlist -> top-k tracks by ml.knn's rule (module docstring)."""
+
+    def __init__(self, n_items: int, dim: int, n_popular: int, shared: bool = True, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.n_items, self.dim, self.n_popular, self.shared = n_items, dim, n_popular, shared
+
+        def lookup(name: str, invert: bool = False) -> keras.layers.StringLookup:
+            return keras.layers.StringLookup(mask_token=PAD, num_oov_indices=1, invert=invert, name=name)
+
+        self.vocabulary = lookup("vocabulary")  # track id -> row + 2
+        self.catalogue = lookup("catalogue", invert=True)  # catalogue index + 2 -> track id
+        self.popular_rank = lookup("popular_rank")  # track id -> popularity rank + 2
+        self.names = CatalogueNames(name="names")
+        self.items_t = self.add_weight(
+            shape=(dim, n_items), initializer="zeros", trainable=False, name="items_t"
+        )
+        self.query_table = (
+            None
+            if shared
+            else self.add_weight(
+                shape=(n_items, dim), initializer="zeros", trainable=False, name="query_table"
+            )
+        )
+        self.popular_index = self.add_weight(
+            shape=(n_popular,), initializer="zeros", dtype="int32", trainable=False, name="popular_index"
+        )
+        self.built = True
+
+    @classmethod
+    def build_from(
+        cls,
+        files: KnnFiles,
+        items_t: np.ndarray,
+        query_table: np.ndarray | None,
+        popular_index: np.ndarray,
+    ) -> PlaylistKnn:
+        """A model over `files` (vocabulary, catalogue, popular ids, names) and the two tables."""
+        model = cls(
+            n_items=int(items_t.shape[1]),
+            dim=int(items_t.shape[0]),
+            n_popular=len(popular_index),
+            shared=query_table is None,
+        )
+        model.vocabulary.set_vocabulary(files.vocabulary)
+        model.catalogue.set_vocabulary(files.catalogue)
+        model.popular_rank.set_vocabulary(files.popular)
+        model.names.set_names_file(files.names)
+        model.items_t.assign(items_t)
+        if query_table is not None:
+            model.query_table.assign(query_table)
+        model.popular_index.assign(np.asarray(popular_index, dtype=np.int32))
+        return model
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "n_items": self.n_items,
+            "dim": self.dim,
+            "n_popular": self.n_popular,
+            "shared": self.shared,
+        }
+
+    def _query_rows(self, rows):
+        """Rows of Q for an int [batch, width] tensor of rows: [batch, width, d]."""
+        if self.query_table is None:
+            return ops.transpose(ops.take(self.items_t, rows, axis=1), (1, 2, 0))
+        return ops.take(self.query_table, rows, axis=0)
+
+    def call(self, inputs):
+        tracks, k = inputs["tracks"], ops.cast(inputs["k"], "int32")
+        index = ops.cast(self.vocabulary(tracks), "int32")  # 0 padding, 1 unknown, >= 2 known
+        n_unknown = ops.sum(ops.cast(ops.equal(index, 1), "int32"), axis=1)
+
+        # A playlist is a set: sorted rows put repeats side by side; padding (-2) and unknown (-1) first.
+        rows = ops.sort(index - _OFFSET, axis=1)
+        repeat = ops.concatenate(
+            [ops.zeros_like(rows[:, :1], dtype="bool"), ops.equal(rows[:, 1:], rows[:, :-1])], axis=1
+        )
+        seed = ops.logical_and(ops.greater_equal(rows, 0), ops.logical_not(repeat))
+        n_known = ops.sum(ops.cast(seed, "int32"), axis=1)
+        safe_rows = ops.where(seed, rows, 0)
+
+        # Query: mean of the seeds' rows of Q (zero for an empty playlist); scores against I.
+        weights = ops.cast(seed, "float32")
+        summed = ops.sum(self._query_rows(safe_rows) * weights[:, :, None], axis=1)
+        query = summed / ops.cast(ops.maximum(n_known, 1), "float32")[:, None]
+        scores = ops.matmul(query, self.items_t)  # [batch, n_items]
+        scores = ops.where(self._hits(safe_rows, seed, self.n_items), float("-inf"), scores)
+
+        k = ops.clip(k, 0, self.n_items)
+        k_max = ops.minimum(ops.max(ops.concatenate([k, ops.zeros((1,), "int32")])), self.n_items)
+        top_scores, top_rows = ops.top_k(scores, k_max, sorted=True)
+        knn_n = ops.minimum(k, self.n_items - n_known)
+        pop_index, pop_n = self._popular(tracks, k, k_max)
+
+        fallback = ops.equal(n_known, 0)
+        n_results = ops.where(fallback, pop_n, knn_n)
+        chosen = ops.where(fallback[:, None], pop_index, ops.cast(top_rows, "int32"))
+        valid = ops.arange(k_max, dtype="int32")[None, :] < n_results[:, None]
+        chosen = ops.where(valid, chosen + _OFFSET, 0)  # 0: the mask token, PAD
+        artists, titles = self.names(ops.cast(chosen, "int64") - _OFFSET)
+        return {
+            "track_ids": self.catalogue(chosen),
+            "artists": artists,
+            "titles": titles,
+            "scores": ops.where(fallback[:, None], 0.0, top_scores),
+            "n_results": n_results,
+            "n_unknown": n_unknown,
+            "fallback": fallback,
+        }
+
+    @staticmethod
+    def _hits(columns, mask, width: int):
+        """bool [batch, width]: True at (playlist, column) for each masked-in entry of `columns`."""
+        batch, n = ops.shape(columns)[0], ops.shape(columns)[1]
+        playlist = ops.repeat(ops.arange(batch, dtype="int32")[:, None], n, axis=1)
+        at = ops.stack([ops.reshape(playlist, (-1,)), ops.reshape(columns, (-1,))], axis=1)
+        counts = ops.scatter(at, ops.reshape(ops.cast(mask, "int32"), (-1,)), (batch, width))
+        return ops.greater(counts, 0)
+
+    def _popular(self, tracks, k, k_max):
+        """Catalogue indices of the most popular tracks not in each playlist ([batch, k_max]), and
+        how many there are (at most k)."""
+        rank = ops.cast(self.popular_rank(tracks), "int32") - _OFFSET  # >= 0: among the popular
+        is_popular = ops.greater_equal(rank, 0)
+        in_playlist = self._hits(ops.where(is_popular, rank, 0), is_popular, self.n_popular)
+        order = -ops.cast(ops.arange(self.n_popular), "float32")[None, :]
+        order = ops.where(in_playlist, float("-inf"), order)  # the playlist's own sink to the bottom
+        take = ops.minimum(k_max, self.n_popular)
+        picked = ops.top_k(order, take, sorted=True)[1]
+        index = ops.take(self.popular_index, picked, axis=0)
+        index = ops.pad(index, [[0, 0], [0, k_max - take]], constant_values=-1)
+        available = self.n_popular - ops.sum(ops.cast(in_playlist, "int32"), axis=1)
+        return index, ops.minimum(ops.minimum(k, available), take)
+
+
+class KnnFiles:
+    """The model's text files, written once under `directory` (line number = index)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        track_ids: Sequence[str],
+        extra_ids: Sequence[str],
+        popular_ids: Sequence[str],
+        names: dict[str, tuple[str, str]],
+    ) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.vocabulary = str(directory / "track_ids.txt")
+        self.catalogue = str(directory / "catalogue_ids.txt")
+        self.popular = str(directory / "popular_ids.txt")
+        self.names = str(directory / NAMES_ASSET)
+        catalogue = [*track_ids, *extra_ids]
+        Path(self.vocabulary).write_text("".join(f"{t}\n" for t in track_ids))
+        Path(self.catalogue).write_text("".join(f"{t}\n" for t in catalogue))
+        Path(self.popular).write_text("".join(f"{t}\n" for t in popular_ids))
+        Path(self.names).write_text(
+            "".join(
+                f"{display_name(names[t][0])}\t{display_name(names[t][1])}\n" if t in names else "\t\n"
+                for t in catalogue
+            ),
+            encoding="utf-8",
+        )
+
+
+def input_signature() -> list[dict[str, tf.TensorSpec]]:
+    return [
+        {
+            "tracks": tf.TensorSpec([None, None], tf.string, name="tracks"),
+            "k": tf.TensorSpec([None], tf.int32, name="k"),
+        }
+    ]
+
+
+def export_saved_model(model: PlaylistKnn, directory: Path) -> None:
+    """The TF Serving SavedModel: one endpoint, `serving_default(tracks, k)`, via ExportArchive."""
+    archive = keras.export.ExportArchive()
+    # The archive saves the weights the endpoint reads on its own; `track(model)` would add the
+    # model's Keras variables as well, and the item matrix would be written twice. The lookup
+    # tables are tracked one by one, so their files are copied into the SavedModel's assets.
+    for table in (
+        model.vocabulary.lookup_table,
+        model.catalogue.lookup_table,
+        model.popular_rank.lookup_table,
+        model.names.artist_of,
+        model.names.title_of,
+    ):
+        archive.track(table)
+    archive.add_endpoint(endpoint_contract.SIGNATURE_NAME, model.call, input_signature=input_signature())
+    archive.write_out(str(directory), verbose=False)
