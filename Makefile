@@ -117,6 +117,11 @@ train: dbt ## train, search and evaluate track2vec (TARGET=local|sagemaker); wri
 	@$(CHECK_TARGET)
 	"$$MAKE_BIN/ml" train --target "$$TARGET"
 
+.PHONY: mlflow-ui
+mlflow-ui: | $(STAMP) ## open the MLflow UI on the training runs (MODELS_DIR/mlruns, or MLFLOW_TRACKING_URI) at 127.0.0.1:5000
+	"$$MAKE_BIN/mlflow" ui --host 127.0.0.1 --port 5000 \
+	  --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$$MODELS_DIR/mlruns/mlflow.db}"
+
 .PHONY: export
 export: | $(STAMP) ## export models/latest as a Keras KNN SavedModel (model.tar.gz)
 	"$$MAKE_BIN/ml" export

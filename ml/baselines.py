@@ -142,6 +142,18 @@ def fit_cooc_variants(
     return models
 
 
+def prune_neighbors(model: CoocModel, m: int) -> CoocModel:
+    """The same item-item scores keeping each row's m best (what `max_neighbors=m` would keep, up to
+    ties at the cut): a smaller neighbourhood tried on valid without another co-occurrence pass."""
+    x = model.item_item
+    per_row, indices, data = _prune_csr(x.indptr, x.indices, x.data, np.ones(len(x.data), dtype=bool), m)
+    indptr = np.zeros(x.shape[0] + 1, dtype=np.int64)
+    np.cumsum(per_row, out=indptr[1:])
+    return CoocModel(
+        item_item=sp.csr_matrix((data, indices, indptr), shape=x.shape), normalise=model.normalise
+    )
+
+
 def _prune_csr(
     indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, keep: np.ndarray, m: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

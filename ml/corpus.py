@@ -420,6 +420,12 @@ def read_corpus(path: Path) -> list[list[str]]:
         return [words for words in (line.split() for line in fh) if words and words[0] != PAD_TOKEN]
 
 
+def nested_samples(playlists: Ragged, sizes: tuple[int, ...], seed: int) -> tuple[Ragged, ...]:
+    """Seeded samples of the given sizes, each inside the next (prefixes of one permutation)."""
+    order = np.random.default_rng(seed).permutation(len(playlists))
+    return tuple(playlists if n >= len(playlists) else playlists.take(np.sort(order[:n])) for n in sizes)
+
+
 def sample_playlists(playlists: Ragged, n: int, seed: int) -> Ragged:
     """A seeded random sample of n playlists (all of them when n >= len)."""
     if n >= len(playlists):

@@ -33,6 +33,7 @@ from ml.baselines import (
     fit_cooc_variants,
     popularity_counts,
     popularity_order,
+    prune_neighbors,
     rank_cooc,
     rank_popularity,
 )
@@ -131,28 +132,41 @@ class CoocRanker:
 
     name = "item_cooc_knn"
 
-    def __init__(self, normalise: str = "cosine", seed: int = 0) -> None:
+    def __init__(self, normalise: str = "cosine", seed: int = 0, neighbors: int = 200) -> None:
         self.normalise = normalise
         self.seed = seed
+        self.neighbors = neighbors
+        self.selection: list[dict[str, Any]] = []  # the variants tried on valid and their scores
         self.model: CoocModel | None = None
         self.popular = np.array([], dtype=np.int64)
         self.train_known = np.zeros(0, dtype=bool)
 
     @classmethod
     def variants(
-        cls, train: Ragged, track_ids: np.ndarray, normalisations: tuple[str, ...], seed: int = 0
+        cls,
+        train: Ragged,
+        track_ids: np.ndarray,
+        normalisations: tuple[str, ...],
+        seed: int = 0,
+        neighbors: tuple[int, ...] = (200,),
     ) -> list[CoocRanker]:
-        """One fitted ranker per normalisation, from one pass over the co-occurrences."""
-        models = fit_cooc_variants(train, len(track_ids), normalisations, seed=seed)
+        """One fitted ranker per (normalisation, neighbours), from one pass over the co-occurrences
+        (the largest neighbourhood; smaller ones are its rows' best entries)."""
+        models = fit_cooc_variants(train, len(track_ids), normalisations, max(neighbors), seed=seed)
         counts = popularity_counts(train, len(track_ids))
-        return [cls(n, seed)._set(models[n], counts) for n in normalisations]
+        out = []
+        for n in normalisations:
+            for m in sorted(neighbors, reverse=True):
+                model = models[n] if m == max(neighbors) else prune_neighbors(models[n], m)
+                out.append(cls(n, seed, m)._set(model, counts))
+        return out
 
     def _set(self, model: CoocModel, counts: np.ndarray) -> CoocRanker:
         self.model, self.popular, self.train_known = model, popularity_order(counts), counts > 0
         return self
 
     def fit(self, train: Ragged, track_ids: np.ndarray) -> CoocRanker:
-        return self.variants(train, track_ids, (self.normalise,), self.seed)[0]
+        return self.variants(train, track_ids, (self.normalise,), self.seed, (self.neighbors,))[0]
 
     @property
     def known(self) -> np.ndarray:
@@ -168,7 +182,7 @@ class CoocRanker:
         return rank_cooc(self.model, seeds, self.popular, k)
 
     def describe(self) -> dict[str, Any]:
-        return {"normalise": self.normalise}
+        return {"normalise": self.normalise, "neighbors": self.neighbors}
 
     def save(self, directory: Path) -> None:
         """item_cooc.npz: the pruned item-item matrix, the popularity order and the train mask."""
@@ -184,13 +198,14 @@ class CoocRanker:
             popular=self.popular,
             train_known=self.train_known,
             normalise=np.array(self.normalise),
+            neighbors=np.array(self.neighbors),
         )
 
     @classmethod
     def load(cls, directory: Path, track_ids: np.ndarray) -> CoocRanker:
         with np.load(RunDir(Path(directory)).file(RunDir.ITEM_COOC)) as f:
             item_item = sp.csr_matrix((f["data"], f["indices"], f["indptr"]), shape=tuple(f["shape"]))
-            ranker = cls(str(f["normalise"]))
+            ranker = cls(str(f["normalise"]), neighbors=int(f["neighbors"]) if "neighbors" in f else 200)
             ranker.model = CoocModel(item_item=item_item, normalise=ranker.normalise)
             ranker.popular, ranker.train_known = f["popular"], f["train_known"]
         if item_item.shape[0] != len(track_ids):
@@ -202,20 +217,72 @@ class CoocRanker:
 
 # --- vectors, scored by ml.knn ------------------------------------------------------------------
 
+SCORINGS = ("cosine", "output")
+
+
+def knn_tables(
+    vectors: np.ndarray,
+    output: np.ndarray | None,
+    counts: np.ndarray,
+    scoring: str = "cosine",
+    prior: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The query table Q and item matrix I of `ml.knn` for one set of track vectors (rows alike).
+
+    - "cosine": Q = I = the L2-normalized input vectors (the seed recipe's rule);
+    - "output": Q = the raw input vectors (gensim `wv.vectors`), I = the negative-sampling output
+      weights (`syn1neg`): what CBOW's output layer computes for the mean of the seeds, which keeps
+      frequency in the score (Levy & Goldberg 2014), so rare tracks do not crowd the top 10.
+    A popularity prior `prior` > 0 appends one column: 1 to every query row (so the mean query keeps
+    it) and prior * log(count) to every item row: score = rule + prior * log(train playlists).
+    Both stay one inner-product top-k over one item matrix (export and serving are a plain KNN).
+    """
+    if scoring == "cosine":
+        query = items = normalize_rows(vectors)
+    elif scoring == "output":
+        if output is None:
+            raise ValueError("scoring 'output' needs the model's output weights (syn1neg)")
+        query, items = np.asarray(vectors, dtype=np.float32), np.asarray(output, dtype=np.float32)
+    else:
+        raise ValueError(f"scoring must be one of {SCORINGS}, not {scoring!r}")
+    if prior:
+        log_counts = np.log(np.maximum(np.asarray(counts, dtype=np.float32), 1.0))
+        query = np.hstack([query, np.ones((len(query), 1), dtype=np.float32)])
+        items = np.hstack([items, np.float32(prior) * log_counts[:, None]]).astype(np.float32)
+    return np.ascontiguousarray(query, dtype=np.float32), np.ascontiguousarray(items, dtype=np.float32)
+
 
 @dataclass(frozen=True)
 class VectorModel:
-    """Embedding rows plus their global track index; the rows are normalized once."""
+    """The tables of `ml.knn` (query table Q, item matrix I, same rows) plus each row's track."""
 
-    normed: np.ndarray  # (n_rows, d) float32, L2-normalized (ml.knn.normalize_rows)
+    query: np.ndarray  # (n_rows, d) float32: a playlist's query is the mean of its seeds' rows
+    items: np.ndarray  # (n_rows, d) float32: scores = query @ items.T (the same array for cosine)
     track_of_row: np.ndarray  # (n_rows,) global track index of each row
     row_of_track: np.ndarray  # (n_tracks,) row of each global track, -1 when not in the vocabulary
 
     @classmethod
-    def from_vectors(cls, vectors: np.ndarray, track_of_row: np.ndarray, n_tracks: int) -> VectorModel:
+    def from_tables(
+        cls, query: np.ndarray, items: np.ndarray, track_of_row: np.ndarray, n_tracks: int
+    ) -> VectorModel:
         row_of_track = np.full(n_tracks, -1, dtype=np.int64)
         row_of_track[track_of_row] = np.arange(len(track_of_row))
-        return cls(normalize_rows(vectors), np.asarray(track_of_row, dtype=np.int64), row_of_track)
+        return cls(query, items, np.asarray(track_of_row, dtype=np.int64), row_of_track)
+
+    @classmethod
+    def from_vectors(cls, vectors: np.ndarray, track_of_row: np.ndarray, n_tracks: int) -> VectorModel:
+        """Cosine: Q = I = the L2-normalized vectors."""
+        normed = normalize_rows(vectors)
+        return cls.from_tables(normed, normed, track_of_row, n_tracks)
+
+    @property
+    def normed(self) -> np.ndarray:
+        """L2-normalized query rows (for maps and neighbours in the model card)."""
+        return normalize_rows(self.query)
+
+    @property
+    def shared(self) -> bool:
+        return self.query is self.items
 
     @property
     def known(self) -> np.ndarray:
@@ -229,15 +296,16 @@ def rank_vectors(
     k: int = K_MAX,
     batch_size: int | None = None,
 ) -> Ranking:
-    """Top-k by ml.knn (mean of normalized seed vectors, cosine, seeds excluded) in global ids.
-
-    Playlists without a known seed get the popularity list instead (the serving fallback).
+    """Top-k by ml.knn (mean of the seeds' query rows, inner product with every item row, seeds
+    excluded) in global ids. Playlists without a known seed get the popularity list instead (the
+    serving fallback).
     """
     seed_rows = seeds.map_values(model.row_of_track)
     rows_list = seed_rows.rows()
     if batch_size is None:
-        batch_size = auto_batch_size(len(model.normed))
-    result = top_k(model.normed, rows_list, k, batch_size=batch_size)
+        batch_size = auto_batch_size(len(model.items))
+    items = None if model.shared else model.items
+    result = top_k(model.query, rows_list, k, batch_size=batch_size, items=items)
     tracks = model.track_of_row[result.rows]
     scores = result.scores.copy()
     if tracks.shape[1] < k:  # a catalogue smaller than k
@@ -269,8 +337,10 @@ def auto_batch_size(n_items: int, budget_cells: int = 32_000_000) -> int:
 
 
 class VectorRanker:
-    """Track vectors scored by `ml.knn` (mean of the seeds' normalized vectors, cosine, seeds
-    excluded); playlists with no known seed get the popularity list (the serving fallback).
+    """Track vectors scored by `ml.knn` (mean of the seeds' query rows, inner product with every
+    item row, seeds excluded); playlists with no known seed get the popularity list (the serving
+    fallback). The tables come from `knn_tables` (cosine, or the output layer, optionally with a
+    popularity prior column).
 
     Fitting vectors is a subclass's job (`ml.word2vec.Track2Vec`); this class loads, ranks, saves.
     """
@@ -281,16 +351,36 @@ class VectorRanker:
         self.keyed_vectors: Any = None  # gensim KeyedVectors (what save writes)
         self.model: VectorModel | None = None
         self.popular = np.array([], dtype=np.int64)
+        self.scoring: dict[str, Any] = {"scoring": "cosine", "prior": 0.0}
 
-    def set_vectors(self, keyed_vectors: Any, track_ids: np.ndarray, popular: np.ndarray) -> VectorRanker:
-        """Use these vectors (keys = track ids) for the tracks of `track_ids` (global indices)."""
+    def set_vectors(
+        self,
+        keyed_vectors: Any,
+        track_ids: np.ndarray,
+        popular: np.ndarray,
+        output: np.ndarray | None = None,
+        counts: np.ndarray | None = None,
+        scoring: str = "cosine",
+        prior: float = 0.0,
+    ) -> VectorRanker:
+        """Use these vectors (keys = track ids) for the tracks of `track_ids` (global indices),
+        scored by `knn_tables(vectors, output, counts of the rows, scoring, prior)`."""
+        track_of_row = self.rows_of(keyed_vectors, track_ids)
+        row_counts = np.ones(len(track_of_row)) if counts is None else np.asarray(counts)[track_of_row]
+        query, items = knn_tables(keyed_vectors.vectors, output, row_counts, scoring, prior)
+        if scoring == "cosine" and not prior:
+            items = query  # one array: ml.knn's shared case
+        self.keyed_vectors = keyed_vectors
+        self.model = VectorModel.from_tables(query, items, track_of_row, len(track_ids))
+        self.popular = np.asarray(popular, dtype=np.int64)
+        self.scoring = {"scoring": scoring, "prior": float(prior)}
+        return self
+
+    @staticmethod
+    def rows_of(keyed_vectors: Any, track_ids: np.ndarray) -> np.ndarray:
         index = _index_of(track_ids)
         keys = keyed_vectors.index_to_key
-        track_of_row = np.fromiter((index[k] for k in keys), dtype=np.int64, count=len(keys))
-        self.keyed_vectors = keyed_vectors
-        self.model = VectorModel.from_vectors(keyed_vectors.vectors, track_of_row, len(track_ids))
-        self.popular = np.asarray(popular, dtype=np.int64)
-        return self
+        return np.fromiter((index[k] for k in keys), dtype=np.int64, count=len(keys))
 
     def fit(self, train: Ragged, track_ids: np.ndarray) -> VectorRanker:
         raise NotImplementedError("VectorRanker only loads vectors; ml.word2vec.Track2Vec fits them")
@@ -312,12 +402,26 @@ class VectorRanker:
         return {}
 
     def save(self, directory: Path) -> None:
-        """vectors.kv, with the matrix beside it as .npy so it loads with mmap='r'."""
-        self.keyed_vectors.save(str(RunDir(Path(directory)).vectors), separately=["vectors"])
+        """vectors.kv (+ .npy, mmap-able); unless the rule is plain cosine, the tables of `ml.knn`
+        beside it (knn_query.npy, knn_items.npy: rows in vectors.kv's order) and knn_scoring.json."""
+        run = RunDir(Path(directory))
+        self.keyed_vectors.save(str(run.vectors), separately=["vectors"])
+        assert self.model is not None
+        if not self.model.shared:
+            run.write_knn_tables(self.model.query, self.model.items, self.scoring)
 
     @classmethod
     def load(cls, directory: Path, track_ids: np.ndarray) -> VectorRanker:
-        """vectors.kv, and popularity.parquet for the fallback, from a run folder."""
+        """The tables (or vectors.kv for cosine), and popularity.parquet for the fallback."""
         run = RunDir(Path(directory))
         popular = PopularityRanker.load(directory, track_ids).order
-        return cls().set_vectors(run.load_keyed_vectors(), track_ids, popular)
+        ranker = cls()
+        kv = run.load_keyed_vectors()
+        _, tables = run.load_knn_tables()
+        items = np.asarray(tables.items_t).T
+        query = items if tables.query_table is None else np.asarray(tables.query_table)
+        track_of_row = cls.rows_of(kv, track_ids)
+        ranker.keyed_vectors, ranker.popular = kv, popular
+        ranker.model = VectorModel.from_tables(query, items, track_of_row, len(track_ids))
+        ranker.scoring = run.knn_scoring()
+        return ranker

@@ -3,6 +3,9 @@
 No other module spells a file name of the run folder; they ask a `RunDir`. What `ml train` writes:
 
     vectors.kv (+ vectors.kv.vectors.npy)   track2vec vectors (gensim KeyedVectors, mmap-able)
+    knn_query.npy, knn_items.npy,           the tables of `ml.knn` (query table Q, item matrix I,
+      knn_scoring.json                      rows in vectors.kv's order) and the rule that made them;
+                                            absent for plain cosine (Q = I = normalized vectors.kv)
     popularity.parquet                      track_id, count: train playlists per track, most first
     name_tokens.parquet                     name-token query rows (ml.cold_start, docs/cold_start.md)
     params.json, metrics.json, fingerprint.json, timings.json, search_results.csv
@@ -49,6 +52,9 @@ class RunDir:
     EXPORT = "export"  # export/{1/,code/,knn.keras,model_info.json}: the tarball's content
     TARBALL = "model.tar.gz"
     KERAS_MODEL = "knn.keras"  # -> export/knn.keras (ml export)
+    KNN_QUERY = "knn_query.npy"
+    KNN_ITEMS = "knn_items.npy"
+    KNN_SCORING = "knn_scoring.json"
     ITEM_COOC = "item_cooc.npz"  # CoocRanker.save (not written by `ml train`)
     NAME_TOKENS = "name_tokens.parquet"  # ml.cold_start.NameModel: name-token query rows
 
@@ -137,12 +143,32 @@ class RunDir:
             raise ValueError(f"{self.vectors}: {len(track_ids) - len(set(track_ids))} repeated track ids")
         return track_ids, normalize_rows(kv.vectors)
 
+    def write_knn_tables(self, query: np.ndarray, items: np.ndarray, scoring: dict[str, Any]) -> None:
+        np.save(self.file(self.KNN_QUERY), np.ascontiguousarray(query, dtype=np.float32))
+        np.save(self.file(self.KNN_ITEMS), np.ascontiguousarray(items, dtype=np.float32))
+        self.write_json(self.KNN_SCORING, scoring)
+
+    def knn_scoring(self) -> dict[str, Any]:
+        """How the tables were made ({"scoring": "cosine" | "output", "prior": w})."""
+        if not self.file(self.KNN_ITEMS).exists():
+            return {"scoring": "cosine", "prior": 0.0}
+        return dict(self.read_json(self.KNN_SCORING))
+
     def load_knn_tables(self) -> tuple[list[str], Any]:
-        """The vocabulary and the `ml.knn.KnnTables` the run scores with (today: cosine, Q = I)."""
+        """The vocabulary and the `ml.knn.KnnTables` the run scores with: cosine (Q = I = the
+        normalized vectors.kv) unless the run wrote knn_query.npy / knn_items.npy (memory-mapped)."""
         from ml.knn import KnnTables
 
         track_ids, normed = self.load_normalized_vectors()
-        return track_ids, KnnTables(items_t=normed.T)
+        if not self.file(self.KNN_ITEMS).exists():
+            return track_ids, KnnTables(items_t=normed.T)
+        query = np.load(self._require(self.file(self.KNN_QUERY)), mmap_mode="r")
+        items = np.load(self._require(self.file(self.KNN_ITEMS)), mmap_mode="r")
+        if query.shape != items.shape or len(items) != len(track_ids):
+            raise ValueError(
+                f"{self.path}: knn tables {query.shape} / {items.shape} do not match {len(track_ids)} tracks"
+            )
+        return track_ids, KnnTables(items_t=items.T, query_table=query)
 
     def load_popularity(self) -> tuple[list[str], list[int]]:
         """Track ids most popular first and their train-playlist counts."""

@@ -9,7 +9,7 @@ follow `seed`; gensim is bit-for-bit reproducible with one worker only (see `ml.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +19,18 @@ from tqdm.auto import tqdm
 from ml import warehouse as wh
 from ml.artefacts import RunRecord, write_artefacts
 from ml.baseline_table import TrainContext, rounded, run_baselines
+from ml.baselines import popularity_counts
 from ml.cold_start import NameModel
 from ml.cold_start_eval import cold_start_blocks, cold_start_table, select_name_model
 from ml.config import DEFAULTS, Paths
-from ml.corpus import CorpusFiles, PlaylistData, load_playlists, sample_playlists
+from ml.corpus import CorpusFiles, PlaylistData, load_playlists, nested_samples
 from ml.evaluate import evaluate, results_table
 from ml.marts_parquet import open_marts
 from ml.rankers import PopularityRanker
 from ml.run_dir import RunDir, point_latest
-from ml.search import W2VParams, draw_trials, load_grid, run_search
+from ml.search import Scored, SearchOutcome, W2VParams, load_grid, run_search, study_name_for
 from ml.shapes import EvalSet
+from ml.taste import track_communities
 from ml.word2vec import FitResult, Track2Vec, sample_min_count
 
 
@@ -47,6 +49,7 @@ class TrainResult:
             [
                 f"run {self.run_id} -> {self.run_dir}",
                 f"selected: {self.params.label()}",
+                str(self.metrics.get("selection", "")),
                 results_table(self.metrics),
                 f"refit {self.fit.get('seconds', 0):.1f}s, {self.fit.get('words_per_s_per_worker', 0):,.0f} words/s per worker; "
                 f"total {self.timings.get('total', 0):.1f}s",
@@ -85,11 +88,16 @@ def run_training(
     config = load_grid(grid_path)
     with timings("load"):
         data, fingerprint = load_step(paths.marts, progress)
-    ctx = make_context(data, config, seed, workers or config.workers, search, progress, paths.models_dir)
+    communities = track_communities(paths.raw_csv, paths.duckdb_path, data.track_ids)
+    ctx = make_context(
+        data, config, seed, workers or config.workers, search, progress, paths.models_dir, communities
+    )
     with timings("corpus"):
         full_corpus = ctx.track2vec(config.defaults, "corpus").corpus(data.train, data.track_ids)
     with timings("search"):
-        best, search_rows, kept = search_step(ctx)
+        outcome, kept = search_step(ctx)
+    best = outcome.best.params if outcome.results else config.defaults
+    search_rows = [r.row() for r in outcome.results]
     with timings("refit"):
         model = refit_step(ctx, best, full_corpus, kept)
     with timings("evaluate_valid"):
@@ -98,8 +106,16 @@ def run_training(
         test_metrics, test_ranking = evaluate(model, data.test, ctx.catalogue, last_item_seed=seed)
     timings["test_playlists_per_s"] = len(data.test) / max(timings["evaluate_test"], 1e-9)
     with timings("baselines"):
-        baselines, fitted = run_baselines(ctx)
-    metrics = {"valid": rounded(valid_metrics), "test": rounded(test_metrics), "baselines": baselines}
+        baselines, baselines_valid, fitted = run_baselines(ctx)
+    verdict = selection_verdict(valid_metrics, baselines_valid, config.search.metric)
+    metrics = {
+        "valid": rounded(valid_metrics),
+        "test": rounded(test_metrics),
+        "baselines": baselines,
+        "baselines_valid": baselines_valid,
+        "selection": verdict,
+        "item_cooc_knn_selection": getattr(fitted.get("item_cooc_knn"), "selection", []),
+    }
     with timings("cold_start"):
         names = cold_start_step(ctx, model, metrics)
     fingerprint = {
@@ -130,6 +146,8 @@ def run_training(
     point_latest(paths.models_dir, run.path)
     timings["total"] = time.perf_counter() - t_all
     run.write_json(RunDir.TIMINGS, rounded(timings))
+    with timings("mlflow"):
+        track_step(paths, run, record, timings)
     return TrainResult(
         run.path.name, run.path, best, metrics, tuple(search_rows), rounded(timings), record.fit_info
     )
@@ -157,7 +175,14 @@ def load_step(marts: Path, progress: bool) -> tuple[PlaylistData, dict[str, Any]
 
 
 def make_context(
-    data: PlaylistData, config: Any, seed: int, workers: int, search: bool, progress: bool, models_dir: Path
+    data: PlaylistData,
+    config: Any,
+    seed: int,
+    workers: int,
+    search: bool,
+    progress: bool,
+    models_dir: Path,
+    communities: np.ndarray | None = None,
 ) -> TrainContext:
     """Popularity on the whole train split, and the search's seeded samples of train and valid."""
     return TrainContext(
@@ -169,41 +194,75 @@ def make_context(
         progress=progress,
         cache=models_dir / ".cache",
         popularity=PopularityRanker().fit(data.train, data.track_ids),
-        train_sample=sample_playlists(data.train, config.search.train_playlists, seed),
+        communities=communities,
+        rung_samples=nested_samples(data.train, config.search.rungs, seed),
         valid_sample=_sample_eval(data.valid, config.search.valid_playlists, seed),
     )
 
 
-def search_step(ctx: TrainContext) -> tuple[W2VParams, list[dict[str, Any]], dict[str, FitResult]]:
-    """Random search on the train sample, scored on the valid sample; the best params first."""
+def search_step(ctx: TrainContext) -> tuple[SearchOutcome, dict[str, FitResult]]:
+    """Successive halving with TPE proposals (ml.search) on the nested train samples, scored on the
+    valid sample under every scoring rule; returns the outcome (best first) and reusable fits."""
     kept: dict[str, FitResult] = {}
-    sample_corpus = ctx.track2vec(ctx.config.defaults, "corpus").corpus(ctx.train_sample, ctx.data.track_ids)
+    config, data = ctx.config, ctx.data
+    corpora = [ctx.track2vec(config.defaults, "corpus").corpus(s, data.track_ids) for s in ctx.rung_samples]
     if not ctx.search:
-        return ctx.config.defaults, [], kept
-    sample_is_all = len(ctx.train_sample) == len(ctx.data.train)
-    popular = ctx.popularity.order
+        return SearchOutcome([]), kept
+    counts = [popularity_counts(s, data.n_tracks) for s in ctx.rung_samples]
+    rules = [(r, w) for r in config.search.rules for w in config.search.priors]
+    metric = config.search.metric
 
-    def fit_and_score(params: W2VParams) -> tuple[dict[str, float], float, float, int]:
+    done: dict[tuple[str, int], Scored] = {}  # (params, sample size): a rung as large as the one
+    # before it (a small preset: every rung is the whole train split) reuses that fit's score
+
+    def fit_and_score(params: W2VParams, rung: int) -> Scored:
+        size = len(ctx.rung_samples[rung])
+        if (params.key(), size) in done:
+            return done[params.key(), size]
+        done[params.key(), size] = scored = _fit_and_score(params, rung)
+        return scored
+
+    def _fit_and_score(params: W2VParams, rung: int) -> Scored:
+        fraction = len(ctx.rung_samples[rung]) / len(data.train)
         # min_count is meant for the whole train split: on a sample it scales with the sample.
-        on_sample = replace(params, min_count=sample_min_count(params.min_count, ctx.sample_fraction))
-        trial = ctx.track2vec(on_sample, "trial").fit_corpus(sample_corpus, ctx.data.track_ids, popular)
+        on_sample = replace(params, min_count=sample_min_count(params.min_count, fraction))
+        trial = ctx.track2vec(on_sample, f"rung {rung}")
+        trial.fit_corpus(corpora[rung], data.track_ids, counts[rung])
         assert trial.result is not None
         t0 = time.perf_counter()
-        metrics, _ = evaluate(trial, ctx.valid_sample, ctx.catalogue)
-        if sample_is_all:  # the sample is the whole train split: a refit would repeat this fit
-            kept[params.key()] = trial.result
-        return rounded(metrics), trial.result.seconds, time.perf_counter() - t0, len(trial.result.vectors)
+        variants: dict[str, dict[str, float]] = {}
+        for rule, prior in rules:
+            trial.use_fit(trial.result, data.track_ids, counts[rung], scoring=(rule, prior))
+            variants[f"{rule}+{prior:g}"] = rounded(evaluate(trial, ctx.valid_sample, ctx.catalogue)[0])
+        best = max(variants, key=lambda v: (variants[v][metric], -list(variants).index(v)))
+        rule, prior = best.split("+")
+        if fraction == 1.0:  # the sample is the whole train split: a refit would repeat this fit
+            kept[replace(params, scoring=rule, prior=float(prior)).key()] = trial.result
+        return Scored(
+            metrics=variants[best],
+            scoring=rule,
+            prior=float(prior),
+            variants={v: m[metric] for v, m in variants.items()},
+            fit_seconds=trial.result.seconds,
+            eval_seconds=time.perf_counter() - t0,
+            vocab_size=len(trial.result.vectors),
+        )
 
     valid = ctx.valid_sample
-    results = run_search(
-        draw_trials(ctx.config, ctx.seed),
-        fit_and_score,
-        ctx.cache / "search_trials.jsonl",
-        cache_key=f"{sample_corpus.fingerprint}:{valid.session_ids[:5]}:{len(valid)}:{ctx.seed}:{ctx.workers}",
-        metric=ctx.config.search.metric,
-        progress=ctx.progress,
+    name = study_name_for(
+        [c.fingerprint for c in corpora],
+        valid.session_ids[:5],
+        len(valid),
+        ctx.seed,
+        ctx.workers,
+        config.grid,
+        config.defaults,
+        config.search,
     )
-    return results[0].params, [r.row() for r in results], kept
+    outcome = run_search(
+        config, fit_and_score, ctx.cache / "search" / f"{name}.journal", ctx.seed, ctx.progress
+    )
+    return outcome, kept
 
 
 def refit_step(
@@ -211,10 +270,35 @@ def refit_step(
 ) -> Track2Vec:
     """The selected params on the whole train split (unless the search already fitted exactly that)."""
     model = ctx.track2vec(best, "refit")
+    counts = ctx.popularity.counts
     fit = kept.get(best.key())
     if fit is not None:
-        return model.use_fit(fit, ctx.data.track_ids, ctx.popularity.order)
-    return model.fit_corpus(full_corpus, ctx.data.track_ids, ctx.popularity.order)
+        return model.use_fit(fit, ctx.data.track_ids, counts)
+    return model.fit_corpus(full_corpus, ctx.data.track_ids, counts)
+
+
+def track_step(paths: Paths, run: RunDir, record: RunRecord, timings: dict[str, float]) -> None:
+    """The run in MLflow (ml.tracking): params, per-trial and final metrics, card and plots."""
+    from ml.tracking import log_training_run
+
+    params = {**asdict(record.params), "seed": record.seed, "n_trials": len(record.search_rows)}
+    params["grid_file"] = record.config.source
+    log_training_run(paths.models_dir, run.path, params, record.metrics, record.search_rows, rounded(timings))
+
+
+def selection_verdict(valid: dict[str, Any], baselines_valid: dict[str, dict[str, Any]], metric: str) -> str:
+    """One line: does the selected configuration beat popularity and item-kNN on the whole valid
+    split? Said plainly either way (`ml train` prints it, the model card and metrics.json keep it)."""
+    ours = float(valid[metric])
+    rivals = {n: float(m[metric]) for n, m in baselines_valid.items() if n in ("popularity", "item_cooc_knn")}
+    beaten = [f"{n} {v:.4f}" for n, v in rivals.items() if ours > v]
+    lost = [f"{n} {v:.4f}" for n, v in rivals.items() if ours <= v]
+    if not lost:
+        return f"selection: track2vec beats {' and '.join(beaten)} on valid {metric} ({ours:.4f})"
+    return (
+        f"WARNING: no configuration beats popularity and item-kNN on valid: the selected track2vec has "
+        f"{metric} {ours:.4f}, not above {' and '.join(lost)}"
+    )
 
 
 def cold_start_step(ctx: TrainContext, model: Track2Vec, metrics: dict[str, Any]) -> NameModel:
@@ -282,6 +366,7 @@ def card_step(
         progress=ctx.progress,
         seed=ctx.seed,
         n_plot_tracks=ctx.config.plot_tracks,
+        metric=ctx.config.search.metric,
     )
 
 

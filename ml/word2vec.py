@@ -24,7 +24,8 @@ from ml.shapes import Ragged
 
 @dataclass(frozen=True)
 class FitResult:
-    vectors: Any  # gensim KeyedVectors
+    vectors: Any  # gensim KeyedVectors (the input vectors, `wv.vectors`)
+    output: np.ndarray  # the negative-sampling output weights (`syn1neg`), rows as `vectors`
     seconds: float
     raw_words: int  # tokens read over all epochs
     trained_words: int  # tokens left after min_count and sub-sampling
@@ -61,6 +62,7 @@ def fit_word2vec(
         sample=params.sample,
         alpha=params.alpha,
         min_alpha=params.min_alpha,
+        shrink_windows=params.shrink_windows,
         seed=seed,
         workers=workers,
     )
@@ -83,7 +85,7 @@ def fit_word2vec(
         trained += t
         raw += r
     seconds = time.perf_counter() - start
-    return FitResult(model.wv, seconds, raw, trained, workers)
+    return FitResult(model.wv, model.syn1neg, seconds, raw, trained, workers)
 
 
 def sample_min_count(min_count: int, fraction: float) -> int:
@@ -129,17 +131,30 @@ class Track2Vec(VectorRanker):
         )
 
     def fit(self, train: Ragged, track_ids: np.ndarray) -> Track2Vec:
-        popular = popularity_order(popularity_counts(train, len(track_ids)))
-        return self.fit_corpus(self.corpus(train, track_ids), track_ids, popular)
+        counts = popularity_counts(train, len(track_ids))
+        return self.fit_corpus(self.corpus(train, track_ids), track_ids, counts)
 
-    def fit_corpus(self, corpus: CorpusFiles, track_ids: np.ndarray, popular: np.ndarray) -> Track2Vec:
-        """Fit on corpus files already written (the search reuses one corpus for many trials)."""
+    def fit_corpus(self, corpus: CorpusFiles, track_ids: np.ndarray, counts: np.ndarray) -> Track2Vec:
+        """Fit on corpus files already written (the search reuses one corpus for many trials).
+
+        `counts`: train playlists per global track (the popularity prior and the fallback order).
+        """
         self.result = fit_word2vec(corpus, self.params, self.seed, self.workers, self.progress, self.desc)
-        return self.use_fit(self.result, track_ids, popular)
+        return self.use_fit(self.result, track_ids, counts)
 
-    def use_fit(self, result: FitResult, track_ids: np.ndarray, popular: np.ndarray) -> Track2Vec:
+    def use_fit(
+        self,
+        result: FitResult,
+        track_ids: np.ndarray,
+        counts: np.ndarray,
+        scoring: tuple[str, float] | None = None,
+    ) -> Track2Vec:
+        """Score this fit by `params.scoring`/`params.prior`, or by `scoring` = (rule, prior)."""
+        rule, prior = scoring if scoring is not None else (self.params.scoring, self.params.prior)
         self.result = result
-        self.set_vectors(result.vectors, track_ids, popular)
+        self.set_vectors(
+            result.vectors, track_ids, popularity_order(counts), result.output, counts, rule, prior
+        )
         return self
 
     def describe(self) -> dict[str, Any]:

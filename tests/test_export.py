@@ -316,3 +316,35 @@ def test_a_query_table_apart_from_the_item_matrix(tmp_path):
     assert np.allclose(np.asarray(out["scores"]), expected.scores, atol=1e-5)
     assert np.asarray(out["n_unknown"]).tolist() == [1] * len(playlists)
     assert not set(got[0]) & {ids[r] for r in playlists[0]}
+
+
+def test_output_layer_tables_export_with_the_same_rule(synthetic_run, tmp_path):
+    """A run scored by the output layer + prior (Q != I, one more column) exports a SavedModel that
+    gives ml.knn's top-10 with those tables (the export's self-check raises otherwise)."""
+    import shutil
+
+    import numpy as np
+
+    from ml.config import Paths
+    from ml.export import export_latest
+    from ml.parity import offline_expected
+    from ml.rankers import knn_tables
+    from ml.run_dir import RunDir
+
+    run = tmp_path / "models" / "run"
+    shutil.copytree(synthetic_run.model.run_dir, run, ignore=shutil.ignore_patterns("export", "*.tar.gz"))
+    kv = RunDir(run).load_keyed_vectors()
+    rng = np.random.default_rng(5)
+    output = rng.normal(size=kv.vectors.shape).astype(np.float32)
+    counts = rng.integers(1, 50, size=len(kv.vectors))
+    query, items = knn_tables(np.asarray(kv.vectors), output, counts, "output", 0.3)
+    RunDir(run).write_knn_tables(query, items, {"scoring": "output", "prior": 0.3})
+    paths = Paths(tmp_path / "raw.csv", tmp_path / "w.duckdb", tmp_path / "models", tmp_path / "reports")
+    result = export_latest(paths, run_dir=run, selfcheck_playlists=40)
+    assert result.dim == kv.vector_size + 1
+    assert result.selfcheck_identical + result.selfcheck_ties == 40
+    ids = RunDir(run).load_knn_tables()[0]
+    expected = offline_expected(run, [[ids[0], ids[1]]], k=5)[0]
+    scores = query[[0, 1]].mean(axis=0) @ items.T
+    scores[[0, 1]] = -np.inf
+    assert list(expected.track_ids) == [ids[i] for i in np.argsort(-scores, kind="stable")[:5]]

@@ -72,7 +72,10 @@ def test_vector_ranker_falls_back_to_popularity_without_a_known_seed() -> None:
     assert r.fallback.tolist() == [True, False]
     assert r.tracks[0].tolist() == ranker.popular[:3].tolist()
     assert ranker.describe() == {}
-    assert CoocRanker("none").fit(TRAIN, TRACK_IDS).describe() == {"normalise": "none"}
+    assert CoocRanker("none", neighbors=50).fit(TRAIN, TRACK_IDS).describe() == {
+        "normalise": "none",
+        "neighbors": 50,
+    }
 
 
 def test_run_dir_resolves_latest_in_one_place(tmp_path) -> None:

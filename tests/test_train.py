@@ -13,8 +13,7 @@ import pytest
 
 from ml.config import Paths
 from ml.corpus import MAX_SENTENCE, load_playlists, read_corpus, write_corpus
-from ml.knn import normalize_rows, top_k
-from ml.search import PARAM_AXES, W2VParams, draw_trials, load_grid
+from ml.search import PARAM_AXES, W2VParams, load_grid
 from ml.shapes import Ragged
 from ml.word2vec import fit_word2vec
 
@@ -47,17 +46,31 @@ def test_training_writes_every_artefact(tiny_model: Path, tiny_warehouse: Path) 
     ):
         assert (tiny_model / name).exists(), name
     metrics = json.loads((tiny_model / "metrics.json").read_text())
-    assert set(metrics) == {"valid", "test", "baselines", "name_only", "name_and_seeds"}
-    assert set(metrics["baselines"]) == {"popularity", "item_cooc_knn", "seed_recipe"}
+    assert set(metrics) >= {
+        "valid",
+        "test",
+        "baselines",
+        "baselines_valid",
+        "selection",
+        "name_only",
+        "name_and_seeds",
+    }
+    assert set(metrics["baselines"]) == {"popularity", "item_cooc_knn", "taste_community", "seed_recipe"}
+    assert set(metrics["baselines_valid"]) == set(metrics["baselines"])
+    assert metrics["selection"].startswith(("selection: track2vec beats", "WARNING: no configuration"))
+    assert len(metrics["item_cooc_knn_selection"]) == 4  # normalisation x neighbours, scored on valid
     for block in (metrics["valid"], metrics["test"], *metrics["baselines"].values()):
         assert set(block) >= METRIC_KEYS
         assert all(0.0 <= block[k] <= 1.0 for k in METRIC_KEYS)
         assert block["hr@10"] <= block["hr@100"]
     assert "last_item_hr@100" in metrics["baselines"]["seed_recipe"]
     search = pd.read_csv(tiny_model / "search_results.csv")
-    assert len(search) == 2 and set(PARAM_AXES) <= set(search.columns)
+    assert len(search) == 3 and set(PARAM_AXES) <= set(search.columns)
+    assert {"rung", "rung0", "scoring", "prior"} <= set(search.columns)
     card = (tiny_model / "model_card.md").read_text()
     assert "| track2vec (selected), test |" in card and "embedding_taste.png" in card
+    assert metrics["selection"] in card and "search.png" in card and "## Ablation" in card
+    assert (tiny_model.parent / "mlruns" / "mlflow.db").exists()  # MLflow's local store
     fingerprint = json.loads((tiny_model / "fingerprint.json").read_text())
     con = duckdb.connect(str(tiny_warehouse), read_only=True)
     try:
@@ -85,11 +98,14 @@ def test_vectors_load_with_mmap_and_cover_train_tracks_only(tiny_model: Path, ti
 
 
 def test_offline_predictions_reproduce_from_the_saved_artefacts(tiny_model: Path) -> None:
-    """What the export/serving parity relies on: vectors.kv + ml.knn give exactly the saved top-10."""
+    """What the export/serving parity relies on: the run's ml.knn tables (knn_query/knn_items.npy,
+    or the normalized vectors.kv for cosine) + ml.knn give exactly the saved top-10."""
     from gensim.models import KeyedVectors
 
+    from ml.run_dir import RunDir
+
     kv = KeyedVectors.load(str(tiny_model / "vectors.kv"), mmap="r")
-    normed = normalize_rows(np.asarray(kv.vectors))
+    _, tables = RunDir(tiny_model).load_knn_tables()
     popular = pd.read_parquet(tiny_model / "popularity.parquet")["track_id"].tolist()
     pred = pd.read_parquet(tiny_model / "offline_test_predictions.parquet")
     assert len(pred) > 0
@@ -98,7 +114,7 @@ def test_offline_predictions_reproduce_from_the_saved_artefacts(tiny_model: Path
         assert row.n_unknown == len(row.seed_track_ids) - len(known)
         assert row.is_fallback == (not known)
         if known:
-            result = top_k(normed, [known], 10)
+            result = tables.top_k([known], 10)
             assert list(row.top10_track_ids) == [kv.index_to_key[int(r)] for r in result.rows[0]]
             np.testing.assert_allclose(row.top10_scores, result.scores[0], rtol=1e-5, atol=1e-6)
         else:
@@ -242,21 +258,15 @@ def test_one_worker_training_is_deterministic(tmp_path: Path) -> None:
 def test_default_grid_is_packaged_and_covers_the_axes() -> None:
     config = load_grid(None)
     assert set(config.grid) == set(PARAM_AXES)
-    assert set(config.grid["sg"]) == {0, 1}
-    assert min(config.grid["ns_exponent"]) < 0
+    assert set(config.grid["sg"]) == {0, 1} and 1 in config.grid["min_count"]
+    assert set(config.search.rules) == {"cosine", "output"} and 0.0 in config.search.priors
+    assert config.search.n_trials >= 12 and list(config.search.rungs) == sorted(config.search.rungs)
+    for axis, values in config.grid.items():  # trial 0 is exactly the defaults
+        assert getattr(config.defaults, axis) in values, axis
     assert (
         config.seed_recipe.sg == 0 and config.seed_recipe.vector_size == 48 and not config.seed_recipe.shuffle
     )
-    assert config.seed_recipe_min_counts == (3, 5, 10)
-
-
-def test_trials_start_with_the_defaults_and_are_seeded() -> None:
-    config = load_grid(None)
-    trials = draw_trials(config, seed=1)
-    assert trials[0] == config.defaults
-    assert len(trials) == config.search.n_trials == len({t.key() for t in trials})
-    assert trials == draw_trials(config, seed=1)
-    assert trials != draw_trials(config, seed=2)
+    assert config.seed_recipe.scoring == "cosine" and config.seed_recipe_min_counts == (3, 5, 10)
 
 
 def test_a_bad_grid_file_is_an_error_naming_the_file(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from ml.config import Paths
 from ml.evaluate import results_table
 from ml.marts_parquet import open_marts
 from ml.rankers import VectorModel
+from ml.report.search_report import ablation_table, search_plot, search_table
 
 N_PLOT_TRACKS = 2000
 # Checked in order; a playlist name takes the first keyword it contains.
@@ -58,10 +59,21 @@ def build_model_card(
     progress: bool = True,
     seed: int = 0,
     n_plot_tracks: int = N_PLOT_TRACKS,
+    metric: str = "hr@10",
 ) -> Path:
     """Write model_card.md (and its PNG plots) into run_dir; returns the card's path."""
     plots, note = _embedding_plots(run_dir, paths, data, model, seed, n_plot_tracks)
     lines = _head_lines(run_dir, metrics, search_rows, params, fit_info)
+    if search_plot(search_rows, run_dir / "search.png", metric):
+        lines += ["![search](search.png)", ""]
+    lines += [
+        "## Ablation (valid sample)",
+        "",
+        ablation_table(search_rows, metric),
+        "",
+        "## Embedding",
+        "",
+    ]
     for title, png in plots:
         lines += [f"### {title}", "", f"![{title}]({png})", ""]
     if note:
@@ -121,8 +133,11 @@ def _head_lines(
         "",
         "Playlist continuation: given the tracks of a playlist, rank tracks to add. Trained with gensim",
         "Word2Vec on the train split of `ml_playlist_splits` (a playlist is a set: fresh shuffled order",
-        "per epoch); scored by the mean of the seed tracks' normalized vectors, cosine, seeds excluded",
-        "(`ml/knn.py`, the same rule the exported model serves).",
+        "per epoch); scored by `ml/knn.py`, the same rule the exported model serves: the query is the",
+        "mean of the seeds' rows of a query table Q, every track's score its inner product with its row",
+        "of an item matrix I, seeds excluded. " + _rule_text(params),
+        "",
+        f"**{metrics.get('selection', '')}**",
         "",
         "## Selected configuration",
         "",
@@ -142,11 +157,13 @@ def _head_lines(
         results_table(metrics),
         "",
         *_cold_start_lines(metrics),
-        "## Search results (sample of train playlists, scored on a sample of valid)",
+        "Every method on the whole valid split (the honest-selection comparison):",
         "",
-        _search_table(search_rows) if search_rows else "_No search in this run (`--no-search`)._",
+        _valid_table(metrics),
         "",
-        "## Embedding",
+        "## Search (successive halving on growing train samples, TPE proposals; valid sample)",
+        "",
+        search_table(search_rows) if search_rows else "_No search in this run (`--no-search`)._",
         "",
     ]
 
@@ -176,6 +193,28 @@ def _cold_start_lines(metrics: dict[str, Any]) -> list[str]:
     ]
 
 
+def _rule_text(params: Any) -> str:
+    rule = getattr(params, "scoring", "cosine")
+    prior = getattr(params, "prior", 0.0)
+    text = (
+        "Q = the input vectors (`wv.vectors`), I = the output layer (`syn1neg`): CBOW's own prediction."
+        if rule == "output"
+        else "Q = I = the L2-normalized input vectors (cosine)."
+    )
+    if prior:
+        text += (
+            f" Plus a popularity prior: one more column, 1 in Q and {prior:g} * log(train playlists) in I."
+        )
+    return text
+
+
+def _valid_table(metrics: dict[str, Any]) -> str:
+    rows = [("track2vec (selected)", metrics["valid"])] + list(metrics.get("baselines_valid", {}).items())
+    cols = ("hr@10", "hr@100", "ndcg@10", "oov_share")
+    body = [f"| {n} | " + " | ".join(f"{m.get(c, 0):.4f}" for c in cols) + " |" for n, m in rows]
+    return "\n".join(["| method, valid | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols), *body])
+
+
 def _tail_lines(timings: dict[str, float]) -> list[str]:
     return [
         "## Timings (s)",
@@ -192,40 +231,6 @@ def _tail_lines(timings: dict[str, float]) -> list[str]:
         "  structure; compare methods only on the same file and split.",
         "",
     ]
-
-
-def _search_table(rows: list[dict[str, Any]]) -> str:
-    cols = [
-        c
-        for c in (
-            "trial",
-            "sg",
-            "vector_size",
-            "window",
-            "negative",
-            "ns_exponent",
-            "sample",
-            "epochs",
-            "min_count",
-            "hr@10",
-            "hr@100",
-            "ndcg@10",
-            "mrr",
-            "vocab_size",
-            "fit_seconds",
-        )
-        if c in rows[0]
-    ]
-    head = "| " + " | ".join(cols) + " |"
-    sep = "|" + "---:|" * len(cols)
-    body = ["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in rows]
-    return "\n".join([head, sep, *body])
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4f}" if abs(v) < 1 and v != 0 else f"{v:g}"
-    return str(v)
 
 
 def keyword_of(name: str) -> str | None:

@@ -1,0 +1,137 @@
+"""Issue 12's track2vec: the output-layer rule and the popularity prior as ml.knn tables, their
+save/load round trip, the taste_community baseline, and the search (successive halving with TPE
+proposals: defaults first, seeded, resumable). Real gensim, real Optuna journal files."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ml.evaluate import evaluate
+from ml.knn import normalize_rows, top_k
+from ml.rankers import PopularityRanker, VectorRanker, knn_tables
+from ml.search import Scored, W2VParams, load_grid, run_search
+from ml.shapes import EvalSet, Ragged
+from ml.taste import TasteCommunityRanker
+from ml.word2vec import Track2Vec
+
+TINY_GRID = Path(__file__).parents[1] / "ml" / "grid_tiny.yml"
+
+
+def _planted(seed: int = 0, n_comm: int = 8, per_comm: int = 40, n_playlists: int = 600):
+    """Playlists drawn from latent communities, Zipf popularity inside each: (train, eval set, ids,
+    community of each track). Held out: 2 random tracks of each eval playlist."""
+    rng = np.random.default_rng(seed)
+    n = n_comm * per_comm
+    zipf = 1.0 / np.arange(1, per_comm + 1)
+    zipf /= zipf.sum()
+    rows = []
+    for _ in range(n_playlists):
+        c = int(rng.integers(n_comm))
+        size = int(rng.integers(6, 14))
+        rows.append(c * per_comm + rng.choice(per_comm, size=size, replace=False, p=zipf))
+    train = Ragged.from_lists(rows[:500])
+    held = rows[500:]
+    eval_set = EvalSet(
+        session_ids=np.array([str(i) for i in range(len(held))]),
+        seeds=Ragged.from_lists([r[2:] for r in held]),
+        holdouts=Ragged.from_lists([r[:2] for r in held]),
+        last_query=np.array([r[-2] for r in held]),
+        last_target=np.array([r[-1] for r in held]),
+    )
+    ids = np.array([f"{i:016x}" for i in range(n)])
+    return train, eval_set, ids, np.repeat(np.arange(n_comm), per_comm)
+
+
+def _track2vec(tmp_path: Path, **params) -> Track2Vec:
+    base = W2VParams(
+        sg=0, vector_size=16, window=20, negative=5, ns_exponent=0.5, sample=0.0, epochs=20, min_count=1,
+        shrink_windows=False, scoring="output", prior=0.0,
+    )  # fmt: skip
+    return Track2Vec(replace(base, **params), seed=3, workers=1, cache_dir=tmp_path)
+
+
+def test_output_layer_ranker_beats_popularity_on_planted_tastes(tmp_path: Path) -> None:
+    train, eval_set, ids, _ = _planted()
+    popularity = PopularityRanker().fit(train, ids)
+    model = _track2vec(tmp_path).fit(train, ids)
+    pop = evaluate(popularity, eval_set, len(ids))[0]
+    ours = evaluate(model, eval_set, len(ids))[0]
+    assert ours["hr@10"] > 1.5 * pop["hr@10"]
+    assert ours["oov_share"] == pop["oov_share"]  # min_count 1: every train track is recommendable
+
+
+def test_tables_follow_the_rule_and_the_prior_is_one_more_column() -> None:
+    rng = np.random.default_rng(0)
+    w, o = rng.normal(size=(5, 3)).astype(np.float32), rng.normal(size=(5, 3)).astype(np.float32)
+    counts = np.array([10, 5, 1, 1, 2])
+    q, i = knn_tables(w, o, counts, "output", 0.0)
+    np.testing.assert_array_equal(q, w) and np.testing.assert_array_equal(i, o)
+    q, i = knn_tables(w, o, counts, "output", 0.5)
+    assert q.shape == i.shape == (5, 4) and (q[:, 3] == 1).all()
+    np.testing.assert_allclose(i[:, 3], 0.5 * np.log(counts), rtol=1e-6)
+    # score = mean query . item + prior * log(count): the augmented product is exactly that
+    got = top_k(q, [[0, 1]], k=3, items=i)
+    expected = w[[0, 1]].mean(axis=0) @ o.T + 0.5 * np.log(counts)
+    expected[[0, 1]] = -np.inf
+    assert got.rows[0].tolist() == np.argsort(-expected, kind="stable")[:3].tolist()
+    q, i = knn_tables(w, None, counts, "cosine", 0.0)
+    np.testing.assert_allclose(q, normalize_rows(w)) and np.testing.assert_allclose(i, q)
+
+
+def test_output_tables_round_trip_through_the_run_folder(tmp_path: Path) -> None:
+    train, eval_set, ids, _ = _planted(seed=1)
+    model = _track2vec(tmp_path / "cache", prior=0.5).fit(train, ids)
+    run = tmp_path / "run"
+    run.mkdir()
+    model.save(run)
+    PopularityRanker().fit(train, ids).save(run)
+    assert (run / "knn_query.npy").exists() and (run / "knn_items.npy").exists()
+    loaded = VectorRanker.load(run, ids)
+    assert loaded.scoring == {"scoring": "output", "prior": 0.5}
+    a, b = model.rank(eval_set.seeds, 20), loaded.rank(eval_set.seeds, 20)
+    np.testing.assert_array_equal(a.tracks, b.tracks)
+    np.testing.assert_array_equal(a.scores, b.scores)
+
+
+def test_taste_community_recommends_the_seeds_majority_community() -> None:
+    train, eval_set, ids, community = _planted(seed=2)
+    ranker = TasteCommunityRanker(community).fit(train, ids)
+    ranking = ranker.rank(eval_set.seeds, 10)
+    for i in range(len(eval_set)):
+        seeds = eval_set.seeds.row(i)
+        majority = np.bincount(community[seeds]).argmax()
+        assert (community[ranking.tracks[i]] == majority).all()
+        assert not np.isin(ranking.tracks[i], seeds).any()
+    pop = evaluate(PopularityRanker().fit(train, ids), eval_set, len(ids))[0]
+    assert evaluate(ranker, eval_set, len(ids))[0]["hr@10"] > pop["hr@10"]
+
+
+def _scorer(calls: list):
+    def fit_and_score(params: W2VParams, rung: int) -> Scored:
+        calls.append((params.key(), rung))
+        value = params.window / 100 + params.epochs / 1000 + rung / 10  # a fixed landscape
+        return Scored({"hr@10": value}, "output", 0.0, {"output+0": value}, 0.0, 0.0, 1)
+
+    return fit_and_score
+
+
+def test_search_starts_with_the_defaults_halves_and_resumes(tmp_path: Path) -> None:
+    config = load_grid(TINY_GRID)
+    config = replace(config, search=replace(config.search, n_trials=4, reduction_factor=2))
+    calls: list = []
+    out = run_search(config, _scorer(calls), tmp_path / "s.journal", seed=1, progress=False)
+    rung0 = [c for c in calls if c[1] == 0]
+    assert rung0[0][0] == config.defaults.key()  # the defaults are trial 0
+    assert len(rung0) == 4 and len({c[0] for c in rung0}) == 4
+    assert len([c for c in calls if c[1] == 1]) == 2  # the best half go on to rung 1
+    assert out.best.rung == 1 and out.best.value == max(r.value for r in out.results)
+    again: list = []
+    resumed = run_search(config, _scorer(again), tmp_path / "s.journal", seed=1, progress=False)
+    assert again == []  # every fit is in the journal: nothing is fitted twice
+    assert [r.row() for r in resumed.results] == [r.row() for r in out.results]
+    other: list = []
+    run_search(config, _scorer(other), tmp_path / "t.journal", seed=1, progress=False)
+    assert other == calls  # seeded: a fresh study with the same seed proposes the same trials
