@@ -80,7 +80,6 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
         "ml/export.py",
         "ml/knn.py",
         "ml/knn_keras.py",
-        "ml/knn_savedmodel.py",
         "ml/endpoint_contract.py",
     ),
 }

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ml.cold_start import NameModel
 from ml.corpus import PlaylistData
 from ml.rankers import PopularityRanker, VectorRanker
 from ml.run_dir import RunDir
@@ -43,10 +44,13 @@ def write_artefacts(
     popularity: PopularityRanker,
     record: RunRecord,
     test_ranking: Ranking,
+    names: NameModel | None = None,
 ) -> None:
     run.path.mkdir(parents=True, exist_ok=False)
     model.save(run.path)
     popularity.save(run.path)
+    if names is not None:
+        names.save(run.path)
     run.write_json(
         RunDir.PARAMS,
         {

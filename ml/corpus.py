@@ -16,14 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ml.shapes import EvalSet, Ragged
-from ml.warehouse import DIM_TRACKS, FCT_PLAYLIST_TRACKS, ML_PLAYLIST_SPLITS
+from ml.warehouse import DIM_PLAYLISTS, DIM_TRACKS, FCT_PLAYLIST_TRACKS, ML_PLAYLIST_SPLITS
 
 if TYPE_CHECKING:  # a connection opened by ml.warehouse.connect; corpus never opens one
     import duckdb
@@ -53,6 +53,8 @@ class PlaylistData:
     train_session_ids: np.ndarray  # (n_train,) str
     valid: EvalSet
     test: EvalSet
+    train_names: np.ndarray | None = None  # (n_train,) str: playlist names (dim_playlists)
+    track_artists: np.ndarray | None = None  # (n_tracks,) str: each track's artist name (dim_tracks)
 
     @property
     def n_tracks(self) -> int:
@@ -72,6 +74,9 @@ class PlaylistData:
             h.update(np.ascontiguousarray(arr).tobytes())
         h.update("\n".join(self.track_ids[:: max(1, len(self.track_ids) // 10_000)]).encode())
         h.update(str(len(self.track_ids)).encode())
+        for names in (self.train_names, self.valid.names, self.test.names):
+            if names is not None:
+                h.update("\x1f".join(str(n) for n in names).encode())
         return h.hexdigest()
 
 
@@ -128,10 +133,10 @@ def load_playlists(con: duckdb.DuckDBPyConnection, names: MartNames | None = Non
     role = np.asarray(cols["role_code"], dtype=np.int8)
     session = np.asarray(cols["session_idx"], dtype=np.int64)
     track = np.asarray(cols["track_idx"], dtype=np.int64)
-    track_ids = np.asarray(
-        con.execute(f"select {n.track_id} from {n.dim_tracks} order by 1").fetchnumpy()[n.track_id],
-        dtype=object,
-    )
+    tracks = con.execute(
+        f"select {n.track_id}, coalesce({n.artist_name}, '') as artist_name from {n.dim_tracks} order by 1"
+    ).fetchnumpy()
+    track_ids = np.asarray(tracks[n.track_id], dtype=object)
     session_ids = np.asarray(
         con.execute(f"select distinct {n.session_id} from {n.splits} order by 1").fetchnumpy()[n.session_id],
         dtype=object,
@@ -142,13 +147,31 @@ def load_playlists(con: duckdb.DuckDBPyConnection, names: MartNames | None = Non
 
     is_train = split == 0
     train_sessions, train = _group(session[is_train], track[is_train])
+    name_of = _playlist_names(con, n, session_ids)
+    valid = _eval_set(session, track, role, split == 1, session_ids)
+    test = _eval_set(session, track, role, split == 2, session_ids)
     return PlaylistData(
         track_ids=track_ids,
         train=train,
         train_session_ids=session_ids[train_sessions],
-        valid=_eval_set(session, track, role, split == 1, session_ids),
-        test=_eval_set(session, track, role, split == 2, session_ids),
+        valid=replace(valid, names=name_of[np.searchsorted(session_ids, valid.session_ids)]),
+        test=replace(test, names=name_of[np.searchsorted(session_ids, test.session_ids)]),
+        train_names=name_of[train_sessions],
+        track_artists=np.asarray(tracks["artist_name"], dtype=object),
     )
+
+
+def _playlist_names(con: duckdb.DuckDBPyConnection, n: MartNames, session_ids: np.ndarray) -> np.ndarray:
+    """The name of each session of `session_ids` (sorted), '' when dim_playlists has none."""
+    cols = con.execute(
+        f"select {n.session_id}, coalesce({n.playlist_name}, '') as playlist_name from {n.dim_playlists}"
+    ).fetchnumpy()
+    names = np.full(len(session_ids), "", dtype=object)
+    found = np.asarray(cols[n.session_id], dtype=object)
+    where = np.searchsorted(session_ids, found)
+    ok = (where < len(session_ids)) & (session_ids[np.minimum(where, len(session_ids) - 1)] == found)
+    names[where[ok]] = np.asarray(cols["playlist_name"], dtype=object)[ok]
+    return names
 
 
 @dataclass(frozen=True)
@@ -156,6 +179,7 @@ class MartNames:
     """Relation and column names read here (docs/contracts.md; checked by ml.warehouse on read)."""
 
     dim_tracks: str = DIM_TRACKS.name
+    dim_playlists: str = DIM_PLAYLISTS.name
     splits: str = ML_PLAYLIST_SPLITS.name
     fct: str = FCT_PLAYLIST_TRACKS.name
     track_id: str = "track_id"
@@ -163,6 +187,8 @@ class MartNames:
     split: str = "split"
     role: str = "role"
     position: str = "position"
+    playlist_name: str = "playlist_name"
+    artist_name: str = "artist_name"
 
 
 def _group(session: np.ndarray, track: np.ndarray) -> tuple[np.ndarray, Ragged]:

@@ -13,7 +13,7 @@ Pure numpy, batched: a batch of playlists is one matrix product.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,6 +99,34 @@ def top_k(
     if items is None:
         return KnnTables(items_t=np.asarray(normed).T).top_k(seed_rows, k, batch_size)
     return KnnTables(items_t=np.asarray(items).T, query_table=normed).top_k(seed_rows, k, batch_size)
+
+
+def top_k_queries(
+    queries: np.ndarray | Callable[[int, int], np.ndarray],
+    items: np.ndarray,
+    exclude: Sequence[Sequence[int]],
+    k: int,
+    batch_size: int = 1024,
+) -> TopK:
+    """Scoring from explicit queries, by the same rule as `KnnTables.top_k`: scores = query @
+    items.T, rows in `exclude[i]` removed, exact top-k with ties to the lower row. `queries` is an
+    (n, dim) array or a function giving rows [start, stop) (a batch's queries are built only when
+    scored); a name query (ml.cold_start) uses it with items that carry one more column than the
+    tracks' own vectors."""
+    n_items = items.shape[0]
+    k_eff = min(k, n_items)
+    n = len(exclude)
+    all_rows = np.empty((n, k_eff), dtype=np.int64)
+    all_scores = np.empty((n, k_eff), dtype=np.float32)
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        q = queries(start, stop) if callable(queries) else queries[start:stop]
+        scores = np.asarray(q, dtype=np.float32) @ items.T  # (b, n_items)
+        for i, rows in enumerate(exclude[start:stop]):
+            if len(rows):
+                scores[i, np.asarray(rows, dtype=np.int64)] = -np.inf
+        all_rows[start:stop], all_scores[start:stop] = _select_top(scores, k_eff)
+    return TopK(rows=all_rows, scores=all_scores)
 
 
 def _select_top(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

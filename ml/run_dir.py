@@ -7,6 +7,7 @@ No other module spells a file name of the run folder; they ask a `RunDir`. What 
       knn_scoring.json                      rows in vectors.kv's order) and the rule that made them;
                                             absent for plain cosine (Q = I = normalized vectors.kv)
     popularity.parquet                      track_id, count: train playlists per track, most first
+    name_tokens.parquet                     name-token query rows (ml.cold_start, docs/cold_start.md)
     params.json, metrics.json, fingerprint.json, timings.json, search_results.csv
     offline_test_predictions.parquet        test seeds and their offline top-10 (parity checks)
     model_card.md (+ plots)
@@ -55,6 +56,7 @@ class RunDir:
     KNN_ITEMS = "knn_items.npy"
     KNN_SCORING = "knn_scoring.json"
     ITEM_COOC = "item_cooc.npz"  # CoocRanker.save (not written by `ml train`)
+    NAME_TOKENS = "name_tokens.parquet"  # ml.cold_start.NameModel: name-token query rows
 
     @classmethod
     def latest(cls, models_dir: Path) -> RunDir:
@@ -71,6 +73,10 @@ class RunDir:
     @property
     def popularity(self) -> Path:
         return self.path / self.POPULARITY
+
+    @property
+    def name_tokens(self) -> Path:
+        return self.path / self.NAME_TOKENS
 
     @property
     def metrics(self) -> Path:

@@ -65,6 +65,7 @@ class EvalSet:
     holdouts: Ragged
     last_query: np.ndarray  # (n,) second-to-last track by position (the seed recipe's query)
     last_target: np.ndarray  # (n,) last track by position (the seed recipe's target)
+    names: np.ndarray | None = None  # (n,) str: the playlists' names (cold start from a name)
 
     def __len__(self) -> int:
         return len(self.session_ids)
@@ -76,7 +77,17 @@ class EvalSet:
             holdouts=self.holdouts.take(index),
             last_query=self.last_query[index],
             last_target=self.last_target[index],
+            names=None if self.names is None else self.names[index],
         )
+
+    def cold(self) -> EvalSet:
+        """The same playlists as empty ones: no seeds, every track (seeds and held-out) a target."""
+        n = len(self)
+        both = Ragged.from_lists(
+            [np.concatenate([self.seeds.row(i), self.holdouts.row(i)]) for i in range(n)]
+        )
+        empty = Ragged(np.zeros(n + 1, dtype=np.int64), np.array([], dtype=np.int64))
+        return EvalSet(self.session_ids, empty, both, self.last_query, self.last_target, self.names)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""`ml train`: load -> corpus -> search -> refit -> evaluate -> baselines -> artefacts -> card.
+"""`ml train`: load -> corpus -> search -> refit -> evaluate -> baselines -> cold start -> artefacts
+-> card.
 
 Each step is one function below; the run lands in `models/<run_id>/` (a `RunDir`, MODELS_DIR) and
 `models/latest` points to it. Seeds: the corpus shuffles, the search samples and the trial draw
@@ -19,6 +20,8 @@ from ml import warehouse as wh
 from ml.artefacts import RunRecord, write_artefacts
 from ml.baseline_table import TrainContext, rounded, run_baselines
 from ml.baselines import popularity_counts
+from ml.cold_start import NameModel
+from ml.cold_start_eval import cold_start_blocks, cold_start_table, select_name_model
 from ml.config import DEFAULTS, Paths
 from ml.corpus import CorpusFiles, PlaylistData, load_playlists, nested_samples
 from ml.evaluate import evaluate, results_table
@@ -113,6 +116,8 @@ def run_training(
         "selection": verdict,
         "item_cooc_knn_selection": getattr(fitted.get("item_cooc_knn"), "selection", []),
     }
+    with timings("cold_start"):
+        names = cold_start_step(ctx, model, metrics)
     fingerprint = {
         **fingerprint,
         "corpus_fingerprint": full_corpus.fingerprint,
@@ -134,7 +139,7 @@ def run_training(
     )
     timings["total_before_artefacts"] = time.perf_counter() - t_all
     with timings("artefacts"):
-        write_artefacts(run, data, model, ctx.popularity, record, test_ranking)
+        write_artefacts(run, data, model, ctx.popularity, record, test_ranking, names)
     timings["total"] = time.perf_counter() - t_all
     run.write_json(RunDir.TIMINGS, rounded(timings))
     card_step(run, paths, ctx, model, record, timings)
@@ -294,6 +299,33 @@ def selection_verdict(valid: dict[str, Any], baselines_valid: dict[str, dict[str
         f"WARNING: no configuration beats popularity and item-kNN on valid: the selected track2vec has "
         f"{metric} {ours:.4f}, not above {' and '.join(lost)}"
     )
+
+
+def cold_start_step(ctx: TrainContext, model: Track2Vec, metrics: dict[str, Any]) -> NameModel:
+    """Name-token rows over the refit vectors (chosen on the valid sample), scored on valid and
+    test; adds the `name_only` and `name_and_seeds` blocks to `metrics` (docs/cold_start.md)."""
+    data = ctx.data
+    assert data.train_names is not None, "load_playlists gives the playlists' names"
+    selection = select_name_model(
+        model,
+        data.train,
+        list(data.train_names),
+        ctx.valid_sample,
+        ctx.catalogue,
+        ctx.config.search.metric,
+        track_artists=data.track_artists,
+    )
+    metrics.update(
+        cold_start_blocks(
+            selection,
+            ctx.popularity,
+            {"valid": data.valid, "test": data.test},
+            {"valid": metrics["valid"], "test": metrics["test"]},
+            ctx.catalogue,
+        )
+    )
+    _say(ctx.progress, "cold start from a name:\n" + cold_start_table(metrics))
+    return selection.ranker.names
 
 
 def fit_info(model: Track2Vec) -> dict[str, Any]:

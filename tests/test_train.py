@@ -34,6 +34,7 @@ def test_training_writes_every_artefact(tiny_model: Path, tiny_warehouse: Path) 
         "vectors.kv",
         "vectors.kv.vectors.npy",
         "popularity.parquet",
+        "name_tokens.parquet",
         "params.json",
         "metrics.json",
         "fingerprint.json",
@@ -45,7 +46,15 @@ def test_training_writes_every_artefact(tiny_model: Path, tiny_warehouse: Path) 
     ):
         assert (tiny_model / name).exists(), name
     metrics = json.loads((tiny_model / "metrics.json").read_text())
-    assert set(metrics) >= {"valid", "test", "baselines", "baselines_valid", "selection"}
+    assert set(metrics) >= {
+        "valid",
+        "test",
+        "baselines",
+        "baselines_valid",
+        "selection",
+        "name_only",
+        "name_and_seeds",
+    }
     assert set(metrics["baselines"]) == {"popularity", "item_cooc_knn", "taste_community", "seed_recipe"}
     assert set(metrics["baselines_valid"]) == set(metrics["baselines"])
     assert metrics["selection"].startswith(("selection: track2vec beats", "WARNING: no configuration"))

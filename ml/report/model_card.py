@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ml import warehouse as wh
+from ml.cold_start_eval import cold_start_table
 from ml.config import Paths
 from ml.evaluate import results_table
 from ml.marts_parquet import open_marts
@@ -155,6 +156,7 @@ def _head_lines(
         "",
         results_table(metrics),
         "",
+        *_cold_start_lines(metrics),
         "Every method on the whole valid split (the honest-selection comparison):",
         "",
         _valid_table(metrics),
@@ -162,6 +164,31 @@ def _head_lines(
         "## Search (successive halving on growing train samples, TPE proposals; valid sample)",
         "",
         search_table(search_rows) if search_rows else "_No search in this run (`--no-search`)._",
+        "",
+    ]
+
+
+def _cold_start_lines(metrics: dict[str, Any]) -> list[str]:
+    """Cold start from a playlist's name (docs/cold_start.md), when the run has it."""
+    if "name_only" not in metrics:
+        return []
+    sel = metrics["name_only"]["selected"]
+    cover = metrics["name_only"].get("name_coverage", {})
+    chosen = ", ".join(f"{k} {v}" for k, v in sel.items())
+    return [
+        "## Cold start from a playlist's name",
+        "",
+        "Name only: a valid/test playlist given by its name alone (no seed track); every one of its",
+        "tracks is a target. Name tokens (`ml/name_tokens.py`) are extra rows of the query table,",
+        "fitted from the train playlists carrying them and scored by the same inner-product top-k",
+        "(`ml/cold_start.py`); a name without a known token (auto playlists, rare words) gets the",
+        "popularity list. Name + seeds: the split protocol, the query mixing the seeds' mean and the",
+        "name's mean: the name counts as `worth` seed tracks (chosen on valid; 0 = seeds alone).",
+        "",
+        f"Selected on valid: {chosen}; name worth {metrics['name_and_seeds']['worth']:g} seed tracks. "
+        f"Playlists with a known name token: test {cover.get('test', 0):.1%}, valid {cover.get('valid', 0):.1%}.",
+        "",
+        cold_start_table(metrics),
         "",
     ]
 

@@ -1,0 +1,428 @@
+"""Cold start from a playlist's name: name tokens as extra rows of the query table.
+
+A name token (`name:chill`, ml.name_tokens) gets a query row in the space the tracks are scored
+in, so the one rule of `ml.knn` (scores = query @ items.T, exact top-k, ties to the lower row)
+answers a name as it answers tracks:
+
+    items      I = [normalized track vectors | prior]        (n_rows, dim + 1)
+    track row  [normalized vector | 0]                         (a seed query never uses the prior)
+    name row   c * [unit-norm taste direction | beta]          (fitted here, never an item)
+    query      name only:      mean of the name's known token rows
+               tracks only:    mean of the seeds' rows         (unchanged: ml.knn.top_k)
+               name + n tracks: (1 - w) * tracks query + w * name query, w = s / (n + s): the
+                               name counts as s seed tracks (`worth`, chosen on valid), so it
+                               matters for a playlist of 1 track and fades as tracks are added
+    fallback   neither known:  the popularity list
+
+`prior` = log(1 + train playlists holding the track) / log(1 + the most), in [0, 1]: a name says
+"which taste", the prior "which of its tracks people add first"; beta weighs them.
+
+Name rows are fitted after the track vectors (post hoc), from the train playlists carrying each
+token, so any `VectorRanker` (any query table) gets them without retraining:
+- `centroid`: the mean, over the token's train playlists, of their mean normalized track vector
+  (the direction with the highest average score on those playlists' tracks); beta from a grid;
+  c = (length of that mean) ** focus, so a word every taste uses (`favorites`) weighs little in a
+  name's mean next to one its playlists agree on (`metal`).
+- artist tokens (optional, chosen on valid): a token no train playlist name carries gets the
+  centroid of the tracks whose artist name has it (beta 0), so `Metallica – Live` finds Metallica.
+- `ridge`: the row v minimizing ||I v - y||^2 + alpha ||v||^2 where y[t] is the share of the
+  token's train playlists that hold track t: the row whose scores best predict those playlists'
+  tracks under the model's own scoring, its prior weight included.
+The method and its parameters are chosen on valid (`ml.cold_start_eval`), with the minimum number
+of train playlists a token needs and the name's worth s.
+
+Only numpy, scipy and pyarrow here, so a `NameModel` loads without training code. Names are scored
+offline only: the serving path (export, endpoint, `ml recommend --name`) is not ported to the
+Keras export (docs/cold_start.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from ml.baselines import popularity_counts, popularity_order, rank_popularity
+from ml.knn import TopK, normalize_rows, query_vectors, top_k_queries
+from ml.name_tokens import name_keys
+from ml.rankers import VectorRanker, auto_batch_size
+from ml.run_dir import RunDir
+from ml.shapes import K_MAX, Ragged, Ranking
+
+METHODS = ("centroid", "ridge")
+
+
+# --- tokens -------------------------------------------------------------------------------------
+
+
+def name_token_lists(names: Sequence[str]) -> list[list[str]]:
+    """Each name's keys (`name:chill`, ...), tokenized once per distinct name."""
+    cache: dict[str, list[str]] = {}
+    return [cache.setdefault(str(n), name_keys(str(n))) for n in names]
+
+
+def token_rows(token_lists: Sequence[Sequence[str]], index: dict[str, int]) -> Ragged:
+    """Rows of each name's known tokens (unknown tokens dropped)."""
+    return Ragged.from_lists([[index[t] for t in tokens if t in index] for tokens in token_lists])
+
+
+def track_prior(counts: np.ndarray) -> np.ndarray:
+    """log(1 + count) / log(1 + max count): the prior column, in [0, 1] (float32)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    top = np.log1p(counts.max(initial=0.0))
+    return (np.log1p(counts) / top if top > 0 else np.zeros_like(counts)).astype(np.float32)
+
+
+def _incidence(playlists: Ragged, n_cols: int) -> sp.csr_matrix:
+    """Binary (playlist, column) matrix; repeats within a playlist count once."""
+    m = sp.csr_matrix(
+        (np.ones(len(playlists.values), dtype=np.float32), playlists.values, playlists.indptr),
+        shape=(len(playlists), n_cols),
+    )
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    return m
+
+
+# --- the fitted name table ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NameModel:
+    """Name-token query rows over a run's track vectors, and how a query mixes names and tracks."""
+
+    keys: np.ndarray  # (n_tokens,) str, "name:<token>", most train playlists first (ties by key)
+    rows: np.ndarray  # (n_tokens, dim + 1) float32: [unit-norm direction | prior weight]
+    n_playlists: np.ndarray  # (n_tokens,) train playlists carrying each token
+    worth: float  # with n seed tracks the name query's share is worth / (n + worth)
+    params: dict[str, Any] = field(default_factory=dict)  # method, min_playlists, beta or alpha
+
+    @property
+    def index(self) -> dict[str, int]:
+        return {str(k): i for i, k in enumerate(self.keys)}
+
+    def with_worth(self, worth: float) -> NameModel:
+        return NameModel(self.keys, self.rows, self.n_playlists, float(worth), self.params)
+
+    def name_queries(self, token_lists: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """(n, dim + 1) mean of each name's known token rows, and whether it had one."""
+        rows = token_rows(token_lists, self.index)
+        out = np.zeros((len(rows), self.rows.shape[1]), dtype=np.float32)
+        has = rows.lengths > 0
+        if len(rows.values):
+            owner = np.repeat(np.arange(len(rows)), rows.lengths)
+            np.add.at(out, owner, self.rows[rows.values])
+            out[has] /= rows.lengths[has, None].astype(np.float32)
+        return out, has
+
+    def save(self, directory: Path) -> None:
+        """name_tokens.parquet: key, n_playlists, row (list<float32>); worth and params as metadata."""
+        import json
+
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table(
+            {
+                "key": pa.array([str(k) for k in self.keys], pa.string()),
+                "n_playlists": pa.array(self.n_playlists, pa.int64()),
+                "row": pa.array(self.rows.tolist(), pa.list_(pa.float32())),
+            }
+        ).replace_schema_metadata({"worth": json.dumps(self.worth), "params": json.dumps(self.params)})
+        pq.write_table(table, RunDir(Path(directory)).name_tokens)
+
+    @classmethod
+    def load(cls, directory: Path) -> NameModel:
+        import json
+
+        import pyarrow.parquet as pq
+
+        path = RunDir(Path(directory)).name_tokens
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: the run predates name tokens; run `ml train`")
+        table = pq.read_table(path)
+        meta = table.schema.metadata or {}
+        rows = table.column("row").to_pylist()
+        width = len(rows[0]) if rows else 0
+        return cls(
+            keys=np.asarray(table.column("key").to_pylist(), dtype=object),
+            rows=np.asarray(rows, dtype=np.float32).reshape(len(rows), width),
+            n_playlists=np.asarray(table.column("n_playlists").to_pylist(), dtype=np.int64),
+            worth=float(json.loads(meta.get(b"worth", b"0"))),
+            params=json.loads(meta.get(b"params", b"{}")),
+        )
+
+
+def fit_name_model(
+    items: np.ndarray,
+    train_rows: Ragged,
+    train_tokens: Sequence[Sequence[str]],
+    method: str,
+    min_playlists: int,
+    beta: float = 0.0,
+    alpha: float = 0.1,
+    focus: float = 0.0,
+    item_tokens: Sequence[Sequence[str]] | None = None,
+) -> NameModel:
+    """Name rows from the train playlists carrying each token (see the module docstring).
+
+    items: (n_rows, dim + 1) [normalized vectors | prior]; train_rows: each train playlist's
+    tracks as rows of `items` (tracks without a row dropped). item_tokens: the tokens of each
+    row's artist name; a token no train playlist name carries (often enough) then gets a row from
+    the tracks of the artists it names (centroid rule, the playlists' count stored as 0).
+    """
+    names = _fit_from_playlists(items, train_rows, train_tokens, method, min_playlists, beta, alpha, focus)
+    if item_tokens is None:
+        return NameModel(
+            names.keys, names.rows, names.n_playlists, 0.0, {**names.params, "artist_tokens": False}
+        )
+    # An artist's name asks for that artist's tracks, not the popular ones: no prior weight.
+    artists = _fit_from_artists(items, item_tokens, set(names.index), 0.0, focus)
+    return NameModel(
+        np.concatenate([names.keys, artists.keys]),
+        np.vstack([names.rows, artists.rows]).astype(np.float32),
+        np.concatenate([names.n_playlists, artists.n_playlists]),
+        0.0,
+        {**names.params, "artist_tokens": True},
+    )
+
+
+def _centroid_rows(
+    members: sp.csr_matrix, playlist_means: np.ndarray, beta: float, focus: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, member counts): c * [unit mean | beta], c = length of the mean ** focus."""
+    n = np.asarray(members.sum(axis=0)).ravel()
+    centroid = np.asarray(members.T @ playlist_means) / np.maximum(n, 1.0)[:, None]
+    # The centroid's length says how much the token's playlists agree (near 0 for a word used by
+    # every taste): its power `focus` weighs the token in a name's mean.
+    weight = np.linalg.norm(centroid, axis=1, keepdims=True) ** focus
+    beta_col = np.full((len(centroid), 1), beta, np.float32)
+    return (weight * np.hstack([normalize_rows(centroid), beta_col])).astype(np.float32), n
+
+
+def _fit_from_artists(
+    items: np.ndarray, item_tokens: Sequence[Sequence[str]], taken: set[str], beta: float, focus: float
+) -> NameModel:
+    keys = sorted({t for tokens in item_tokens for t in tokens} - taken)
+    dim = items.shape[1] - 1
+    if not keys:
+        return NameModel(
+            np.array([], dtype=object), np.zeros((0, dim + 1), np.float32), np.zeros(0, np.int64), 0.0
+        )
+    members = _incidence(token_rows(item_tokens, {t: i for i, t in enumerate(keys)}), len(keys))
+    rows, _ = _centroid_rows(members, items[:, :dim], beta, focus)
+    return NameModel(np.asarray(keys, dtype=object), rows, np.zeros(len(keys), np.int64), 0.0)
+
+
+def _fit_from_playlists(
+    items: np.ndarray,
+    train_rows: Ragged,
+    train_tokens: Sequence[Sequence[str]],
+    method: str,
+    min_playlists: int,
+    beta: float,
+    alpha: float,
+    focus: float,
+) -> NameModel:
+    counts: dict[str, int] = {}
+    for tokens in train_tokens:
+        for t in tokens:
+            counts[t] = counts.get(t, 0) + 1
+    keys = sorted((t for t, c in counts.items() if c >= min_playlists), key=lambda t: (-counts[t], t))
+    index = {t: i for i, t in enumerate(keys)}
+    dim = items.shape[1] - 1
+    if not keys:
+        return NameModel(
+            np.array([], dtype=object), np.zeros((0, dim + 1), np.float32), np.zeros(0, np.int64), 0.0
+        )
+    p = _incidence(token_rows(train_tokens, index), len(keys))  # (n_train, n_tokens)
+    a = _incidence(train_rows, items.shape[0])  # (n_train, n_rows)
+    n_pl = np.asarray(p.sum(axis=0)).ravel()
+    if method == "centroid":
+        sizes = np.maximum(np.asarray(a.sum(axis=1)).ravel(), 1.0)
+        playlist_means = sp.diags(1.0 / sizes) @ a @ items[:, :dim]  # (n_train, dim)
+        rows, _ = _centroid_rows(p, playlist_means, beta, focus)
+        params = {"method": method, "min_playlists": min_playlists, "beta": beta, "focus": focus}
+    elif method == "ridge":
+        shares = sp.diags(1.0 / np.maximum(n_pl, 1.0)) @ (p.T @ a)  # (n_tokens, n_rows)
+        x = items.astype(np.float64)
+        gram = x.T @ x
+        penalty = alpha * np.trace(gram) / gram.shape[0]
+        v = np.linalg.solve(gram + penalty * np.eye(gram.shape[0]), np.asarray((shares @ x).T)).T
+        # Unit-norm direction (the prior weight scaled alike): the ranking of one token is kept and
+        # every token weighs the same in a name's mean and against the tracks' query.
+        scale = 1.0 / np.maximum(np.linalg.norm(v[:, :dim], axis=1, keepdims=True), 1e-12)
+        rows = (v * scale).astype(np.float32)
+        params = {"method": method, "min_playlists": min_playlists, "alpha": alpha}
+    else:
+        raise ValueError(f"unknown name-row method {method!r}; choose one of {METHODS}")
+    return NameModel(np.asarray(keys, dtype=object), rows, n_pl.astype(np.int64), 0.0, params)
+
+
+def mix_queries(
+    tracks_q: np.ndarray, name_q: np.ndarray, n_tracks: np.ndarray, has_name: np.ndarray, worth: float
+) -> np.ndarray:
+    """(n, dim + 1) queries: the mean of n known tracks (prior weight 0) and the name's mean, the
+    name's share worth / (n + worth) (1 without tracks, 0 without a known token)."""
+    n = np.asarray(n_tracks, dtype=np.float32)
+    share = np.where(has_name, worth / np.maximum(n + worth, 1e-12), 0.0)
+    w = np.where(has_name & (n == 0), 1.0, share).astype(np.float32)[:, None]
+    q = np.zeros((len(tracks_q), tracks_q.shape[1] + 1), dtype=np.float32)
+    q[:, :-1] = tracks_q
+    return (1.0 - w) * q + w * name_q
+
+
+@dataclass(frozen=True)
+class NameScoring:
+    """A run's track vectors, prior column and name table, as the offline name scoring reads them."""
+
+    track_ids: list[str]  # row order of `items`
+    items: np.ndarray  # (n_rows, dim + 1) [normalized vectors | prior]
+    names: NameModel
+
+    @classmethod
+    def from_run(cls, run: RunDir) -> NameScoring:
+        track_ids, normed = run.load_normalized_vectors()
+        ids, counts = run.load_popularity()
+        prior_of = dict(zip(ids, track_prior(np.asarray(counts)).tolist(), strict=True))
+        prior = np.array([prior_of.get(t, 0.0) for t in track_ids], dtype=np.float32)
+        return cls(track_ids, np.hstack([normed, prior[:, None]]), NameModel.load(run.path))
+
+    def rank(self, seed_rows: Sequence[int], tokens: Sequence[str], k: int) -> TopK | None:
+        """Top-k rows for one playlist (seed rows excluded), or None when it has neither a known
+        seed nor a known token (the caller falls back to popularity)."""
+        seed_rows = [int(r) for r in seed_rows]
+        name_q, has_name = self.names.name_queries([list(tokens)])
+        if not seed_rows and not has_name[0]:
+            return None
+        tracks_q = query_vectors(self.items[:, :-1], [seed_rows])
+        q = mix_queries(tracks_q, name_q, np.array([len(seed_rows)]), has_name, self.names.worth)
+        return top_k_queries(q, self.items, [seed_rows], k)
+
+
+# --- rankers over names -------------------------------------------------------------------------
+
+
+class NameVectorRanker:
+    """Tracks and names scored by the one rule of ml.knn over [vectors | prior] (module docstring)."""
+
+    name = "track2vec_name"
+
+    def __init__(self, base: VectorRanker, prior: np.ndarray, names: NameModel) -> None:
+        assert base.model is not None, "fit or load the track vectors first"
+        self.base, self.names = base, names
+        vm = base.model
+        self.items = np.hstack([vm.normed, np.asarray(prior, np.float32)[vm.track_of_row, None]])
+
+    @property
+    def known(self) -> np.ndarray:
+        return self.base.known
+
+    def rank_named(self, names: Sequence[str], seeds: Ragged, k: int = K_MAX) -> Ranking:
+        """Top-k global track indices for playlists given by name and seed tracks (either may be empty)."""
+        return self.rank_tokens(name_token_lists(names), seeds, k)
+
+    def rank_tokens(self, token_lists: Sequence[Sequence[str]], seeds: Ragged, k: int = K_MAX) -> Ranking:
+        if len(seeds.values) == 0 and len(seeds):  # names only: score each distinct token set once
+            keys = [tuple(sorted(set(t))) for t in token_lists]
+            distinct = sorted(set(keys))
+            where = {key: i for i, key in enumerate(distinct)}
+            once = self._rank(distinct, Ragged(np.zeros(len(distinct) + 1, np.int64), seeds.values), k)
+            back = np.array([where[key] for key in keys], dtype=np.int64)
+            return Ranking(once.tracks[back], once.scores[back], once.fallback[back])
+        return self._rank(token_lists, seeds, k)
+
+    def _rank(self, token_lists: Sequence[Sequence[str]], seeds: Ragged, k: int) -> Ranking:
+        vm = self.base.model
+        assert vm is not None
+        seed_rows = seeds.map_values(vm.row_of_track)
+        rows_list = seed_rows.rows()
+        n_seeds = seed_rows.lengths
+        has_seeds = n_seeds > 0
+        name_q, has_name = self.names.name_queries(token_lists)
+
+        def queries(start: int, stop: int) -> np.ndarray:
+            tracks_q = query_vectors(vm.normed, rows_list[start:stop])
+            return mix_queries(
+                tracks_q, name_q[start:stop], n_seeds[start:stop], has_name[start:stop], self.names.worth
+            )
+
+        result = top_k_queries(queries, self.items, rows_list, k, auto_batch_size(len(self.items)))
+        tracks = vm.track_of_row[result.rows]
+        scores = result.scores.copy()
+        if tracks.shape[1] < k:
+            pad = k - tracks.shape[1]
+            tracks = np.pad(tracks, ((0, 0), (0, pad)), constant_values=-1)
+            scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+        fallback = ~(has_seeds | has_name)
+        if fallback.any():
+            idx = np.flatnonzero(fallback)
+            tracks[idx] = rank_popularity(self.base.popular, seeds.take(idx), k).tracks
+            scores[idx] = 0.0
+        return Ranking(tracks=tracks, scores=scores.astype(np.float32), fallback=fallback)
+
+
+class KeywordPopularityRanker:
+    """Baseline: the most popular train tracks among train playlists sharing a name token.
+
+    A track's score is the number of train playlists that hold it and carry one of the name's
+    tokens, summed over the name's known tokens; ties (and a list short of k) go by overall
+    popularity; a name with no known token gets the popularity list. Seeds are excluded.
+    """
+
+    name = "name_keyword_popularity"
+
+    def __init__(self, min_playlists: int = 2) -> None:
+        self.min_playlists = min_playlists
+        self.index: dict[str, int] = {}
+        self.counts = sp.csr_matrix((0, 0))
+        self.popular_counts = np.zeros(0, dtype=np.int64)
+
+    def fit(
+        self, train: Ragged, train_tokens: Sequence[Sequence[str]], n_tracks: int
+    ) -> KeywordPopularityRanker:
+        tally: dict[str, int] = {}
+        for tokens in train_tokens:
+            for t in tokens:
+                tally[t] = tally.get(t, 0) + 1
+        keys = sorted(t for t, c in tally.items() if c >= self.min_playlists)
+        self.index = {t: i for i, t in enumerate(keys)}
+        p = _incidence(token_rows(train_tokens, self.index), len(keys))
+        self.counts = (p.T @ _incidence(train, n_tracks)).tocsr()  # (n_tokens, n_tracks)
+        self.popular_counts = popularity_counts(train, n_tracks)
+        return self
+
+    @property
+    def known(self) -> np.ndarray:
+        return self.popular_counts > 0
+
+    def rank_named(self, names: Sequence[str], seeds: Ragged, k: int = K_MAX) -> Ranking:
+        return self.rank_tokens(name_token_lists(names), seeds, k)
+
+    def rank_tokens(self, token_lists: Sequence[Sequence[str]], seeds: Ragged, k: int = K_MAX) -> Ranking:
+        n_tracks = len(self.popular_counts)
+        rows = token_rows(token_lists, self.index)
+        tiebreak = self.popular_counts / (self.popular_counts.max(initial=0) + 1.0)  # < 1
+        popular = popularity_order(self.popular_counts)
+        tracks = np.full((len(rows), k), -1, dtype=np.int64)
+        scores = np.zeros((len(rows), k), dtype=np.float32)
+        fallback = rows.lengths == 0
+        groups: dict[tuple[int, ...], list[int]] = {}  # one scoring per distinct token set
+        for i in np.flatnonzero(~fallback):
+            groups.setdefault(tuple(sorted(rows.row(i).tolist())), []).append(int(i))
+        for token_set, members in groups.items():
+            s = np.asarray(self.counts[list(token_set)].sum(axis=0)).ravel() + tiebreak
+            width = min(n_tracks, k + int(seeds.lengths[members].max(initial=0)))
+            part = np.argpartition(-s, width - 1)[:width] if width < n_tracks else np.arange(n_tracks)
+            ordered = part[np.lexsort((part, -s[part]))]  # score descending, lower index first
+            for i in members:
+                top = ordered[~np.isin(ordered, seeds.row(i))][:k]
+                tracks[i, : len(top)], scores[i, : len(top)] = top, s[top]
+        if fallback.any():
+            idx = np.flatnonzero(fallback)
+            tracks[idx] = rank_popularity(popular, seeds.take(idx), k).tracks
+        return Ranking(tracks=tracks, scores=scores, fallback=fallback)
