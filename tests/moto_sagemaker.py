@@ -84,6 +84,22 @@ def moto_server() -> Iterator[str]:
         server.stop()
 
 
+@contextmanager
+def moto_aws() -> Iterator[str]:
+    """moto's server with the AWS SDKs pointed at it: AWS_ENDPOINT_URL and dummy credentials in the
+    environment only (restored on exit), no profile. Yields the server's URL."""
+    import pytest
+
+    with moto_server() as url, pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_ENDPOINT_URL", url)
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        env.setenv("AWS_SESSION_TOKEN", "testing")
+        env.setenv("AWS_DEFAULT_REGION", REGION)
+        env.delenv("AWS_PROFILE", raising=False)
+        yield url
+
+
 def queue_invoke_results(url: str, bodies: list[bytes | str]) -> None:
     """The next InvokeEndpoint answers, in order (moto's static results API)."""
     results = [

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import boto3
 import numpy as np
 import pytest
-from moto_sagemaker import ACCOUNT, REGION, moto_server, queue_invoke_results, reset
+from moto_sagemaker import ACCOUNT, REGION, moto_aws, queue_invoke_results, reset
 
 from ml.deploy import check, deploy, undeploy
 from ml.deploy.check import expected_answers, request_bodies
@@ -34,13 +34,7 @@ N_CHECK = 20
 @pytest.fixture(scope="module")
 def moto_url():
     """moto's server on a free 127.0.0.1 port; SDKs pointed at it, dummy credentials in env only."""
-    with moto_server() as url, pytest.MonkeyPatch.context() as env:
-        env.setenv("AWS_ENDPOINT_URL", url)
-        env.setenv("AWS_ACCESS_KEY_ID", "testing")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        env.setenv("AWS_SESSION_TOKEN", "testing")
-        env.setenv("AWS_DEFAULT_REGION", REGION)
-        env.delenv("AWS_PROFILE", raising=False)
+    with moto_aws() as url:
         yield url
 
 

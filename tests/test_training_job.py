@@ -29,7 +29,7 @@ from moto_sagemaker import (
     REGION,
     finish_training_job,
     hold_training_jobs,
-    moto_server,
+    moto_aws,
     reset,
     training_job_names,
     training_job_status,
@@ -46,13 +46,7 @@ TINY_GRID = REPO_ROOT / "ml" / "grid_tiny.yml"
 
 @pytest.fixture(scope="module")
 def moto_url():
-    with moto_server() as url, pytest.MonkeyPatch.context() as env:
-        env.setenv("AWS_ENDPOINT_URL", url)
-        env.setenv("AWS_ACCESS_KEY_ID", "testing")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        env.setenv("AWS_SESSION_TOKEN", "testing")
-        env.setenv("AWS_DEFAULT_REGION", REGION)
-        env.delenv("AWS_PROFILE", raising=False)
+    with moto_aws() as url:
         yield url
 
 
