@@ -26,7 +26,7 @@ from pathlib import Path
 import duckdb
 
 from bench.common import BENCH_DATA_DIR, REPO_ROOT, RunFigures, median, run_measured, write_results
-from ml.warehouse import DBT_PROFILES_DIR, DBT_PROJECT_DIR, accounting, dbt_executable
+from ml.warehouse import DBT_PROJECT_DIR, accounting, dbt_command
 
 RAW = BENCH_DATA_DIR / "spotify_full.csv"
 SCRATCH = BENCH_DATA_DIR / "dbt"
@@ -84,22 +84,7 @@ def _count_lines(path: Path) -> int:
 def _dbt_build(db_path: Path) -> RunFigures:
     for stale in (db_path, db_path.with_name(db_path.name + ".wal")):
         stale.unlink(missing_ok=True)
-    cmd = [
-        dbt_executable(),
-        "build",
-        "--project-dir",
-        str(DBT_PROJECT_DIR),
-        "--profiles-dir",
-        str(DBT_PROFILES_DIR),
-        "--target-path",
-        str(SCRATCH / "target"),
-        "--log-path",
-        str(SCRATCH / "logs"),
-        "--no-use-colors",
-        "--quiet",
-        "--vars",
-        json.dumps({"split_seed": SEED}),
-    ]
+    cmd = dbt_command(("build",), SCRATCH, dbt_vars={"split_seed": SEED}, quiet=True)
     return run_measured(cmd, env=_dbt_env(db_path), cwd=DBT_PROJECT_DIR)
 
 
@@ -112,26 +97,15 @@ def _naive_recipe(db_path: Path) -> RunFigures:
     for stale in (db_path, db_path.with_name(db_path.name + ".wal")):
         stale.unlink(missing_ok=True)
     load = run_measured([sys.executable, "-c", NAIVE_LOAD, str(RAW), str(db_path)])
-    cmd = [
-        dbt_executable(),
-        "run",
-        "--project-dir",
-        str(DBT_PROJECT_DIR),
-        "--profiles-dir",
-        str(DBT_PROFILES_DIR),
-        "--target-path",
-        str(SCRATCH / "target_naive"),
-        "--log-path",
-        str(SCRATCH / "logs"),
-        "--no-use-colors",
-        "--quiet",
-        "--select",
-        "stg_spotify__playlist_tracks+",
-        "--exclude",
-        "stg_spotify__playlist_tracks",
-        "--vars",
-        json.dumps({"split_seed": SEED}),
-    ]
+    # target/ and logs/ apart from the build's, whose run_results.json the bench reads
+    cmd = dbt_command(
+        ("run",),
+        SCRATCH / "naive",
+        select="stg_spotify__playlist_tracks+",
+        dbt_vars={"split_seed": SEED},
+        quiet=True,
+    )
+    cmd += ["--exclude", "stg_spotify__playlist_tracks"]
     marts = run_measured(cmd, env=_dbt_env(db_path), cwd=DBT_PROJECT_DIR)
     return RunFigures(
         wall_s=load.wall_s + marts.wall_s,
@@ -198,6 +172,7 @@ def main() -> None:
     slowest = _slowest_nodes()
     warehouse_mb = db_path.stat().st_size / 2**20
     shutil.rmtree(SCRATCH / "logs", ignore_errors=True)
+    shutil.rmtree(SCRATCH / "naive", ignore_errors=True)
 
     wall = median([b.wall_s for b in builds])
     peak = max(b.peak_rss_mb for b in builds)

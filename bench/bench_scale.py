@@ -152,25 +152,9 @@ def stage_command(stage: str, size: Size) -> tuple[list[str], dict[str, str], Pa
         lo, hi = int(size.rows * 0.95), int(size.rows * 1.05)
         return _ml("validate", "raw", "--csv", str(size.raw), "--rows", f"{lo}:{hi}"), env, None
     if stage == "dbt":
-        from ml.warehouse import DBT_PROFILES_DIR, DBT_PROJECT_DIR, dbt_executable
+        from ml.warehouse import DBT_PROJECT_DIR, dbt_command
 
-        dbt_work = size.dir / "dbt"
-        cmd = [
-            dbt_executable(),
-            "build",
-            "--project-dir",
-            str(DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(DBT_PROFILES_DIR),
-            "--target-path",
-            str(dbt_work / "target"),
-            "--log-path",
-            str(dbt_work / "logs"),
-            "--no-use-colors",
-            "--quiet",
-            "--vars",
-            json.dumps({"split_seed": SEED}),
-        ]
+        cmd = dbt_command(("build",), size.dir / "dbt", dbt_vars={"split_seed": SEED}, quiet=True)
         return cmd, {**env, "DBT_SEND_ANONYMOUS_USAGE_STATS": "False"}, DBT_PROJECT_DIR
     if stage == "train":
         return _ml("train", "--seed", str(SEED), *TRAIN_ARGS), env, None

@@ -376,6 +376,28 @@ def dbt_executable() -> str:
     return found
 
 
+def dbt_command(
+    command: Sequence[str],
+    work_dir: Path,
+    *,
+    select: str | None = None,
+    dbt_vars: Mapping[str, Any] | None = None,
+    quiet: bool = False,
+) -> list[str]:
+    """The dbt command line `make dbt` amounts to: this project and profiles, target/ and logs/
+    under `work_dir`, no colours (the benches run the same line under their meters)."""
+    args = [dbt_executable(), *command, "--project-dir", str(DBT_PROJECT_DIR)]
+    args += ["--profiles-dir", str(DBT_PROFILES_DIR), "--target-path", str(work_dir / "target")]
+    args += ["--log-path", str(work_dir / "logs"), "--no-use-colors"]
+    if quiet:
+        args.append("--quiet")
+    if select:
+        args += ["--select", select]
+    if dbt_vars:
+        args += ["--vars", json.dumps(dict(dbt_vars))]
+    return args
+
+
 def build_warehouse(
     raw_csv: Path | str,
     duckdb_path: Path | str,
@@ -397,23 +419,7 @@ def build_warehouse(
     work = Path(work_dir) if work_dir else duckdb_path.with_name(duckdb_path.name + ".dbt")
     work.mkdir(parents=True, exist_ok=True)
     duckdb_path.parent.mkdir(parents=True, exist_ok=True)
-    args = [
-        dbt_executable(),
-        *command,
-        "--project-dir",
-        str(DBT_PROJECT_DIR),
-        "--profiles-dir",
-        str(DBT_PROFILES_DIR),
-        "--target-path",
-        str(work / "target"),
-        "--log-path",
-        str(work / "logs"),
-        "--no-use-colors",
-    ]
-    if select:
-        args += ["--select", select]
-    if dbt_vars:
-        args += ["--vars", json.dumps(dict(dbt_vars))]
+    args = dbt_command(command, work, select=select, dbt_vars=dbt_vars)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DBT_")}
     env.update(
         RAW_CSV=str(raw_csv),
