@@ -178,3 +178,23 @@ def test_folding_covers_the_rare_tracks_and_round_trips(tmp_path: Path) -> None:
     np.testing.assert_array_equal(
         loaded.rank(eval_set.seeds, 20).tracks, folded.rank(eval_set.seeds, 20).tracks
     )
+
+
+def test_search_ranks_a_fit_missing_the_coverage_target_below_every_covering_one(tmp_path: Path) -> None:
+    config = load_grid(TINY_GRID)
+    config = replace(config, search=replace(config.search, n_trials=4, reduction_factor=2))
+
+    def fit_and_score(params: W2VParams, rung: int) -> Scored:
+        value = params.window / 100 + params.epochs / 1000 + rung / 10
+        covered = params.window == 5  # the larger window has the higher metric but misses coverage
+        return Scored({"hr@10": value}, "output", 0.0, {"output+0": value}, 0.0, 0.0, 1, covered)
+
+    out = run_search(config, fit_and_score, tmp_path / "c.journal", seed=1, progress=False)
+    assert {r.params.window for r in out.results} == {5, 10}  # both were drawn
+    assert out.best.params.window == 5 and out.best.last.covered
+    uncovered = [r for r in out.results if not r.runs[0].covered]
+    assert max(r.scores[0] for r in uncovered) > out.best.scores[0]  # higher at rung 0, not promoted
+    assert all(r.rung == 0 for r in uncovered) and out.best.rung == 1
+    assert out.best.last.objective("hr@10") == out.best.value
+    worst = min(out.results, key=lambda r: r.last.objective("hr@10"))
+    assert not worst.last.covered and worst.last.objective("hr@10") == worst.value - 1.0
