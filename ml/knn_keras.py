@@ -284,7 +284,11 @@ class PlaylistKnn(keras.Model):
         if self.query_scale is None:
             scores = ops.matmul(q, self.items_t)
         else:
-            scores = ops.einsum("bd,nd->bn", q, self.query_table) * self.query_scale[None, :]
+            # Q^T by the matmul's own flag (no transposed copy); keras.ops' einsum/transpose are
+            # rewritten differently eagerly and in the exported graph (scores would differ in the
+            # last bit between knn.keras and the SavedModel), tf.linalg.matmul's flag is not.
+            table = ops.convert_to_tensor(self.query_table)
+            scores = tf.linalg.matmul(q, table, transpose_b=True) * self.query_scale[None, :]
         return scores + prior_weight * self.prior[None, :]
 
     @staticmethod
