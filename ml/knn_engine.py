@@ -28,15 +28,80 @@ ASSETS = Path("1") / "assets"  # under the export dir: the SavedModel's asset fi
 
 
 @dataclass(frozen=True)
+class Strings:
+    """Strings as one UTF-8 buffer and offsets (Arrow's layout): no Python object per string, so a
+    million track ids and names cost their bytes, not ~60 bytes of object header each."""
+
+    data: np.ndarray  # uint8
+    starts: np.ndarray  # int64, per string
+    ends: np.ndarray  # int64
+
+    @classmethod
+    def from_list(cls, values: Sequence[str]) -> Strings:
+        encoded = [v.encode("utf-8") for v in values]
+        ends = np.cumsum([len(e) for e in encoded], dtype=np.int64)
+        starts = ends - np.array([len(e) for e in encoded], dtype=np.int64)
+        return cls(np.frombuffer(b"".join(encoded), dtype=np.uint8), starts, ends)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, i: int) -> str:
+        return self.data[self.starts[i] : self.ends[i]].tobytes().decode("utf-8")
+
+    def take(self, index: Sequence[int]) -> list[str]:
+        return [self[int(i)] for i in index]
+
+    @property
+    def nbytes(self) -> int:
+        return self.data.nbytes + self.starts.nbytes + self.ends.nbytes
+
+
+class IdIndex:
+    """id -> position in a `Strings` of unique ids: the ids as fixed-width bytes, sorted, searched
+    with numpy (a request's ids in one `searchsorted`), instead of a dict of a million strings."""
+
+    def __init__(self, ids: Strings) -> None:
+        lengths = ids.ends - ids.starts
+        self.width = int(lengths.max(initial=1))
+        if (
+            len(ids)
+            and (lengths == self.width).all()
+            and (ids.starts == np.arange(len(ids)) * self.width).all()
+        ):
+            keys = (
+                ids.data[: len(ids) * self.width].reshape(len(ids), self.width).view(f"S{self.width}").ravel()
+            )
+        else:  # ids of several lengths: through Python bytes once
+            keys = np.array(
+                [ids.data[a:b].tobytes() for a, b in zip(ids.starts, ids.ends, strict=True)], f"S{self.width}"
+            )
+        self.order = np.argsort(keys, kind="stable").astype(np.int32 if len(keys) < 2**31 else np.int64)
+        self.sorted = keys[self.order]
+
+    def positions(self, values: Sequence[str]) -> np.ndarray:
+        """Position of each value, -1 where it is not an id (int64)."""
+        if not len(values):
+            return np.zeros(0, dtype=np.int64)
+        encoded = [v.encode("utf-8") for v in values]
+        # Longer than any id, or holding NUL (numpy's bytes drop trailing NULs): never an id.
+        fits = np.array([len(e) <= self.width and b"\0" not in e for e in encoded])
+        query = np.array([e if ok else b"" for e, ok in zip(encoded, fits, strict=True)], f"S{self.width}")
+        at = np.minimum(np.searchsorted(self.sorted, query), len(self.sorted) - 1)
+        found = fits & (self.sorted[at] == query) if len(self.sorted) else np.zeros(len(query), bool)
+        return np.where(found, self.order[at], -1).astype(np.int64)
+
+
+@dataclass(frozen=True)
 class KnnEngine:
     """The model's tables and strings; `predict` answers a batch of instances."""
 
     tables: KnnTables
-    catalogue: list[str]  # index -> track id: the vocabulary rows, then popular tracks without vectors
-    row_of: dict[str, int]  # track id -> row (vocabulary only)
-    popular: list[int]  # catalogue indices, most popular first
-    artists: list[str]  # by catalogue index
-    titles: list[str]
+    catalogue: Strings  # index -> track id: the vocabulary rows, then popular tracks without vectors
+    index: IdIndex  # track id -> catalogue index (a row when < n_tracks)
+    popular: np.ndarray  # catalogue indices, most popular first (int64)
+    artists: Strings  # by catalogue index
+    titles: Strings
     names: NameRule | None = None  # the name-token table (None: names are never known)
 
     @property
@@ -44,18 +109,45 @@ class KnnEngine:
         return self.tables.n_items
 
     @classmethod
+    def build(
+        cls,
+        tables: KnnTables,
+        catalogue: Sequence[str],
+        popular: Sequence[int],
+        artists: Sequence[str],
+        titles: Sequence[str],
+        names: NameRule | None = None,
+    ) -> KnnEngine:
+        """From Python lists (catalogue = the vocabulary in row order, then the extra popular ids)."""
+        ids = Strings.from_list(catalogue)
+        return cls(
+            tables,
+            ids,
+            IdIndex(ids),
+            np.asarray(popular, dtype=np.int64),
+            Strings.from_list(artists),
+            Strings.from_list(titles),
+            names,
+        )
+
+    @classmethod
     def load(cls, export_dir: Path) -> KnnEngine:
         """From an export dir (`ml export`'s export/, or model.tar.gz unpacked)."""
         tables, name_weights = _read_tables(export_dir / KERAS_FILE)
         assets = export_dir / ASSETS
-        vocabulary = _lines(assets / "track_ids.txt")
-        catalogue = _lines(assets / "catalogue_ids.txt")
-        index_of = {t: i for i, t in enumerate(catalogue)}
-        names = [line.split("\t") for line in _lines(assets / "track_names.tsv")]
-        if len(vocabulary) != tables.n_items or catalogue[: len(vocabulary)] != vocabulary:
+        vocabulary = (assets / "track_ids.txt").read_bytes()
+        catalogue_bytes = (assets / "catalogue_ids.txt").read_bytes()
+        catalogue = _line_strings(catalogue_bytes)
+        if vocabulary.count(b"\n") != tables.n_items or not catalogue_bytes.startswith(vocabulary):
             raise ValueError(f"{export_dir}: the vocabulary does not match the weights of {KERAS_FILE}")
-        if len(names) != len(catalogue) or any(len(n) != 2 for n in names):
+        artists, titles = _name_columns(assets / "track_names.tsv")
+        if len(artists) != len(catalogue):
             raise ValueError(f"{assets / 'track_names.tsv'}: expected one 'artist<TAB>title' line per track")
+        index = IdIndex(catalogue)
+        popular_ids = _lines(assets / "popular_ids.txt")
+        popular = index.positions(popular_ids)
+        if (popular < 0).any():
+            raise ValueError(f"{assets / 'popular_ids.txt'}: ids outside the catalogue")
         name_rule = None
         if name_weights is not None:
             prior, rows, worth = name_weights
@@ -63,15 +155,7 @@ class KnnEngine:
             if len(keys) != len(rows):
                 raise ValueError(f"{assets / 'name_tokens.txt'}: {len(keys)} keys for {len(rows)} name rows")
             name_rule = NameRule.over(tables, keys, rows, prior, worth)
-        return cls(
-            tables=tables,
-            catalogue=catalogue,
-            row_of={t: i for i, t in enumerate(vocabulary)},
-            popular=[index_of[t] for t in _lines(assets / "popular_ids.txt")],
-            artists=[n[0] for n in names],
-            titles=[n[1] for n in names],
-            names=name_rule,
-        )
+        return cls(tables, catalogue, index, popular, artists, titles, name_rule)
 
     def _token_rows(self, inst: Instance) -> tuple[list[int], int]:
         """Rows of the name's known tokens, and how many tokens the model does not know."""
@@ -86,14 +170,15 @@ class KnnEngine:
 
         By the name rule (`NameRule`) when the name has a known token and counts (no seeds, or a
         worth above 0), else by the tables' rule; neither a known seed nor a known token: popular."""
-        seeds, n_unknown, tokens, n_unknown_tokens = [], [], [], []
+        seeds, n_unknown, tokens, n_unknown_tokens, inside = [], [], [], [], []
         for inst in instances:
-            rows = {self.row_of.get(t, -1) for t in inst.tracks}
-            n_unknown.append(sum(t not in self.row_of for t in inst.tracks))
-            rows.discard(-1)
-            seeds.append(sorted(rows))
-            known, unknown = self._token_rows(inst)
-            tokens.append(known)
+            at = self.index.positions(inst.tracks)  # catalogue index, -1 unknown
+            inside.append(at[at >= 0])
+            known = (at >= 0) & (at < self.n_tracks)
+            n_unknown.append(int(len(at) - known.sum()))
+            seeds.append(np.unique(at[known]).tolist())
+            known_tokens, unknown = self._token_rows(inst)
+            tokens.append(known_tokens)
             n_unknown_tokens.append(unknown)
         named = [i for i, t in enumerate(tokens) if t and (not seeds[i] or self.names.worth > 0)]
         knn = [i for i, rows in enumerate(seeds) if rows and i not in set(named)]
@@ -114,14 +199,13 @@ class KnnEngine:
                 picked = top.rows[j, :n].tolist()
                 scores = top.scores[j, :n].tolist()
             else:
-                inside = set(inst.tracks)
-                picked = [c for c in self.popular if self.catalogue[c] not in inside][: inst.k]
+                picked = self.popular[~np.isin(self.popular, inside[i])][: inst.k].tolist()
                 scores = [0.0] * len(picked)
             out.append(
                 {
-                    "track_ids": [self.catalogue[c] for c in picked],
-                    "artists": [self.artists[c] for c in picked],
-                    "titles": [self.titles[c] for c in picked],
+                    "track_ids": self.catalogue.take(picked),
+                    "artists": self.artists.take(picked),
+                    "titles": self.titles.take(picked),
                     "scores": scores,
                     "n_unknown": n_unknown[i],
                     "fallback": i not in position,
@@ -130,6 +214,24 @@ class KnnEngine:
                 }
             )
         return out
+
+
+def _line_strings(data: bytes) -> Strings:
+    """The lines of a file's bytes (each ending in a newline) as `Strings`, without Python strings."""
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(buffer == 10).astype(np.int64)
+    starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64) if len(ends) else ends
+    return Strings(buffer, starts, ends)
+
+
+def _name_columns(path: Path) -> tuple[Strings, Strings]:
+    """track_names.tsv (line = catalogue index, `artist<TAB>title`) as two `Strings` sharing one
+    buffer; ValueError unless every line holds exactly one tab."""
+    lines = _line_strings(path.read_bytes())
+    tabs = np.flatnonzero(lines.data == 9).astype(np.int64)
+    if len(tabs) != len(lines) or not ((lines.starts <= tabs) & (tabs < lines.ends)).all():
+        raise ValueError(f"{path}: expected one 'artist<TAB>title' line per track")
+    return Strings(lines.data, lines.starts, tabs), Strings(lines.data, tabs + 1, lines.ends)
 
 
 def _lines(path: Path) -> list[str]:

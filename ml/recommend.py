@@ -75,10 +75,9 @@ def recommend(track_ids: list[str], k: int, paths: Paths, name: str = "") -> dic
         names_rule = NameRule.over(
             tables, list(names.keys), names.rows, run_prior(run, vocabulary), names.worth
         )
-    engine = KnnEngine(
+    engine = KnnEngine.build(
         tables,
         catalogue,
-        row_of,
         [index_of[t] for t in popular],
         [""] * len(catalogue),
         [""] * len(catalogue),
