@@ -33,15 +33,16 @@ class Strings:
     million track ids and names cost their bytes, not ~60 bytes of object header each."""
 
     data: np.ndarray  # uint8
-    starts: np.ndarray  # int64, per string
-    ends: np.ndarray  # int64
+    starts: np.ndarray  # per string, int32 (int64 for a buffer of 2 GiB or more)
+    ends: np.ndarray
 
     @classmethod
     def from_list(cls, values: Sequence[str]) -> Strings:
         encoded = [v.encode("utf-8") for v in values]
         ends = np.cumsum([len(e) for e in encoded], dtype=np.int64)
         starts = ends - np.array([len(e) for e in encoded], dtype=np.int64)
-        return cls(np.frombuffer(b"".join(encoded), dtype=np.uint8), starts, ends)
+        data = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+        return cls(data, _offsets(starts, len(data)), _offsets(ends, len(data)))
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -64,14 +65,16 @@ class IdIndex:
     def __init__(self, ids: Strings) -> None:
         lengths = ids.ends - ids.starts
         self.width = int(lengths.max(initial=1))
+        n = len(ids)
+        stride = int(ids.starts[1] - ids.starts[0]) if n > 1 else self.width
         if (
-            len(ids)
+            n
+            and stride >= self.width
             and (lengths == self.width).all()
-            and (ids.starts == np.arange(len(ids)) * self.width).all()
-        ):
-            keys = (
-                ids.data[: len(ids) * self.width].reshape(len(ids), self.width).view(f"S{self.width}").ravel()
-            )
+            and (ids.starts == np.arange(n, dtype=np.int64) * stride).all()
+        ):  # ids of one length at a fixed stride (the asset file: id + newline): no Python bytes
+            block = np.lib.stride_tricks.as_strided(ids.data, shape=(n, self.width), strides=(stride, 1))
+            keys = np.ascontiguousarray(block).view(f"S{self.width}").ravel()
         else:  # ids of several lengths: through Python bytes once
             keys = np.array(
                 [ids.data[a:b].tobytes() for a, b in zip(ids.starts, ids.ends, strict=True)], f"S{self.width}"
@@ -216,11 +219,16 @@ class KnnEngine:
         return out
 
 
+def _offsets(positions: np.ndarray, size: int) -> np.ndarray:
+    """Offsets into a buffer of `size` bytes: int32 while it fits (half the memory), else int64."""
+    return np.asarray(positions, dtype=np.int32 if size < 2**31 else np.int64)
+
+
 def _line_strings(data: bytes) -> Strings:
     """The lines of a file's bytes (each ending in a newline) as `Strings`, without Python strings."""
     buffer = np.frombuffer(data, dtype=np.uint8)
-    ends = np.flatnonzero(buffer == 10).astype(np.int64)
-    starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64) if len(ends) else ends
+    ends = _offsets(np.flatnonzero(buffer == 10), len(buffer))
+    starts = np.concatenate([np.zeros(1, ends.dtype), ends[:-1] + 1]) if len(ends) else ends
     return Strings(buffer, starts, ends)
 
 
@@ -228,7 +236,7 @@ def _name_columns(path: Path) -> tuple[Strings, Strings]:
     """track_names.tsv (line = catalogue index, `artist<TAB>title`) as two `Strings` sharing one
     buffer; ValueError unless every line holds exactly one tab."""
     lines = _line_strings(path.read_bytes())
-    tabs = np.flatnonzero(lines.data == 9).astype(np.int64)
+    tabs = _offsets(np.flatnonzero(lines.data == 9), len(lines.data))
     if len(tabs) != len(lines) or not ((lines.starts <= tabs) & (tabs < lines.ends)).all():
         raise ValueError(f"{path}: expected one 'artist<TAB>title' line per track")
     return Strings(lines.data, lines.starts, tabs), Strings(lines.data, tabs + 1, lines.ends)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml.knn_engine import IdIndex, Strings, _name_columns
+from ml.knn_engine import IdIndex, Strings, _line_strings, _name_columns
 
 
 def test_strings_round_trip_unicode_and_empty_values() -> None:
@@ -17,13 +17,17 @@ def test_strings_round_trip_unicode_and_empty_values() -> None:
     assert column.take([3, 0, 2]) == ["🔥 Fire", "", "邦楽"]
 
 
+@pytest.mark.parametrize("from_file", [False, True])
 @pytest.mark.parametrize("width_mix", [False, True])
-def test_the_id_index_finds_every_id_and_only_ids(width_mix: bool) -> None:
+def test_the_id_index_finds_every_id_and_only_ids(width_mix: bool, from_file: bool) -> None:
+    """Ids of one width (read straight from the asset file's bytes, or packed) and of several."""
     rng = np.random.default_rng(0)
     ids = [f"{int(x):016x}" for x in rng.integers(0, 2**63, size=500)]
     if width_mix:
         ids += ["short", "a-much-longer-track-id-than-the-rest", "ünïcode"]
-    index = IdIndex(Strings.from_list(ids))
+    column = _line_strings("".join(f"{t}\n" for t in ids).encode()) if from_file else Strings.from_list(ids)
+    assert column.take(range(len(ids))) == ids
+    index = IdIndex(column)
     assert index.positions(ids).tolist() == list(range(len(ids)))
     probes = [
         "nope",
