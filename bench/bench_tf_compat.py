@@ -6,7 +6,7 @@ our venv (2.21). This runs a second interpreter - TF220_PYTHON, a venv with `ten
 that loads `1/` with `tf.saved_model.load` and `knn.keras` with `keras.saving.load_model`, answers
 the same playlists (known, unknown, repeated and empty ones), and prints the answers; they must
 equal ours: ids, names, counts identical, scores bit for bit. Model: a synthetic run (3,000 x 32,
-with names), or BENCH_TF_RUN (a run dir; exported first).
+with names and a seeded name-token table), or BENCH_TF_RUN (a run dir; exported first).
 Results: bench/results/tf_compat.json / .md. Not verified here: the TF Serving binary itself.
 """
 
@@ -127,9 +127,12 @@ def _run() -> Path:
     sys.path.insert(0, str(REPO_ROOT / "tests"))  # the tests' synthetic runs (tests/ is no package)
     from synthetic_model import write_synthetic_model
 
+    from bench.bench_serve_rss import _add_names
+
     run_dir = BENCH_DATA_DIR / "tf_compat" / "models" / "synthetic-3000x32"
     if not (run_dir / "vectors.kv").exists():
         write_synthetic_model(run_dir)
+    _add_names(run_dir)  # a name table (seeded rows, worth 1), so names take the name path
     return run_dir
 
 
