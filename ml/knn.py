@@ -281,10 +281,8 @@ def _select_top(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """
     n_rows, n_items = scores.shape
     if k < n_items:
-        if n_items >= _PREFILTER_STRIDE * k * 4:
-            sub = scores[:, ::_PREFILTER_STRIDE]
-        else:  # the exact k-th largest: ties across it (per-seed zeros) still go to the lower rows
-            sub = scores
+        # Narrow rows: the exact k-th largest (ties across it still go to the lower rows).
+        sub = scores[:, ::_PREFILTER_STRIDE] if n_items >= _PREFILTER_STRIDE * k * 4 else scores
         bound = np.partition(sub, sub.shape[1] - k, axis=1)[:, sub.shape[1] - k]
         above = scores > bound[:, None]
         at = scores == bound[:, None]
