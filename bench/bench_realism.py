@@ -22,8 +22,15 @@ scaled-down by design and are reported, not judged.
 
 Results: bench/results/realism.json and realism.md. The rankers are reached through the small adapter
 below (`_rank_popularity`, `_fit_rank_item_knn`, `playlists_from_marts`) so they can be re-pointed
-when the ranker interface changes. `python -m bench.bench_realism --csv FILE` is the cheap proxy used
-while calibrating: the same protocol on playlists read straight from a CSV (no dbt).
+when the ranker interface changes. The item-kNN computes only the item rows its queries use, one
+normalisation at a time (`fit_cooc_variants(rows=...)`): the same rankings as the full model, with
+a fraction of its time and memory.
+
+`python -m bench.bench_realism --csv FILE` is the proxy used while calibrating: the same figures
+without dbt. `playlists_from_csv` reproduces the marts' sessions, ids and positions from the raw file
+(tests/test_realism.py checks it equals `playlists_from_marts`), so on the same file the proxy prints
+the benchmark's numbers exactly; `--eval-share` evaluates a smaller sample (faster, noisier: for
+tuning only) and `--seed` changes the held-out draw.
 """
 
 from __future__ import annotations
