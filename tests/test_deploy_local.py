@@ -119,6 +119,7 @@ def test_deploy_the_trained_tiny_model(tiny_export, tmp_path):
     try:
         assert result.success, result.summary()
         assert "offline_test_predictions" in result.check.source
+        assert "17 playlist names" in result.check.source  # 8 tokens alone, 8 beside seeds, 1 unknown
         assert result.check.n_identical == result.check.n_playlists > 0
     finally:
         undeploy("local", tiny_export.paths, cfg)
