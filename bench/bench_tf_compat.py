@@ -6,7 +6,7 @@ our venv (2.21). This runs a second interpreter - TF220_PYTHON, a venv with `ten
 that loads `1/` with `tf.saved_model.load` and `knn.keras` with `keras.saving.load_model`, answers
 the same playlists (known, unknown, repeated and empty ones), and prints the answers; they must
 equal ours: ids, names, counts identical, scores bit for bit. Model: a synthetic run (3,000 x 32,
-with names), or BENCH_TF_RUN (a run dir; exported first).
+with names and a seeded name-token table), or BENCH_TF_RUN (a run dir; exported first).
 Results: bench/results/tf_compat.json / .md. Not verified here: the TF Serving binary itself.
 """
 
@@ -32,7 +32,8 @@ request = json.load(sys.stdin)
 sys.path.insert(0, request["repo"])
 import tensorflow as tf, keras
 import ml.knn_keras  # registers PlaylistKnn / CatalogueNames for knn.keras
-inputs = {"tracks": tf.constant(request["inputs"]["tracks"]), "k": tf.constant(request["inputs"]["k"], tf.int32)}
+inputs = {"tracks": tf.constant(request["inputs"]["tracks"]), "k": tf.constant(request["inputs"]["k"], tf.int32),
+          "name_tokens": tf.constant(request["inputs"]["name_tokens"])}
 def plain(out):
     return {k: (np.char.decode(np.asarray(v).astype(bytes), "utf-8") if np.asarray(v).dtype == object
                 else np.asarray(v).astype(np.float64) if np.asarray(v).dtype == np.float32 else np.asarray(v)).tolist()
@@ -48,6 +49,7 @@ def main() -> None:
     import tensorflow as tf
 
     from ml.config import Paths
+    from ml.endpoint_contract import Instance, model_inputs
     from ml.export import export_latest
 
     run_dir = _run()
@@ -60,10 +62,17 @@ def main() -> None:
         [ids[r] for r in rng.choice(len(ids), size=int(rng.integers(1, 30)), replace=False)]
         for _ in range(61)
     ]
-    width = max(len(p) for p in playlists)
-    inputs = {"tracks": [p + [""] * (width - len(p)) for p in playlists], "k": [10] * len(playlists)}
+    # Playlist names (issue 14): the run's most common name tokens alone and beside tracks, and
+    # an unknown word; model_inputs tokenizes them as both endpoints do.
+    keys = export_dir.joinpath("1", "assets", "name_tokens.txt").read_text().split("\n")[:-1]
+    words = [k.split(":", 1)[1] for k in keys[:8] if k != "name:"] + ["qqqzzx"]
+    named = [([], w) for w in words] + [(playlists[3 + i][:2], w) for i, w in enumerate(words)]
+    instances = [Instance(tuple(p), 10) for p in playlists] + [Instance(tuple(p), 10, w) for p, w in named]
+    inputs = model_inputs(instances)
     ours = tf.saved_model.load(str(export_dir / "1")).signatures["serving_default"](
-        tracks=tf.constant(inputs["tracks"]), k=tf.constant(inputs["k"], tf.int32)
+        tracks=tf.constant(inputs["tracks"]),
+        k=tf.constant(inputs["k"], tf.int32),
+        name_tokens=tf.constant(inputs["name_tokens"]),
     )
     ours = {
         k: (
@@ -94,13 +103,15 @@ def main() -> None:
         "loaded_with_tf": theirs["tf"],
         "loaded_with_keras": theirs["keras"],
         "playlists": len(playlists),
+        "named_instances": len(named),
         "saved_model_identical": same_saved,
         "keras_file_identical": same_keras,
         "target_met": bool(same_saved and theirs["tf"].startswith("2.20")),
     }
     lines = [
         f"exported with TF {tf.__version__}; loaded with TF {theirs['tf']} / Keras {theirs['keras']} ({TF220_PYTHON})",
-        f"{len(playlists)} playlists (one empty, one only unknown, one with a repeat): SavedModel answers "
+        f"{len(playlists)} playlists (one empty, one only unknown, one with a repeat) and {len(named)} "
+        "playlist names (alone, beside tracks, unknown): SavedModel answers "
         f"{'identical' if same_saved else 'DIFFERENT'} (ids, names, counts; scores bit for bit); knn.keras "
         f"{'identical' if same_keras else 'DIFFERENT'}",
     ]
@@ -116,9 +127,12 @@ def _run() -> Path:
     sys.path.insert(0, str(REPO_ROOT / "tests"))  # the tests' synthetic runs (tests/ is no package)
     from synthetic_model import write_synthetic_model
 
+    from bench.bench_serve_rss import _add_names
+
     run_dir = BENCH_DATA_DIR / "tf_compat" / "models" / "synthetic-3000x32"
     if not (run_dir / "vectors.kv").exists():
         write_synthetic_model(run_dir)
+    _add_names(run_dir)  # a name table (seeded rows, worth 1), so names take the name path
     return run_dir
 
 

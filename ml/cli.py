@@ -257,16 +257,22 @@ def train_cmd(grid: Path | None, seed: int, no_search: bool, target: str) -> Non
 @main.command("recommend")
 @click.option("--track", "tracks", multiple=True, help='"Artist - Title" (repeatable).')
 @click.option("--id", "ids", multiple=True, help="a track id (repeatable).")
+@click.option(
+    "--name", "name", default="", help='the playlist\'s own name, e.g. "summer chill" (cold start).'
+)
 @click.option("-k", "k", type=click.IntRange(1, 500), default=10, show_default=True)
-def recommend_cmd(tracks: tuple[str, ...], ids: tuple[str, ...], k: int) -> None:
-    """Suggest tracks for a playlist, by name or id, from the model in models/latest (the endpoint's answer)."""
+def recommend_cmd(tracks: tuple[str, ...], ids: tuple[str, ...], name: str, k: int) -> None:
+    """Suggest tracks for a playlist, by its tracks (name or id) and/or its own name, from the model
+    in models/latest (the endpoint's answer)."""
     from ml.recommend import recommend_by_name
     from ml.warehouse import WarehouseError
 
-    if not tracks and not ids:
-        raise click.UsageError('give the playlist as --track "Artist - Title" and/or --id <track_id>')
+    if not tracks and not ids and not name:
+        raise click.UsageError(
+            'give the playlist as --track "Artist - Title", --id <track_id> and/or --name "<playlist name>"'
+        )
     try:
-        click.echo(recommend_by_name(list(tracks), k=k, paths=_paths(), ids=ids))
+        click.echo(recommend_by_name(list(tracks), k=k, paths=_paths(), ids=ids, name=name))
     except (ValueError, FileNotFoundError, WarehouseError) as err:
         raise click.ClickException(str(err)) from None
 

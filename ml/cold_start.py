@@ -31,9 +31,9 @@ token, so any `VectorRanker` (any query table) gets them without retraining:
 The method and its parameters are chosen on valid (`ml.cold_start_eval`), with the minimum number
 of train playlists a token needs and the name's worth s.
 
-Only numpy, scipy and pyarrow here, so a `NameModel` loads without training code. Names are scored
-offline only: the serving path (export, endpoint, `ml recommend --name`) is not ported to the
-Keras export (docs/cold_start.md).
+Only numpy, scipy and pyarrow here, so a `NameModel` loads without training code. The exported
+model carries the name table (`ml.knn_keras`, `ml.knn.NameRule` in `ml serve`): the endpoint and
+`ml recommend --name` answer names by this rule (docs/cold_start.md).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ml.baselines import popularity_counts, popularity_order, rank_popularity
-from ml.knn import TopK, normalize_rows, query_vectors, top_k_queries
+from ml.knn import TopK, mix_queries, name_queries, normalize_rows, query_vectors, top_k_queries
 from ml.name_tokens import name_keys
 from ml.rankers import VectorRanker, auto_batch_size
 from ml.run_dir import RunDir
@@ -110,14 +110,7 @@ class NameModel:
 
     def name_queries(self, token_lists: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
         """(n, dim + 1) mean of each name's known token rows, and whether it had one."""
-        rows = token_rows(token_lists, self.index)
-        out = np.zeros((len(rows), self.rows.shape[1]), dtype=np.float32)
-        has = rows.lengths > 0
-        if len(rows.values):
-            owner = np.repeat(np.arange(len(rows)), rows.lengths)
-            np.add.at(out, owner, self.rows[rows.values])
-            out[has] /= rows.lengths[has, None].astype(np.float32)
-        return out, has
+        return name_queries(self.rows, token_rows(token_lists, self.index).rows())
 
     def save(self, directory: Path) -> None:
         """name_tokens.parquet: key, n_playlists, row (list<float32>); worth and params as metadata."""
@@ -263,17 +256,12 @@ def _fit_from_playlists(
     return NameModel(np.asarray(keys, dtype=object), rows, n_pl.astype(np.int64), 0.0, params)
 
 
-def mix_queries(
-    tracks_q: np.ndarray, name_q: np.ndarray, n_tracks: np.ndarray, has_name: np.ndarray, worth: float
-) -> np.ndarray:
-    """(n, dim + 1) queries: the mean of n known tracks (prior weight 0) and the name's mean, the
-    name's share worth / (n + worth) (1 without tracks, 0 without a known token)."""
-    n = np.asarray(n_tracks, dtype=np.float32)
-    share = np.where(has_name, worth / np.maximum(n + worth, 1e-12), 0.0)
-    w = np.where(has_name & (n == 0), 1.0, share).astype(np.float32)[:, None]
-    q = np.zeros((len(tracks_q), tracks_q.shape[1] + 1), dtype=np.float32)
-    q[:, :-1] = tracks_q
-    return (1.0 - w) * q + w * name_q
+def run_prior(run: RunDir, track_ids: Sequence[str]) -> np.ndarray:
+    """The prior column for the run's rows: `track_prior` of popularity.parquet's counts (0 for a
+    track it lacks)."""
+    ids, counts = run.load_popularity()
+    prior_of = dict(zip(ids, track_prior(np.asarray(counts)).tolist(), strict=True))
+    return np.array([prior_of.get(t, 0.0) for t in track_ids], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -286,18 +274,23 @@ class NameScoring:
 
     @classmethod
     def from_run(cls, run: RunDir) -> NameScoring:
-        track_ids, normed = run.load_normalized_vectors()
-        ids, counts = run.load_popularity()
-        prior_of = dict(zip(ids, track_prior(np.asarray(counts)).tolist(), strict=True))
-        prior = np.array([prior_of.get(t, 0.0) for t in track_ids], dtype=np.float32)
+        """The name space of the run's tables: N = its query rows normalized (as they are when
+        Q = I, cosine), and the prior column from popularity.parquet (what training fitted on)."""
+        track_ids, tables = run.load_knn_tables()
+        if tables.shared:
+            normed = np.ascontiguousarray(tables.items_t.T)
+        else:
+            normed = normalize_rows(np.asarray(tables.query_table))
+        prior = run_prior(run, track_ids)
         return cls(track_ids, np.hstack([normed, prior[:, None]]), NameModel.load(run.path))
 
     def rank(self, seed_rows: Sequence[int], tokens: Sequence[str], k: int) -> TopK | None:
-        """Top-k rows for one playlist (seed rows excluded), or None when it has neither a known
-        seed nor a known token (the caller falls back to popularity)."""
+        """Top-k rows for one playlist (seed rows excluded) by the name rule, or None when the name
+        plays no part - no known token, or seeds beside a name worth 0 tracks - (the caller uses the
+        tracks' rule, or popularity without a known seed)."""
         seed_rows = [int(r) for r in seed_rows]
         name_q, has_name = self.names.name_queries([list(tokens)])
-        if not seed_rows and not has_name[0]:
+        if not has_name[0] or (seed_rows and self.names.worth <= 0):
             return None
         tracks_q = query_vectors(self.items[:, :-1], [seed_rows])
         q = mix_queries(tracks_q, name_q, np.array([len(seed_rows)]), has_name, self.names.worth)
@@ -358,6 +351,12 @@ class NameVectorRanker:
             pad = k - tracks.shape[1]
             tracks = np.pad(tracks, ((0, 0), (0, pad)), constant_values=-1)
             scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+        # The name plays no part (no known token, or worth 0 beside seeds): the tracks' own rule.
+        plain = has_seeds & ~(has_name & (self.names.worth > 0))
+        if plain.any():
+            idx = np.flatnonzero(plain)
+            own = self.base.rank(seeds.take(idx), k)
+            tracks[idx], scores[idx] = own.tracks, own.scores
         fallback = ~(has_seeds | has_name)
         if fallback.any():
             idx = np.flatnonzero(fallback)

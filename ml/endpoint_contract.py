@@ -1,24 +1,44 @@
 """The endpoint's JSON contract, in one place for the local server and the SageMaker container.
 
 Request  `{"instances": [{"tracks": ["<track_id>", ...], "k": 10}, ...]}`, or tracks by name:
-         `{"instances": [{"names": [{"artist": "...", "title": "..."}, "Artist - Title", ...], "k": 10}]}`
+         `{"instances": [{"names": [{"artist": "...", "title": "..."}, "Artist - Title", ...], "k": 10}]}`,
+         or the playlist's own name, alone or beside tracks (cold start, docs/cold_start.md):
+         `{"instances": [{"name": "summer chill", "k": 10}]}`
 Response `{"predictions": [{"track_ids": [...], "artists": [...], "titles": [...], "scores": [...],
-          "n_unknown": 0, "fallback": false}]}`
+          "n_unknown": 0, "fallback": false, "n_name_tokens": 2, "n_unknown_tokens": 0}]}`
 
 A name resolves to a track id with the warehouse's identity rule (`track_id_of`, the same as dbt's
 `short_id(normalize_name(artist), normalize_name(title))`), so no warehouse is needed: a name the
 model does not know gives an id it does not know, counted in `n_unknown` like an unknown id.
 
-Standard library only: `ml export` copies this file into `model.tar.gz` as `code/inference.py`,
-where the SageMaker TensorFlow Serving container calls `input_handler` / `output_handler` around
-TensorFlow Serving's REST predict API. `ml serve` imports the same functions, so both endpoints
-validate and answer alike.
+A playlist name is tokenized by `ml/name_tokens.py` (`name_keys`: `name:summer`, `name:chill`);
+the model knows some of the keys (their rows average into the name's query) and counts the others
+in `n_unknown_tokens`, as it counts unknown ids in `n_unknown`; `n_name_tokens` is how many it used.
+
+Standard library only: `ml export` copies this file into `model.tar.gz` as `code/inference.py` and
+`ml/name_tokens.py` beside it as `code/name_tokens.py` (loaded by path: the container does not
+register `code/` as a package), where the SageMaker TensorFlow Serving container calls
+`input_handler` / `output_handler` around TensorFlow Serving's REST predict API. `ml serve` imports
+the same functions, so both endpoints validate, tokenize and answer alike.
 """
 
 import hashlib
 import json
 import re
 from typing import NamedTuple
+
+try:  # in the package (ml serve, ml recommend, tests)
+    from ml.name_tokens import name_keys
+except ImportError:  # code/inference.py in the container: code/name_tokens.py beside it, by path
+    import importlib.util
+    import os
+
+    _spec = importlib.util.spec_from_file_location(
+        "name_tokens", os.path.join(os.path.dirname(os.path.abspath(__file__)), "name_tokens.py")
+    )
+    _name_tokens = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_name_tokens)
+    name_keys = _name_tokens.name_keys
 
 SIGNATURE_NAME = "serving_default"
 # Padding in the model's [batch, max_tracks] string input; never a track id.
@@ -31,6 +51,7 @@ MAX_K = 500
 DEFAULT_K = 10
 MAX_TRACK_ID_CHARS = 128
 MAX_NAME_CHARS = 1024  # an artist, a title, or an "Artist - Title" string
+MAX_PLAYLIST_NAME_CHARS = 200  # the playlist's own name (Spotify allows 100)
 NAME_SEPARATOR = " - "
 ID_SEPARATOR = "\x1f"  # dbt's id_separator(): the unit separator between the hashed parts
 # The model keeps this many popular tracks for empty playlists: enough for MAX_K after
@@ -52,6 +73,11 @@ class ContractError(ValueError):
 class Instance(NamedTuple):
     tracks: tuple[str, ...]  # the given ids, then the ids of the given names, in order
     k: int
+    name: str = ""  # the playlist's name ("" when not given)
+
+    def name_keys(self) -> list:
+        """The name's tokens as the model's keys (`name:chill`), by ml/name_tokens.py."""
+        return name_keys(self.name) if self.name else []
 
 
 JSON_MEDIA_TYPE = "application/json"
@@ -142,12 +168,17 @@ def parse_payload(payload: object) -> list[Instance]:
 def _parse_instance(i: int, item: object) -> Instance:
     where = f"instances[{i}]"
     if not isinstance(item, dict):
-        raise ContractError(f'{where} must be an object {{"tracks": [...], "k": 10}} or {{"names": [...]}}')
-    extra = sorted(set(item) - {"tracks", "names", "k"})
+        raise ContractError(
+            f'{where} must be an object {{"tracks": [...], "k": 10}}, {{"names": [...]}} or {{"name": "..."}}'
+        )
+    extra = sorted(set(item) - {"tracks", "names", "name", "k"})
     if extra:
         raise ContractError(f"{where} has unknown field(s) {extra}")
-    if "tracks" not in item and "names" not in item:
-        raise ContractError(f"{where} needs tracks (a list of track ids) or names")
+    if "tracks" not in item and "names" not in item and "name" not in item:
+        raise ContractError(
+            f"{where} needs tracks (a list of track ids), names (tracks by name) or name (the playlist's)"
+        )
+    name = _parse_playlist_name(where, item.get("name", ""))
     tracks = item.get("tracks", [])
     if not isinstance(tracks, list):
         raise ContractError(f"{where}.tracks must be a list of track id strings")
@@ -175,7 +206,18 @@ def _parse_instance(i: int, item: object) -> Instance:
         raise ContractError(f"{where}.k must be an integer")
     if not 1 <= k <= MAX_K:
         raise ContractError(f"{where}.k is {k}; it must be between 1 and {MAX_K}")
-    return Instance(tracks=(*tracks, *named), k=k)
+    return Instance(tracks=(*tracks, *named), k=k, name=name)
+
+
+def _parse_playlist_name(where: str, name: object) -> str:
+    """The playlist's name: a string of at most MAX_PLAYLIST_NAME_CHARS (ContractError otherwise)."""
+    if not isinstance(name, str):
+        raise ContractError(f"{where}.name must be a string (the playlist's name)")
+    if len(name) > MAX_PLAYLIST_NAME_CHARS:
+        raise ContractError(f"{where}.name has {len(name)} chars; the limit is {MAX_PLAYLIST_NAME_CHARS}")
+    if not _is_unicode_text(name):
+        raise ContractError(f"{where}.name is not Unicode text (it holds a lone surrogate)")
+    return name
 
 
 def _parse_name(where: str, name: object) -> str:
@@ -217,16 +259,21 @@ def _is_unicode_text(text: str) -> bool:
 
 
 def model_inputs(instances: list[Instance]) -> dict[str, list]:
-    """The SavedModel's inputs: tracks padded to one width (at least 1) with PAD, and k."""
+    """The SavedModel's inputs: tracks and the names' keys (ml/name_tokens.py), each padded to one
+    width (at least 1) with PAD, and k."""
     width = max(1, max(len(inst.tracks) for inst in instances))
     tracks = [list(inst.tracks) + [PAD] * (width - len(inst.tracks)) for inst in instances]
-    return {"tracks": tracks, "k": [inst.k for inst in instances]}
+    keys = [inst.name_keys() for inst in instances]
+    key_width = max(1, max(len(k) for k in keys))
+    name_tokens = [k + [PAD] * (key_width - len(k)) for k in keys]
+    return {"tracks": tracks, "k": [inst.k for inst in instances], "name_tokens": name_tokens}
 
 
 def predictions(outputs: dict[str, list]) -> list[dict[str, object]]:
     """Model outputs (lists, strings as str) -> one prediction per instance, trimmed to its result count."""
     out = []
-    for ids, artists, titles, scores, n_results, n_unknown, fallback in zip(
+    no_name = [0] * len(outputs["n_results"])
+    for ids, artists, titles, scores, n_results, n_unknown, fallback, n_tokens, n_unknown_tokens in zip(
         outputs["track_ids"],
         outputs["artists"],
         outputs["titles"],
@@ -234,6 +281,8 @@ def predictions(outputs: dict[str, list]) -> list[dict[str, object]]:
         outputs["n_results"],
         outputs["n_unknown"],
         outputs["fallback"],
+        outputs.get("n_name_tokens", no_name),
+        outputs.get("n_unknown_tokens", no_name),
         strict=True,
     ):
         n = int(n_results)
@@ -245,6 +294,8 @@ def predictions(outputs: dict[str, list]) -> list[dict[str, object]]:
                 "scores": [float(s) for s in scores[:n]],
                 "n_unknown": int(n_unknown),
                 "fallback": bool(fallback),
+                "n_name_tokens": int(n_tokens),
+                "n_unknown_tokens": int(n_unknown_tokens),
             }
         )
     return out

@@ -5,16 +5,20 @@ Q = I = the L2-normalized track vectors: cosine), with the vocabulary, the catal
 popularity fallback inside. `ml export` writes, under the run folder:
 - `export/knn.keras` (and `knn.keras` -> it): `keras.saving.load_model` reloads it;
 - `export/1/`: the SavedModel written by `keras.export.ExportArchive`, signature
-  `serving_default(tracks: string[batch, width] padded with "", k: int32[batch])`, assets
-  `track_ids.txt`, `catalogue_ids.txt`, `popular_ids.txt`, `track_names.tsv`;
+  `serving_default(tracks: string[batch, width] padded with "", k: int32[batch], name_tokens:
+  string[batch, width'] padded with "")`, assets `track_ids.txt`, `catalogue_ids.txt`,
+  `popular_ids.txt`, `track_names.tsv`, `name_tokens.txt`;
 - `export/code/inference.py`: the JSON contract (`ml/endpoint_contract.py`) for the SageMaker
-  TensorFlow Serving container; `export/model_info.json`: which run this is (run id, trained at,
+  TensorFlow Serving container, and `code/name_tokens.py` (`ml/name_tokens.py`) it tokenizes
+  playlist names with; `export/model_info.json`: which run this is (run id, trained at,
   dbt invocation id) for `/ping` and the response headers;
 - `model.tar.gz`: the content of `export/` at the archive root (`1/...`, `code/...`, `knn.keras`,
   `model_info.json`): the layout the SageMaker TensorFlow inference container expects, plus the
   Keras file `ml serve` scores from without TensorFlow.
 Names (artist, title) come from the run's `track_names.parquet` when it has one, else from the
-warehouse's `dim_tracks` (DUCKDB_PATH); every catalogue track needs one.
+warehouse's `dim_tracks` (DUCKDB_PATH); every catalogue track needs one. The name-token table
+(issue 14) comes from the run's `name_tokens.parquet` (a run without one exports a table no
+token matches: names fall back like empty playlists).
 """
 
 from __future__ import annotations
@@ -27,11 +31,12 @@ import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ml import endpoint_contract
+from ml import endpoint_contract, name_tokens
+from ml.cold_start import NameModel, run_prior
 from ml.config import DEFAULTS, Paths
 from ml.parity import Expected, compare
 from ml.run_dir import RunDir
@@ -61,6 +66,8 @@ class ExportResult:
     selfcheck_ties: int
     keras_file: Path | None = None
     keras_identical: int = 0  # of the self-check playlists: knn.keras answers = the SavedModel's
+    n_name_tokens: int = 0  # name-token keys in the export (0: the run has no name table)
+    selfcheck_names: int = 0  # name queries (alone, with tracks) equal to ml.cold_start's
 
     def summary(self) -> str:
         return "\n".join(
@@ -74,6 +81,10 @@ class ExportResult:
                 f"random playlists: {self.selfcheck_identical} identical, {self.selfcheck_ties} equal up to "
                 "float ties; knn.keras reloaded gives the SavedModel's answers on "
                 f"{self.keras_identical}/{self.selfcheck_playlists}",
+                f"  name tokens: {self.n_name_tokens:,}; {self.selfcheck_names} name queries (alone and with "
+                "tracks) give ml.cold_start's top-10"
+                if self.n_name_tokens
+                else "  name tokens: none in this run (a name falls back to the popular tracks)",
                 f"  took {self.seconds:.1f}s",
             ]
         )
@@ -89,11 +100,15 @@ def export_latest(paths: Paths, run_dir: Path | None = None, selfcheck_playlists
     known = set(track_ids)
     extra = [t for t in popular if t not in known]  # popular, but not in the vectors
     names = load_track_names(run, paths.duckdb_path, [*track_ids, *extra])
+    name_model = NameModel.load(run.path) if run.name_tokens.exists() else None
 
     export_dir = run.export_dir
     staging = run_dir / f".{RunDir.EXPORT}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
-    _write_export(staging, track_ids, extra, popular, names, tables, model_info(run, len(track_ids)))
+    name_table = _name_table(run, track_ids, tables, name_model)
+    _write_export(
+        staging, track_ids, extra, popular, names, tables, name_table, model_info(run, len(track_ids))
+    )
     shutil.rmtree(export_dir, ignore_errors=True)
     os.replace(staging, export_dir)
     keras_link = run.keras_model
@@ -104,6 +119,11 @@ def export_latest(paths: Paths, run_dir: Path | None = None, selfcheck_playlists
     write_tarball(export_dir, tarball)
 
     n_identical, n_ties, n_keras = _selfcheck(export_dir, track_ids, tables, selfcheck_playlists)
+    n_names = 0
+    if name_model is not None and len(name_model.keys) and selfcheck_playlists:
+        from ml.export_names import selfcheck_names
+
+        n_names = selfcheck_names(export_dir, run.path, [str(k) for k in name_model.keys], track_ids)
     return ExportResult(
         run_dir=run_dir,
         saved_model_dir=export_dir / MODEL_VERSION,
@@ -119,7 +139,24 @@ def export_latest(paths: Paths, run_dir: Path | None = None, selfcheck_playlists
         selfcheck_ties=n_ties,
         keras_file=keras_link,
         keras_identical=n_keras,
+        n_name_tokens=len(name_model.keys) if name_model is not None else 0,
+        selfcheck_names=n_names,
     )
+
+
+def _name_table(run: RunDir, track_ids: list[str], tables: KnnTables, names: NameModel | None) -> Any:
+    """The export's name table: the run's token rows, its prior column and worth (or none)."""
+    from ml.knn_keras import NameTable
+
+    dim = int(tables.items_t.shape[0])
+    if names is None or not len(names.keys):
+        return NameTable.empty(len(track_ids), dim)
+    if names.rows.shape[1] != dim + 1:
+        raise ValueError(
+            f"{run.name_tokens}: rows are {names.rows.shape[1]} wide, the model's tables {dim} "
+            "(+1 prior column expected): the name table belongs to other vectors; rerun `ml train`"
+        )
+    return NameTable([str(k) for k in names.keys], names.rows, run_prior(run, track_ids), names.worth)
 
 
 def _write_export(
@@ -129,18 +166,21 @@ def _write_export(
     popular: list[str],
     names: dict[str, tuple[str, str]],
     tables: KnnTables,
+    name_table: Any,
     info: dict,
 ) -> None:
-    """knn.keras, the SavedModel (1/), code/inference.py and model_info.json under `staging`."""
+    """knn.keras, the SavedModel (1/), code/{inference,name_tokens}.py and model_info.json under
+    `staging`."""
     from ml.knn_keras import KnnFiles, PlaylistKnn, export_saved_model  # Keras/TF: only when exporting
 
-    files = KnnFiles(staging / ".files", track_ids, extra, popular, names)
+    files = KnnFiles(staging / ".files", track_ids, extra, popular, names, name_table.keys)
     index_of = {t: i for i, t in enumerate([*track_ids, *extra])}
     model = PlaylistKnn.build_from(
         files,
         items_t=np.ascontiguousarray(tables.items_t),
         query_table=tables.query_table,
         popular_index=np.array([index_of[t] for t in popular], dtype=np.int32),
+        names=name_table,
     )
     model.save(staging / KERAS_FILE)
     export_saved_model(model, staging / MODEL_VERSION)
@@ -148,6 +188,7 @@ def _write_export(
     code_dir = staging / "code"
     code_dir.mkdir()
     shutil.copyfile(endpoint_contract.__file__, code_dir / "inference.py")
+    shutil.copyfile(name_tokens.__file__, code_dir / "name_tokens.py")  # the handler tokenizes names
     (staging / MODEL_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
 
 
@@ -244,6 +285,7 @@ def _selfcheck(
         inputs = {
             "tracks": tf.constant([[track_ids[r] for r in p] + [""] * (width - len(p)) for p in rows]),
             "k": tf.constant([10] * len(rows), dtype=tf.int32),
+            "name_tokens": tf.constant([[endpoint_contract.PAD]] * len(rows)),
         }
         out = {name: value.numpy() for name, value in signature(**inputs).items()}
         from_keras = {name: np.asarray(value) for name, value in keras_model(inputs).items()}

@@ -9,6 +9,11 @@ today's model is that case with Q = I = the L2-normalized track vectors, i.e. co
 (`KnnTables.cosine`). The item matrix is kept transposed ([d, n]; any layout works, a C-contiguous
 one makes a single query's product ~2x faster on CPU).
 Pure numpy, batched: a batch of playlists is one matrix product.
+
+A playlist's name (issue 14, ml/cold_start.py fits the rows; docs/cold_start.md) is scored by the
+same rule over the name space `[N | prior]`, N = the rows of Q normalized (Q itself when Q = I:
+its rows are unit already), `NameRule`: the query is the mean of the name's known token rows,
+mixed with the mean of the seeds' rows of N by `mix_queries`; no known token: the tables' rule.
 """
 
 from __future__ import annotations
@@ -81,6 +86,99 @@ class KnnTables:
             stop = start + len(batch)
             all_rows[start:stop], all_scores[start:stop] = _select_top(scores, k_eff)
         return TopK(rows=all_rows, scores=all_scores)
+
+
+def mix_queries(
+    tracks_q: np.ndarray, name_q: np.ndarray, n_tracks: np.ndarray, has_name: np.ndarray, worth: float
+) -> np.ndarray:
+    """(n, dim + 1) queries of the name space: the mean of n known tracks' rows of N (prior weight 0)
+    and the name's mean, the name's share worth / (n + worth) (1 without tracks, 0 without a known
+    token)."""
+    n = np.asarray(n_tracks, dtype=np.float32)
+    share = np.where(has_name, worth / np.maximum(n + worth, 1e-12), 0.0)
+    w = np.where(has_name & (n == 0), 1.0, share).astype(np.float32)[:, None]
+    q = np.zeros((len(tracks_q), tracks_q.shape[1] + 1), dtype=np.float32)
+    q[:, :-1] = tracks_q
+    return (1.0 - w) * q + w * name_q
+
+
+def name_queries(
+    token_table: np.ndarray, token_rows: Sequence[Sequence[int]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(n, dim + 1) mean of each name's known token rows (in the given order), and whether it had one."""
+    out = np.zeros((len(token_rows), token_table.shape[1]), dtype=np.float32)
+    lengths = np.array([len(r) for r in token_rows], dtype=np.int64)
+    has = lengths > 0
+    if lengths.sum():
+        values = np.concatenate([np.asarray(r, dtype=np.int64) for r in token_rows if len(r)])
+        owner = np.repeat(np.arange(len(token_rows)), lengths)
+        np.add.at(out, owner, token_table[values])
+        out[has] /= lengths[has, None].astype(np.float32)
+    return out, has
+
+
+@dataclass(frozen=True)
+class NameRule:
+    """Name-token rows over `KnnTables` (module docstring): a name alone, or beside seed tracks.
+
+    Scores are `q[:, :-1] @ N^T + q[:, -1] * prior`; N^T is the item matrix itself when Q = I, else
+    Q^T with each item's score scaled by 1 / |Q row| (`scale`): the normalized rows are never
+    stored twice.
+    """
+
+    tables: KnnTables
+    index: dict[str, int]  # token key (`name:chill`) -> row of `rows`
+    rows: np.ndarray  # (n_tokens, dn + 1) float32: [direction | prior weight]
+    prior: np.ndarray  # (n_items,) float32: the prior column of the name space
+    worth: float  # with n seed tracks the name's share is worth / (n + worth)
+    scale: np.ndarray | None = None  # (n_items,) 1 / |Q row|; None when Q = I
+
+    @classmethod
+    def over(
+        cls, tables: KnnTables, keys: Sequence[str], rows: np.ndarray, prior: np.ndarray, worth: float
+    ) -> NameRule:
+        scale = None
+        if not tables.shared:
+            norms = np.linalg.norm(np.asarray(tables.query_table, dtype=np.float32), axis=1)
+            scale = (np.float32(1.0) / np.maximum(norms, np.float32(1e-12))).astype(np.float32)
+        return cls(
+            tables,
+            {str(k): i for i, k in enumerate(keys)},
+            np.asarray(rows, dtype=np.float32),
+            np.asarray(prior, dtype=np.float32),
+            float(worth),
+            scale,
+        )
+
+    def token_rows(self, keys: Sequence[str]) -> list[int]:
+        """Rows of the known keys, in order (unknown keys dropped)."""
+        return [self.index[k] for k in keys if k in self.index]
+
+    def unit_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Rows of N: the seeds' rows of Q, normalized (as they are when Q = I)."""
+        q = self.tables.query_rows(rows)
+        return q if self.scale is None else q * self.scale[rows, None]
+
+    def top_k(self, seed_rows: Sequence[Sequence[int]], token_rows: Sequence[Sequence[int]], k: int) -> TopK:
+        """Top-k rows for playlists given by seeds and name tokens (rows of `rows`), seeds excluded."""
+        dim = self.rows.shape[1] - 1
+        tracks_q = np.zeros((len(seed_rows), dim), dtype=np.float32)
+        for i, seeds in enumerate(seed_rows):
+            if len(seeds):
+                tracks_q[i] = self.unit_rows(np.asarray(seeds, dtype=np.int64)).mean(axis=0)
+        name_q, has_name = name_queries(self.rows, token_rows)
+        n_seeds = np.array([len(s) for s in seed_rows])
+        q = mix_queries(tracks_q, name_q, n_seeds, has_name, self.worth)
+        if self.scale is None:
+            scores = q[:, :dim] @ self.tables.items_t
+        else:
+            scores = (q[:, :dim] @ self.tables.query_table.T) * self.scale[None, :]
+        scores += q[:, dim:] * self.prior[None, :]
+        for i, seeds in enumerate(seed_rows):
+            if len(seeds):
+                scores[i, np.asarray(seeds, dtype=np.int64)] = -np.inf
+        rows, top = _select_top(scores, min(k, self.tables.n_items))
+        return TopK(rows=rows, scores=top)
 
 
 def query_vectors(normed: np.ndarray, seed_rows: Sequence[Sequence[int]]) -> np.ndarray:

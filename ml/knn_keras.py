@@ -5,14 +5,21 @@ only when it differs from I, the query table Q (`query_table`, [n, d]); the voca
 row) in a `StringLookup`; the catalogue (vocabulary rows, then popular tracks the vectors lack) in
 an inverted `StringLookup` (index -> track id) and in `CatalogueNames` (index -> artist, title); the
 popularity fallback as a `StringLookup` over the popular ids (id -> rank) and their catalogue
-indices (an int weight).
+indices (an int weight); the name table of issue 14 (`ml.knn.NameRule`): a `StringLookup` over the
+name-token keys (`name:chill`), their rows (`name_rows`, [n_tokens, d + 1]), the prior column
+(`prior`, [n]), 1 / |Q row| (`query_scale`, only when Q != I) and the name's `worth` (config).
 
-`call({"tracks": string[batch, width] padded with "", "k": int32[batch]})` computes, as
-`ml.knn.KnnTables.top_k`: query = mean of the known seeds' rows of Q (a repeated id counts once),
-scores = query @ I^T, seeds excluded, top k with ties to the lower row (`top_k` keeps the lower
-index first on equal values); unknown ids are counted; a playlist with no known track gets the most
-popular tracks not in it (scores 0, `fallback`). Outputs: `track_ids`, `artists`, `titles`,
-`scores` ([batch, max k], valid up to `n_results`), `n_results`, `n_unknown`, `fallback`.
+`call({"tracks": string[batch, width] padded with "", "k": int32[batch], "name_tokens":
+string[batch, width'] padded with ""})` computes, as `ml.knn.KnnTables.top_k`: query = mean of the
+known seeds' rows of Q (a repeated id counts once), scores = query @ I^T, seeds excluded, top k with
+ties to the lower row (`top_k` keeps the lower index first on equal values); unknown ids are
+counted. A playlist with a known name token is scored as `ml.knn.NameRule.top_k` instead: the mean
+of its known token rows, mixed with the mean of the seeds' normalized query rows by the worth,
+against [N | prior]. A playlist with neither a known track nor a known token gets the most popular
+tracks not in it (scores 0, `fallback`). Outputs: `track_ids`, `artists`, `titles`, `scores`
+([batch, max k], valid up to `n_results`), `n_results`, `n_unknown`, `fallback`, `n_name_tokens`,
+`n_unknown_tokens`. `name_tokens` may be left out of a Keras call (no name); the SavedModel's
+signature takes all three.
 
 Saved as `knn.keras` (`keras.saving.load_model`; the string tables travel as the layers' assets)
 and exported with `keras.export.ExportArchive` (the lookups' files become SavedModel assets).
@@ -35,6 +42,7 @@ from ml import endpoint_contract
 PAD = endpoint_contract.PAD
 _OFFSET = 2  # StringLookup indices: 0 = the mask (PAD), 1 = out of vocabulary, 2.. = the tokens
 NAMES_ASSET = "track_names.tsv"  # catalogue index = line number; artist \t title
+NAME_TOKENS_ASSET = "name_tokens.txt"  # name-token key (`name:chill`) per row of name_rows
 
 
 def display_name(name: str) -> str:
@@ -82,9 +90,19 @@ class CatalogueNames(keras.layers.Layer):
 class PlaylistKnn(keras.Model):
     """Playlist -> top-k tracks by ml.knn's rule (module docstring)."""
 
-    def __init__(self, n_items: int, dim: int, n_popular: int, shared: bool = True, **kwargs) -> None:
+    def __init__(
+        self,
+        n_items: int,
+        dim: int,
+        n_popular: int,
+        shared: bool = True,
+        n_tokens: int = 1,
+        worth: float = 0.0,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self.n_items, self.dim, self.n_popular, self.shared = n_items, dim, n_popular, shared
+        self.n_tokens, self.worth = n_tokens, float(worth)
 
         def lookup(name: str, invert: bool = False) -> keras.layers.StringLookup:
             return keras.layers.StringLookup(mask_token=PAD, num_oov_indices=1, invert=invert, name=name)
@@ -93,6 +111,7 @@ class PlaylistKnn(keras.Model):
         self.catalogue = lookup("catalogue", invert=True)  # catalogue index + 2 -> track id
         self.popular_rank = lookup("popular_rank")  # track id -> popularity rank + 2
         self.names = CatalogueNames(name="names")
+        self.name_vocabulary = lookup("name_vocabulary")  # name-token key -> row + 2
         self.items_t = self.add_weight(
             shape=(dim, n_items), initializer="zeros", trainable=False, name="items_t"
         )
@@ -106,6 +125,16 @@ class PlaylistKnn(keras.Model):
         self.popular_index = self.add_weight(
             shape=(n_popular,), initializer="zeros", dtype="int32", trainable=False, name="popular_index"
         )
+        # The name table (weights after these: ml.knn_engine reads them in this order).
+        self.prior = self.add_weight(shape=(n_items,), initializer="zeros", trainable=False, name="prior")
+        self.name_rows = self.add_weight(
+            shape=(n_tokens, dim + 1), initializer="zeros", trainable=False, name="name_rows"
+        )
+        self.query_scale = (
+            None
+            if shared
+            else self.add_weight(shape=(n_items,), initializer="ones", trainable=False, name="query_scale")
+        )
         self.built = True
 
     @classmethod
@@ -115,22 +144,38 @@ class PlaylistKnn(keras.Model):
         items_t: np.ndarray,
         query_table: np.ndarray | None,
         popular_index: np.ndarray,
+        names: NameTable | None = None,
     ) -> PlaylistKnn:
-        """A model over `files` (vocabulary, catalogue, popular ids, names) and the two tables."""
+        """A model over `files` (vocabulary, catalogue, popular ids, names, name-token keys), the
+        two tables and the name table (`names`: its keys must be those of `files`)."""
+        dim, n_items = (int(x) for x in items_t.shape)
+        names = names or NameTable.empty(n_items, dim)
+        if names.rows.shape[1] != dim + 1 or len(names.prior) != n_items:
+            raise ValueError(
+                f"the name table's rows are {names.rows.shape[1]} wide and its prior has "
+                f"{len(names.prior)} entries; the tables need {dim + 1} and {n_items}"
+            )
         model = cls(
-            n_items=int(items_t.shape[1]),
-            dim=int(items_t.shape[0]),
+            n_items=n_items,
+            dim=dim,
             n_popular=len(popular_index),
             shared=query_table is None,
+            n_tokens=len(names.rows),
+            worth=names.worth,
         )
         model.vocabulary.set_vocabulary(files.vocabulary)
         model.catalogue.set_vocabulary(files.catalogue)
         model.popular_rank.set_vocabulary(files.popular)
         model.names.set_names_file(files.names)
+        model.name_vocabulary.set_vocabulary(files.name_tokens)
         model.items_t.assign(items_t)
         if query_table is not None:
             model.query_table.assign(query_table)
+            norms = np.linalg.norm(np.asarray(query_table, dtype=np.float32), axis=1)
+            model.query_scale.assign(np.float32(1.0) / np.maximum(norms, np.float32(1e-12)))
         model.popular_index.assign(np.asarray(popular_index, dtype=np.int32))
+        model.prior.assign(np.asarray(names.prior, dtype=np.float32))
+        model.name_rows.assign(np.asarray(names.rows, dtype=np.float32))
         return model
 
     def get_config(self) -> dict:
@@ -140,6 +185,8 @@ class PlaylistKnn(keras.Model):
             "dim": self.dim,
             "n_popular": self.n_popular,
             "shared": self.shared,
+            "n_tokens": self.n_tokens,
+            "worth": self.worth,
         }
 
     def _query_rows(self, rows):
@@ -148,25 +195,45 @@ class PlaylistKnn(keras.Model):
             return ops.transpose(ops.take(self.items_t, rows, axis=1), (1, 2, 0))
         return ops.take(self.query_table, rows, axis=0)
 
+    @staticmethod
+    def _as_set(index):
+        """Lookup indices [batch, width] (0 padding, 1 unknown, >= 2 known) -> rows (0 where masked
+        out), the mask of each known entry counted once, and how many there are."""
+        rows = ops.sort(index - _OFFSET, axis=1)  # repeats side by side; padding/unknown first
+        repeat = ops.concatenate(
+            [ops.zeros_like(rows[:, :1], dtype="bool"), ops.equal(rows[:, 1:], rows[:, :-1])], axis=1
+        )
+        known = ops.logical_and(ops.greater_equal(rows, 0), ops.logical_not(repeat))
+        return ops.where(known, rows, 0), known, ops.sum(ops.cast(known, "int32"), axis=1)
+
     def call(self, inputs):
         tracks, k = inputs["tracks"], ops.cast(inputs["k"], "int32")
         index = ops.cast(self.vocabulary(tracks), "int32")  # 0 padding, 1 unknown, >= 2 known
         n_unknown = ops.sum(ops.cast(ops.equal(index, 1), "int32"), axis=1)
-
-        # A playlist is a set: sorted rows put repeats side by side; padding (-2) and unknown (-1) first.
-        rows = ops.sort(index - _OFFSET, axis=1)
-        repeat = ops.concatenate(
-            [ops.zeros_like(rows[:, :1], dtype="bool"), ops.equal(rows[:, 1:], rows[:, :-1])], axis=1
-        )
-        seed = ops.logical_and(ops.greater_equal(rows, 0), ops.logical_not(repeat))
-        n_known = ops.sum(ops.cast(seed, "int32"), axis=1)
-        safe_rows = ops.where(seed, rows, 0)
+        safe_rows, seed, n_known = self._as_set(index)  # a playlist is a set
 
         # Query: mean of the seeds' rows of Q (zero for an empty playlist); scores against I.
         weights = ops.cast(seed, "float32")
-        summed = ops.sum(self._query_rows(safe_rows) * weights[:, :, None], axis=1)
+        seed_rows = self._query_rows(safe_rows)
+        summed = ops.sum(seed_rows * weights[:, :, None], axis=1)
         query = summed / ops.cast(ops.maximum(n_known, 1), "float32")[:, None]
         scores = ops.matmul(query, self.items_t)  # [batch, n_items]
+        zeros = ops.zeros_like(n_known)
+        n_tokens = n_unknown_tokens = zeros
+        if inputs.get("name_tokens") is not None:  # the name rule where a token is known
+            name_q, n_tokens, n_unknown_tokens = self._name_query(inputs["name_tokens"])
+            has_name = ops.greater(n_tokens, 0)
+            # The name counts unless it is worth 0 tracks beside known ones (then: the tracks' rule).
+            use = has_name if self.worth > 0 else ops.logical_and(has_name, ops.equal(n_known, 0))
+            scores = ops.cond(
+                ops.any(use),
+                lambda: ops.where(
+                    use[:, None],
+                    self._name_scores(seed_rows, weights, safe_rows, n_known, name_q, has_name),
+                    scores,
+                ),
+                lambda: scores,
+            )
         scores = ops.where(self._hits(safe_rows, seed, self.n_items), float("-inf"), scores)
 
         k = ops.clip(k, 0, self.n_items)
@@ -175,7 +242,7 @@ class PlaylistKnn(keras.Model):
         knn_n = ops.minimum(k, self.n_items - n_known)
         pop_index, pop_n = self._popular(tracks, k, k_max)
 
-        fallback = ops.equal(n_known, 0)
+        fallback = ops.logical_and(ops.equal(n_known, 0), ops.equal(n_tokens, 0))
         n_results = ops.where(fallback, pop_n, knn_n)
         chosen = ops.where(fallback[:, None], pop_index, ops.cast(top_rows, "int32"))
         valid = ops.arange(k_max, dtype="int32")[None, :] < n_results[:, None]
@@ -189,7 +256,40 @@ class PlaylistKnn(keras.Model):
             "n_results": n_results,
             "n_unknown": n_unknown,
             "fallback": fallback,
+            "n_name_tokens": n_tokens,
+            "n_unknown_tokens": n_unknown_tokens,
         }
+
+    def _name_query(self, name_tokens):
+        """Mean of each name's known token rows [batch, d + 1], known and unknown token counts."""
+        index = ops.cast(self.name_vocabulary(name_tokens), "int32")
+        n_unknown = ops.sum(ops.cast(ops.equal(index, 1), "int32"), axis=1)
+        rows, known, n_known = self._as_set(index)
+        summed = ops.sum(
+            ops.take(self.name_rows, rows, axis=0) * ops.cast(known, "float32")[:, :, None], axis=1
+        )
+        return summed / ops.cast(ops.maximum(n_known, 1), "float32")[:, None], n_known, n_unknown
+
+    def _name_scores(self, seed_rows, weights, safe_rows, n_known, name_q, has_name):
+        """ml.knn.NameRule's scores [batch, n_items]: the seeds' mean row of N mixed with the name's
+        mean by the worth, against [N | prior] (N = Q normalized: Q^T scaled per item)."""
+        n = ops.cast(n_known, "float32")
+        if self.query_scale is not None:  # rows of N = rows of Q / |row|
+            weights = weights * ops.take(self.query_scale, safe_rows, axis=0)
+        tracks_q = ops.sum(seed_rows * weights[:, :, None], axis=1) / ops.maximum(n, 1.0)[:, None]
+        share = ops.where(has_name, self.worth / ops.maximum(n + self.worth, 1e-12), 0.0)
+        w = ops.where(ops.logical_and(has_name, ops.equal(n_known, 0)), 1.0, share)[:, None]
+        q = (1.0 - w) * tracks_q + w * name_q[:, : self.dim]
+        prior_weight = w * name_q[:, self.dim :]
+        if self.query_scale is None:
+            scores = ops.matmul(q, self.items_t)
+        else:
+            # Q^T by the matmul's own flag (no transposed copy); keras.ops' einsum/transpose are
+            # rewritten differently eagerly and in the exported graph (scores would differ in the
+            # last bit between knn.keras and the SavedModel), tf.linalg.matmul's flag is not.
+            table = ops.convert_to_tensor(self.query_table)
+            scores = tf.linalg.matmul(q, table, transpose_b=True) * self.query_scale[None, :]
+        return scores + prior_weight * self.prior[None, :]
 
     @staticmethod
     def _hits(columns, mask, width: int):
@@ -216,6 +316,19 @@ class PlaylistKnn(keras.Model):
         return index, ops.minimum(ops.minimum(k, available), take)
 
 
+class NameTable:
+    """The name table of an export: token keys, their rows, the prior column and the worth."""
+
+    EMPTY_KEY = "name:"  # no tokenizer output: the one key of a run without name tokens
+
+    def __init__(self, keys: Sequence[str], rows: np.ndarray, prior: np.ndarray, worth: float) -> None:
+        self.keys, self.rows, self.prior, self.worth = list(keys), np.asarray(rows, np.float32), prior, worth
+
+    @classmethod
+    def empty(cls, n_items: int, dim: int) -> NameTable:
+        return cls([cls.EMPTY_KEY], np.zeros((1, dim + 1), np.float32), np.zeros(n_items, np.float32), 0.0)
+
+
 class KnnFiles:
     """The model's text files, written once under `directory` (line number = index)."""
 
@@ -226,12 +339,15 @@ class KnnFiles:
         extra_ids: Sequence[str],
         popular_ids: Sequence[str],
         names: dict[str, tuple[str, str]],
+        name_keys: Sequence[str] = (NameTable.EMPTY_KEY,),
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.vocabulary = str(directory / "track_ids.txt")
         self.catalogue = str(directory / "catalogue_ids.txt")
         self.popular = str(directory / "popular_ids.txt")
         self.names = str(directory / NAMES_ASSET)
+        self.name_tokens = str(directory / NAME_TOKENS_ASSET)
+        Path(self.name_tokens).write_text("".join(f"{t}\n" for t in name_keys), encoding="utf-8")
         catalogue = [*track_ids, *extra_ids]
         Path(self.vocabulary).write_text("".join(f"{t}\n" for t in track_ids))
         Path(self.catalogue).write_text("".join(f"{t}\n" for t in catalogue))
@@ -250,12 +366,23 @@ def input_signature() -> list[dict[str, tf.TensorSpec]]:
         {
             "tracks": tf.TensorSpec([None, None], tf.string, name="tracks"),
             "k": tf.TensorSpec([None], tf.int32, name="k"),
+            "name_tokens": tf.TensorSpec([None, None], tf.string, name="name_tokens"),
         }
     ]
 
 
+def tensor_inputs(inputs: dict[str, list]) -> dict[str, tf.Tensor]:
+    """`ml.endpoint_contract.model_inputs` as the signature's tensors."""
+    return {
+        "tracks": tf.constant(inputs["tracks"], dtype=tf.string),
+        "k": tf.constant(inputs["k"], dtype=tf.int32),
+        "name_tokens": tf.constant(inputs["name_tokens"], dtype=tf.string),
+    }
+
+
 def export_saved_model(model: PlaylistKnn, directory: Path) -> None:
-    """The TF Serving SavedModel: one endpoint, `serving_default(tracks, k)`, via ExportArchive."""
+    """The TF Serving SavedModel: one endpoint, `serving_default(tracks, k, name_tokens)`, via
+    ExportArchive."""
     archive = keras.export.ExportArchive()
     # The archive saves the weights the endpoint reads on its own; `track(model)` would add the
     # model's Keras variables as well, and the item matrix would be written twice. The lookup
@@ -264,6 +391,7 @@ def export_saved_model(model: PlaylistKnn, directory: Path) -> None:
         model.vocabulary.lookup_table,
         model.catalogue.lookup_table,
         model.popular_rank.lookup_table,
+        model.name_vocabulary.lookup_table,
         model.names.artist_of,
         model.names.title_of,
     ):

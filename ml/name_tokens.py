@@ -1,7 +1,8 @@
 """A playlist's name -> its name tokens (`name:chill`, `name:summer`), the one tokenizer of `ml`.
 
-Standard library only and free of dataclasses, loadable by path outside any package (kept so for
-an endpoint that ships it; the serving path for names is not ported to the Keras export yet).
+Standard library only and free of dataclasses, loadable by path outside any package: `ml export`
+ships it as `code/name_tokens.py` beside the SageMaker handler (`code/inference.py`), which
+tokenizes a request's playlist name with it, as `ml serve` does.
 
 Rules (docs/cold_start.md):
 1. The Spotify client's own playlists (`Starred`, `Liked from Radio`; ml/config.py

@@ -5,7 +5,9 @@ Equality is exact on track ids, except where two tracks' scores are equal within
 the score's magnitude above 1: output-layer scores are not bounded like cosine):
 numpy (OpenBLAS) and TensorFlow (Eigen/oneDNN) sum the dot products in different orders, so scores
 differ by up to ~2e-7 and a near-tie may swap. Such swaps count as ties, not failures.
-Depends on the run folder and `ml.knn` only (no TensorFlow, no HTTP, no training code).
+A playlist with a name (issue 14) is expected to answer as `ml.cold_start.NameScoring.rank` (the
+name rule over the run's name table) where the name plays a part, else as the tracks alone.
+Depends on the run folder, `ml.knn` and `ml.cold_start` (no TensorFlow, no HTTP, no training code).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Expected:
     n_unknown: int
     fallback: bool
     tie_score: float  # score of the first track past the top-k (-inf if none): boundary ties
+    name: str = ""  # the playlist's name sent beside the tracks ("" for none)
 
 
 def offline_expected(run_dir: Path, playlists: Sequence[Sequence[str]], k: int = CHECK_K) -> list[Expected]:
@@ -90,3 +93,48 @@ def compare(expected: Expected, got: dict) -> str | None:
         if close.sum() < 2:
             return f"rank {rank + 1}: {have} != {want} (score {exp_scores[rank]:.7f}, no tie)"
     return "tie"
+
+
+def offline_expected_named(
+    run_dir: Path, queries: Sequence[tuple[Sequence[str], str]], k: int = CHECK_K
+) -> list[Expected]:
+    """What the endpoint must answer to (tracks, name) queries: ml.cold_start's name rule where the
+    name plays a part (a known token; beside seeds only with a worth above 0), else `offline_expected`."""
+    from ml.cold_start import NameScoring
+    from ml.name_tokens import name_keys
+
+    scoring = NameScoring.from_run(RunDir(Path(run_dir)))
+    row_of = {t: i for i, t in enumerate(scoring.track_ids)}
+    plain = offline_expected(run_dir, [list(p) for p, _ in queries], k)
+    out = []
+    for (playlist, name), base in zip(queries, plain, strict=True):
+        rows = sorted({row_of[t] for t in playlist if t in row_of})
+        ref = scoring.rank(rows, name_keys(name), k + 1)
+        if ref is None:
+            out.append(
+                Expected(
+                    base.tracks,
+                    base.track_ids,
+                    base.scores,
+                    base.n_unknown,
+                    base.fallback,
+                    base.tie_score,
+                    name,
+                )
+            )
+            continue
+        n = min(k, len(scoring.track_ids) - len(rows))
+        scores = ref.scores[0]
+        tie = float(scores[n]) if len(scores) > n and np.isfinite(scores[n]) else -np.inf
+        out.append(
+            Expected(
+                tuple(playlist),
+                tuple(scoring.track_ids[r] for r in ref.rows[0][:n]),
+                tuple(float(x) for x in scores[:n]),
+                base.n_unknown,
+                False,
+                tie,
+                name,
+            )
+        )
+    return out

@@ -33,6 +33,7 @@ PARAM_AXES = (
     "vector_size",
     "min_count",
     "alpha",
+    "fold_rare",
 )
 
 
@@ -54,6 +55,7 @@ class W2VParams:
     shrink_windows: bool = True  # gensim's default; False: every window covers `window` tracks each side
     scoring: str = "cosine"  # ml.rankers.knn_tables: "cosine" or "output" (the output layer)
     prior: float = 0.0  # weight of the log-popularity column of the item matrix (0: none)
+    fold_rare: bool = False  # ml.fold: train tracks below min_count get rows from their playlist mates
 
     def key(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -62,7 +64,8 @@ class W2VParams:
         mode = "sg" if self.sg else "cbow"
         return (
             f"{mode} d={self.vector_size} win={self.window} neg={self.negative} ns={self.ns_exponent:g} "
-            f"sample={self.sample:g} ep={self.epochs} minc={self.min_count} alpha={self.alpha:g} "
+            f"sample={self.sample:g} ep={self.epochs} minc={self.min_count}{'+fold' if self.fold_rare else ''} "
+            f"alpha={self.alpha:g} "
             f"{self.scoring}{f'+{self.prior:g}prior' if self.prior else ''}"
         )
 
@@ -76,6 +79,7 @@ class SearchSettings:
     reduction_factor: int = 3  # the best 1/reduction_factor of a rung go on to the next
     startup_trials: int = 5  # random draws before TPE models the results
     max_sg_pairs: int = 100  # skip-gram draws with window * negative above this are not fitted (cost)
+    oov_slack: float = 1.0  # a fit whose valid oov_share exceeds the train tracks' by more ranks last
     rules: tuple[str, ...] = ("cosine",)  # scoring rules every fit is scored under
     priors: tuple[float, ...] = (0.0,)  # popularity-prior weights every fit is scored with
 
@@ -156,6 +160,7 @@ def load_grid(path: Path | None = None) -> GridConfig:
             reduction_factor=int(s.get("reduction_factor", 3)),
             startup_trials=int(s.get("startup_trials", 5)),
             max_sg_pairs=int(s.get("max_sg_pairs", 100)),
+            oov_slack=float(s.get("oov_slack", 1.0)),
             rules=rules,
             priors=tuple(float(w) for w in scoring.get("priors", [0.0])),
         ),
@@ -184,6 +189,12 @@ class Scored:
     fit_seconds: float
     eval_seconds: float
     vocab_size: int
+    covered: bool = True  # oov_share within `search.oov_slack` of the sample's train tracks
+
+    def objective(self, metric: str) -> float:
+        """What the search maximizes: the metric, minus 1 when the fit misses the coverage target
+        (so a covering configuration always ranks above one that is not)."""
+        return self.metrics[metric] - (0.0 if self.covered else 1.0)
 
 
 @dataclass(frozen=True)
@@ -213,6 +224,7 @@ class TrialResult:
             **self.last.metrics,
             **{f"rung0 {k}": v for k, v in self.runs[0].variants.items()},
             "vocab_size": self.last.vocab_size,
+            "covered": self.last.covered,
             "fit_seconds": round(self.last.fit_seconds, 2),
             "eval_seconds": round(self.last.eval_seconds, 2),
         }
@@ -259,7 +271,7 @@ def run_search(
     )
     _fail_interrupted(rung0)
     scored, params_of, skipped = _rung0(config, rung0, fit_and_score, progress)
-    alive = sorted(scored, key=lambda n: (-scored[n][0].metrics[s.metric], n))
+    alive = sorted(scored, key=lambda n: (-scored[n][0].objective(s.metric), n))
     for rung in range(1, len(s.rungs)):
         alive = alive[: max(1, math.ceil(len(alive) / s.reduction_factor))]
         study = optuna.create_study(
@@ -279,14 +291,14 @@ def run_search(
                 _suggest(config, trial)
                 result = fit_and_score(params_of[number], rung)
                 trial.set_user_attr("scored", asdict(result))
-                study.tell(trial, result.metrics[s.metric])
+                study.tell(trial, result.objective(s.metric))
                 done[number] = result
                 if progress:
                     tqdm.write(
                         f"rung {rung} trial {number}: {params_of[number].label()}  {_best_line(result, s.metric)}"
                     )
             scored[number].append(done[number])
-        alive = sorted(alive, key=lambda n: (-scored[n][-1].metrics[s.metric], n))
+        alive = sorted(alive, key=lambda n: (-scored[n][-1].objective(s.metric), n))
     results = []
     for number, runs in scored.items():
         last = runs[-1]
@@ -294,7 +306,7 @@ def run_search(
         results.append(
             TrialResult(number, params, len(runs) - 1, tuple(r.metrics[s.metric] for r in runs), tuple(runs))
         )
-    results.sort(key=lambda r: (-r.rung, -r.value, r.trial))
+    results.sort(key=lambda r: (-r.rung, not r.last.covered, -r.value, r.trial))
     return SearchOutcome(results, study_file, skipped, s.rungs)
 
 
@@ -329,7 +341,7 @@ def _rung0(
             continue
         result = fit_and_score(params, 0)
         trial.set_user_attr("scored", asdict(result))
-        rung0.tell(trial, result.metrics[s.metric])
+        rung0.tell(trial, result.objective(s.metric))
         params_of[trial.number], scored[trial.number] = params, [result]
         bar.update(1)
         bar.write(f"rung 0 trial {trial.number}: {params.label()}  {_best_line(result, s.metric)}")
@@ -341,6 +353,7 @@ def _best_line(result: Scored, metric: str) -> str:
     return (
         f"{metric}={result.metrics[metric]:.4f} ({result.scoring}"
         f"{f'+{result.prior:g}prior' if result.prior else ''}; fit {result.fit_seconds:.0f}s)"
+        f"{'' if result.covered else ' [misses the coverage target]'}"
     )
 
 

@@ -1,7 +1,7 @@
 """`ml serve`: the exported Keras KNN over HTTP, with the SageMaker inference-container contract.
 
 `GET /ping` -> 200 once the model is loaded, with the run it serves; `POST /invocations` takes the
-JSON body of `ml.endpoint_contract` (track ids or names) and answers `{"predictions": [...]}`.
+JSON body of `ml.endpoint_contract` (track ids, track names, the playlist's name) and answers `{"predictions": [...]}`.
 Bad requests get a 4xx with `{"error": "..."}`. Every answer carries the lineage of the model in
 headers: `X-Model-Run-Id`, `X-Model-Trained-At`, `X-Dbt-Invocation-Id` (model_info.json).
 
@@ -89,6 +89,7 @@ def _predict_tf(signature, instances: list[Instance]) -> list[dict[str, object]]
     out = signature(
         tracks=tf.constant(inputs["tracks"], dtype=tf.string),
         k=tf.constant(inputs["k"], dtype=tf.int32),
+        name_tokens=tf.constant(inputs["name_tokens"], dtype=tf.string),
     )
     n_results = out["n_results"].numpy()
     width = int(n_results.max()) if len(n_results) else 0
@@ -105,6 +106,8 @@ def _predict_tf(signature, instances: list[Instance]) -> list[dict[str, object]]
             "n_results": n_results.tolist(),
             "n_unknown": out["n_unknown"].numpy().tolist(),
             "fallback": out["fallback"].numpy().tolist(),
+            "n_name_tokens": out["n_name_tokens"].numpy().tolist(),
+            "n_unknown_tokens": out["n_unknown_tokens"].numpy().tolist(),
         }
     )
 
@@ -160,7 +163,7 @@ def load_model(path: Path, engine: str = "auto", threads: int | None = 1) -> Ser
         model = ServingModel(
             path, saved_model_dir, scorer.n_tracks, "numpy", info, scorer, cells <= INLINE_CELLS
         )
-        model.predict([Instance(tracks=(scorer.catalogue[0],), k=10), Instance(tracks=(), k=10)])
+        model.predict([Instance((scorer.catalogue[0],), 10), Instance((), 10), Instance((), 10, "warm up")])
         return model
     import tensorflow as tf  # after the cheap checks: a bad path fails in a second, not ten
 
@@ -175,7 +178,7 @@ def load_model(path: Path, engine: str = "auto", threads: int | None = 1) -> Ser
     signature._loaded = loaded  # the signature's tables and variables belong to `loaded`
     vocabulary = (saved_model_dir / "assets" / "track_ids.txt").read_text().splitlines()
     model = ServingModel(path, saved_model_dir, len(vocabulary), "tensorflow", info, signature)
-    model.predict([Instance(tracks=tuple(vocabulary[:1]), k=10), Instance(tracks=(), k=10)])
+    model.predict([Instance(tuple(vocabulary[:1]), 10), Instance((), 10), Instance((), 10, "warm up")])
     return model
 
 

@@ -24,7 +24,7 @@ from ml.cold_start import NameModel
 from ml.cold_start_eval import cold_start_blocks, cold_start_table, select_name_model
 from ml.config import DEFAULTS, Paths
 from ml.corpus import CorpusFiles, PlaylistData, load_playlists, nested_samples
-from ml.evaluate import evaluate, results_table
+from ml.evaluate import evaluate, oov_share, results_table
 from ml.marts_parquet import open_marts
 from ml.rankers import PopularityRanker
 from ml.run_dir import RunDir, point_latest
@@ -227,7 +227,7 @@ def search_step(ctx: TrainContext) -> tuple[SearchOutcome, dict[str, FitResult]]
         # min_count is meant for the whole train split: on a sample it scales with the sample.
         on_sample = replace(params, min_count=sample_min_count(params.min_count, fraction))
         trial = ctx.track2vec(on_sample, f"rung {rung}")
-        trial.fit_corpus(corpora[rung], data.track_ids, counts[rung])
+        trial.fit_corpus(corpora[rung], data.track_ids, counts[rung], ctx.rung_samples[rung])
         assert trial.result is not None
         t0 = time.perf_counter()
         variants: dict[str, dict[str, float]] = {}
@@ -236,6 +236,9 @@ def search_step(ctx: TrainContext) -> tuple[SearchOutcome, dict[str, FitResult]]
             variants[f"{rule}+{prior:g}"] = rounded(evaluate(trial, ctx.valid_sample, ctx.catalogue)[0])
         best = max(variants, key=lambda v: (variants[v][metric], -list(variants).index(v)))
         rule, prior = best.split("+")
+        # Coverage target: held-out tracks out of vocabulary beyond those the sample never saw.
+        floor = oov_share(ctx.valid_sample.holdouts, counts[rung] > 0)
+        covered = variants[best]["oov_share"] <= floor + config.search.oov_slack
         if fraction == 1.0:  # the sample is the whole train split: a refit would repeat this fit
             kept[replace(params, scoring=rule, prior=float(prior)).key()] = trial.result
         return Scored(
@@ -246,6 +249,7 @@ def search_step(ctx: TrainContext) -> tuple[SearchOutcome, dict[str, FitResult]]
             fit_seconds=trial.result.seconds,
             eval_seconds=time.perf_counter() - t0,
             vocab_size=len(trial.result.vectors),
+            covered=bool(covered),
         )
 
     valid = ctx.valid_sample
@@ -274,7 +278,7 @@ def refit_step(
     fit = kept.get(best.key())
     if fit is not None:
         return model.use_fit(fit, ctx.data.track_ids, counts)
-    return model.fit_corpus(full_corpus, ctx.data.track_ids, counts)
+    return model.fit_corpus(full_corpus, ctx.data.track_ids, counts, ctx.data.train)
 
 
 def track_step(paths: Paths, run: RunDir, record: RunRecord, timings: dict[str, float]) -> None:
@@ -338,6 +342,7 @@ def fit_info(model: Track2Vec) -> dict[str, Any]:
         "workers": fit.workers,
         "words_per_s_per_worker": round(fit.words_per_s_per_worker, 1),
         "vocab_size": len(fit.vectors),
+        "folded": fit.folded,  # of vocab_size: rows folded in below min_count (ml.fold)
     }
 
 

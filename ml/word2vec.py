@@ -8,7 +8,7 @@ Hogwild-style SGD). Use `workers: 1` in the grid file when reproducibility matte
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ class FitResult:
     raw_words: int  # tokens read over all epochs
     trained_words: int  # tokens left after min_count and sub-sampling
     workers: int
+    folded: int = 0  # rows added by ml.fold after training (tracks below min_count)
 
     @property
     def words_per_s_per_worker(self) -> float:
@@ -88,6 +89,22 @@ def fit_word2vec(
     return FitResult(model.wv, model.syn1neg, seconds, raw, trained, workers)
 
 
+def fold_fit(result: FitResult, train: Ragged, track_ids: np.ndarray) -> FitResult:
+    """`result` with rows for the train tracks below min_count folded in (ml.fold), appended after
+    the trained rows in ascending track order, in both the input vectors and the output weights."""
+    from gensim.models import KeyedVectors
+
+    from ml.fold import fold_rare
+
+    vocab_tracks = VectorRanker.rows_of(result.vectors, track_ids)
+    folded = fold_rare(train, len(track_ids), vocab_tracks, result.vectors.vectors, result.output)
+    kv = KeyedVectors(result.vectors.vector_size)
+    keys = list(result.vectors.index_to_key) + [str(track_ids[t]) for t in folded.tracks]
+    kv.add_vectors(keys, np.vstack([result.vectors.vectors, folded.vectors]).astype(np.float32))
+    output = np.vstack([np.asarray(result.output, dtype=np.float32), folded.output])
+    return replace(result, vectors=kv, output=output, folded=len(folded.tracks))
+
+
 def sample_min_count(min_count: int, fraction: float) -> int:
     """The min_count on a sample of `fraction` of the playlists that keeps about the same tracks.
 
@@ -132,14 +149,22 @@ class Track2Vec(VectorRanker):
 
     def fit(self, train: Ragged, track_ids: np.ndarray) -> Track2Vec:
         counts = popularity_counts(train, len(track_ids))
-        return self.fit_corpus(self.corpus(train, track_ids), track_ids, counts)
+        return self.fit_corpus(self.corpus(train, track_ids), track_ids, counts, train)
 
-    def fit_corpus(self, corpus: CorpusFiles, track_ids: np.ndarray, counts: np.ndarray) -> Track2Vec:
+    def fit_corpus(
+        self, corpus: CorpusFiles, track_ids: np.ndarray, counts: np.ndarray, train: Ragged | None = None
+    ) -> Track2Vec:
         """Fit on corpus files already written (the search reuses one corpus for many trials).
 
         `counts`: train playlists per global track (the popularity prior and the fallback order).
+        `train`: the playlists of the corpus, needed when `params.fold_rare` folds rare tracks in.
         """
-        self.result = fit_word2vec(corpus, self.params, self.seed, self.workers, self.progress, self.desc)
+        result = fit_word2vec(corpus, self.params, self.seed, self.workers, self.progress, self.desc)
+        if self.params.fold_rare:
+            if train is None:
+                raise ValueError("fold_rare needs the train playlists the corpus was written from")
+            result = fold_fit(result, train, track_ids)
+        self.result = result
         return self.use_fit(self.result, track_ids, counts)
 
     def use_fit(

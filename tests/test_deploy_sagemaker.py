@@ -76,7 +76,9 @@ class TfServingStandIn:
         request = json.loads(self.inference.input_handler(io.BytesIO(body), context))
         inputs = request["inputs"]
         out = self.loaded.signatures[request["signature_name"]](
-            tracks=tf.constant(inputs["tracks"]), k=tf.constant(inputs["k"], dtype=tf.int32)
+            tracks=tf.constant(inputs["tracks"]),
+            k=tf.constant(inputs["k"], dtype=tf.int32),
+            name_tokens=tf.constant(inputs["name_tokens"]),
         )
         # TensorFlow Serving's REST answer: columnar "outputs", strings as UTF-8 text, floats as JSON.
         outputs = {

@@ -31,6 +31,7 @@ def run(signature, playlists: list[list[str]], k: int | list[int] = 10) -> dict[
     out = signature(
         tracks=tf.constant([p + [""] * (width - len(p)) for p in playlists]),
         k=tf.constant(ks, dtype=tf.int32),
+        name_tokens=tf.constant([[""]] * len(playlists)),  # no playlist name
     )
     return {name: value.numpy() for name, value in out.items()}
 
@@ -76,11 +77,24 @@ def test_embeddings_are_stored_once(synthetic_run):
     assert len(float_matrices) == 1, variables  # Q = I: one weight, no query table
     assert float_matrices[0][1] == [normed.shape[1], normed.shape[0]]
     matrix_bytes = normed.nbytes
-    # The graph holds no copy of the matrix, and the checkpoint only one (plus popular ids).
-    assert (saved / "saved_model.pb").stat().st_size < matrix_bytes / 4
+    # The graph holds no copy of the matrix (no constant of more than a few KB; the graph itself,
+    # the name path's branches included, is a fraction of the matrix), and the checkpoint only one
+    # (plus popular ids, the prior column and the one-row name table of a run without names).
+    assert (saved / "saved_model.pb").stat().st_size < matrix_bytes / 2
+    assert largest_constant_bytes(saved / "saved_model.pb") < 8192
     data = sum(p.stat().st_size for p in (saved / "variables").glob("variables.data-*"))
-    assert matrix_bytes <= data < matrix_bytes + N_POPULAR * 40
+    assert matrix_bytes <= data < matrix_bytes + N_POPULAR * 40 + normed.shape[0] * 4 + 1024
     assert (saved / "assets" / "track_ids.txt").read_text().split("\n")[:-1] == ids
+
+
+def largest_constant_bytes(saved_model_pb: Path) -> int:
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString(saved_model_pb.read_bytes())
+    graph = proto.meta_graphs[0].graph_def
+    nodes = [*graph.node, *(n for f in graph.library.function for n in f.node_def)]
+    return max(n.attr["value"].tensor.ByteSize() for n in nodes if n.op == "Const")
 
 
 def test_identical_top10_to_offline_on_1000_playlists(synthetic_run, signature):
@@ -248,6 +262,7 @@ def test_knn_keras_loads_with_keras_and_answers_as_the_saved_model(tiny_export):
         inputs = {
             "tracks": tf.constant([p + [""] * (width - len(p)) for p in chunk]),
             "k": tf.constant([10] * len(chunk), dtype=tf.int32),
+            "name_tokens": tf.constant([[""]] * len(chunk)),
         }
         from_saved = signature(**inputs)
         from_keras = model(inputs)
@@ -296,7 +311,10 @@ def test_a_query_table_apart_from_the_item_matrix(tmp_path):
     ids = [f"{i:016x}" for i in range(n)]
     files = KnnFiles(tmp_path, ids, [], ids[:20], {t: ("a", "t") for t in ids})
     model = PlaylistKnn.build_from(files, np.ascontiguousarray(items.T), queries, np.arange(20))
-    assert sorted(tuple(w.shape) for w in model.weights if w.dtype == "float32") == [(d, n), (n, d)]
+    matrices = [
+        tuple(w.shape) for w in model.weights if w.dtype == "float32" and n in w.shape and len(w.shape) == 2
+    ]
+    assert sorted(matrices) == [(d, n), (n, d)]  # plus the prior, 1 / |Q row| and the name rows
     playlists = [
         sorted(rng.choice(n, size=int(rng.integers(1, 12)), replace=False).tolist()) for _ in range(200)
     ]

@@ -179,3 +179,20 @@ def test_real_sample_without_a_tail_gets_a_page_saying_why(
     text = result["html"].read_text(encoding="utf-8")
     assert "No power-law analysis" in text
     assert result["numbers"]["ingestion"]["data_lines"] == 500
+
+
+def test_ablation_shows_coverage_by_min_count_and_folding() -> None:
+    from ml.report.search_report import ablation_table, search_table
+
+    def row(trial: int, min_count: int, fold: bool, value: float, oov: float) -> dict:
+        return {
+            "trial": trial, "rung": 0, "min_count": min_count, "fold_rare": fold, "rung0": value,
+            "oov_share": oov, "covered": oov < 0.1, "rung0 cosine+0": value / 2, "rung0 output+0": value,
+        }  # fmt: skip
+
+    rows = [row(0, 5, True, 0.045, 0.057), row(1, 5, False, 0.050, 0.317), row(2, 5, True, 0.040, 0.060)]
+    text = ablation_table(rows, "hr@10")
+    assert "| 5 | no | 0.0500 | 0.3170 | 1 |" in text
+    assert "| 5 | yes | 0.0450 | 0.0570 | 2 |" in text  # best metric and lowest OOV of the two folded fits
+    header = search_table(rows).splitlines()[0]
+    assert "fold_rare" in header and "covered" in header

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ml.evaluate import evaluate
+from ml.fold import fold_rare
 from ml.knn import normalize_rows, top_k
 from ml.rankers import PopularityRanker, VectorRanker, knn_tables
 from ml.search import Scored, W2VParams, load_grid, run_search
@@ -135,3 +136,65 @@ def test_search_starts_with_the_defaults_halves_and_resumes(tmp_path: Path) -> N
     other: list = []
     run_search(config, _scorer(other), tmp_path / "t.journal", seed=1, progress=False)
     assert other == calls  # seeded: a fresh study with the same seed proposes the same trials
+
+
+def test_fold_rare_is_the_shared_playlist_weighted_mean_of_vocabulary_rows() -> None:
+    # tracks 0..3 in the vocabulary (rows 0..3 are tracks 3, 1, 0, 2); 4 and 5 rare; 6 never in train
+    train = Ragged.from_lists([[0, 1, 4], [0, 4, 4], [2, 3, 5], [5]])
+    vocab_tracks = np.array([3, 1, 0, 2])
+    rng = np.random.default_rng(0)
+    w, o = rng.normal(size=(4, 3)).astype(np.float32), rng.normal(size=(4, 3)).astype(np.float32)
+    folded = fold_rare(train, 7, vocab_tracks, w, o, block_work=1)  # one rare track per block
+    assert folded.tracks.tolist() == [4, 5]
+    row = {t: r for r, t in enumerate(vocab_tracks)}
+    # track 4 shares two playlists with track 0 (a repeat counts once) and one with track 1
+    expected4 = (2 * w[row[0]] + w[row[1]]) / 3
+    expected5 = (w[row[2]] + w[row[3]]) / 2  # its lone playlist [5] adds nothing
+    np.testing.assert_allclose(folded.vectors, [expected4, expected5], rtol=1e-6)
+    np.testing.assert_allclose(folded.output[0], (2 * o[row[0]] + o[row[1]]) / 3, rtol=1e-6)
+    alone = fold_rare(Ragged.from_lists([[0, 1], [4]]), 7, vocab_tracks, w, o)
+    assert alone.tracks.tolist() == []  # no vocabulary mate: stays out of vocabulary
+
+
+def test_folding_covers_the_rare_tracks_and_round_trips(tmp_path: Path) -> None:
+    train, eval_set, ids, _ = _planted(seed=4)
+    counts = np.bincount(train.values, minlength=len(ids))
+    plain = _track2vec(tmp_path / "a", min_count=8).fit(train, ids)
+    folded = _track2vec(tmp_path / "b", min_count=8, fold_rare=True).fit(train, ids)
+    assert folded.result is not None and folded.result.folded == int(((counts > 0) & (counts < 8)).sum())
+    assert (folded.known == (counts > 0)).all() and not plain.known[(counts > 0) & (counts < 8)].any()
+    m_plain, m_fold = (evaluate(r, eval_set, len(ids))[0] for r in (plain, folded))
+    pop = evaluate(PopularityRanker().fit(train, ids), eval_set, len(ids))[0]
+    assert m_fold["oov_share"] == pop["oov_share"] < m_plain["oov_share"]
+    # trained rows are untouched: the folded model ranks the same tracks' rows by the same rule
+    trained = plain.result.vectors.index_to_key
+    np.testing.assert_array_equal(folded.result.vectors.vectors[: len(trained)], plain.result.vectors.vectors)
+    run = tmp_path / "run"
+    run.mkdir()
+    folded.save(run)
+    PopularityRanker().fit(train, ids).save(run)
+    loaded = VectorRanker.load(run, ids)
+    np.testing.assert_array_equal(loaded.known, folded.known)
+    np.testing.assert_array_equal(
+        loaded.rank(eval_set.seeds, 20).tracks, folded.rank(eval_set.seeds, 20).tracks
+    )
+
+
+def test_search_ranks_a_fit_missing_the_coverage_target_below_every_covering_one(tmp_path: Path) -> None:
+    config = load_grid(TINY_GRID)
+    config = replace(config, search=replace(config.search, n_trials=4, reduction_factor=2))
+
+    def fit_and_score(params: W2VParams, rung: int) -> Scored:
+        value = params.window / 100 + params.epochs / 1000 + rung / 10
+        covered = params.window == 5  # the larger window has the higher metric but misses coverage
+        return Scored({"hr@10": value}, "output", 0.0, {"output+0": value}, 0.0, 0.0, 1, covered)
+
+    out = run_search(config, fit_and_score, tmp_path / "c.journal", seed=1, progress=False)
+    assert {r.params.window for r in out.results} == {5, 10}  # both were drawn
+    assert out.best.params.window == 5 and out.best.last.covered
+    uncovered = [r for r in out.results if not r.runs[0].covered]
+    assert max(r.scores[0] for r in uncovered) > out.best.scores[0]  # higher at rung 0, not promoted
+    assert all(r.rung == 0 for r in uncovered) and out.best.rung == 1
+    assert out.best.last.objective("hr@10") == out.best.value
+    worst = min(out.results, key=lambda r: r.last.objective("hr@10"))
+    assert not worst.last.covered and worst.last.objective("hr@10") == worst.value - 1.0

@@ -94,7 +94,7 @@ def check_url(url: str, run_dir: Path, n_playlists: int) -> CheckResult:
 
 def _check(invoke, run_dir: Path, n_playlists: int, target: str, endpoint: str) -> CheckResult:
     try:
-        expected, source = expected_answers(run_dir, n_playlists)
+        expected, source = expected_answers(run_dir, n_playlists, n_names=8)
     except (FileNotFoundError, ValueError) as exc:
         return CheckResult(target, endpoint, 0, 0, 0, error=f"no offline results to compare with: {exc}")
     return run_check(invoke, expected, target=target, endpoint=endpoint, source=source)

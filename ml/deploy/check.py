@@ -5,6 +5,9 @@ seeds and their offline top-10), the check sends those seeds and expects those p
 Otherwise (a run without it, e.g. the synthetic one of the tests) it sends seeded random playlists
 over the vocabulary - a few with unknown ids, one empty - and computes the expected answers from
 the run's vectors with `ml.knn.top_k` and the popularity list, the rule the evaluation uses.
+When the run has a name table (`name_tokens.parquet`, issue 14), a few playlist names follow -
+its most common tokens alone, beside a test playlist's seeds, and an unknown word - expected from
+`ml.cold_start` (`ml.parity.offline_expected_named`).
 The comparison itself (exact ids, up to float score ties) is `ml.parity`, shared with `ml export`.
 """
 
@@ -19,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ml.endpoint_contract import MAX_BODY_BYTES, MAX_INSTANCES, MAX_TRACKS
-from ml.parity import CHECK_K, SCORE_TOL, Expected, compare, offline_expected
+from ml.parity import CHECK_K, SCORE_TOL, Expected, compare, offline_expected, offline_expected_named
 from ml.run_dir import RunDir
 
 __all__ = ["SCORE_TOL", "CheckResult", "compare", "expected_answers", "offline_expected", "run_check"]
@@ -58,8 +61,27 @@ class CheckResult:
         return "\n".join(lines)
 
 
-def expected_answers(run_dir: Path, n_playlists: int, seed: int = 0) -> tuple[list[Expected], str]:
-    """What the check sends and expects: the run's offline test predictions, else computed ones."""
+def expected_answers(
+    run_dir: Path, n_playlists: int, seed: int = 0, n_names: int = 0
+) -> tuple[list[Expected], str]:
+    """What the check sends and expects: the run's offline test predictions, else computed ones;
+    then up to 2 * n_names + 1 playlist names when the run has a name table."""
+    expected, source = _track_answers(run_dir, n_playlists, seed)
+    run = RunDir(Path(run_dir))
+    if not run.name_tokens.exists() or not n_names:
+        return expected, source
+    from ml.cold_start import NameModel
+
+    keys = [str(k) for k in NameModel.load(run.path).keys[:n_names]]
+    seeds = [list(e.tracks) for e in expected if e.tracks and not e.fallback] or [[]]
+    words = [k.split(":", 1)[1] for k in keys]
+    queries = [([], w) for w in words] + [(seeds[i % len(seeds)], w) for i, w in enumerate(words)]
+    queries.append(([], "qqqzzx-unknown"))
+    named = offline_expected_named(run.path, queries)
+    return [*expected, *named], f"{source}; {len(named)} playlist names, expected from ml.cold_start"
+
+
+def _track_answers(run_dir: Path, n_playlists: int, seed: int) -> tuple[list[Expected], str]:
     saved = RunDir(run_dir).load_offline_predictions()
     if saved is None:
         playlists = sample_playlists(run_dir, n_playlists, seed)
@@ -114,7 +136,9 @@ def request_bodies(expected: Sequence[Expected], per_request: int = 16, k: int =
     batch: list[dict] = []
     size = 0
     for e in expected:
-        instance = {"tracks": list(e.tracks), "k": k}
+        instance: dict = {"tracks": list(e.tracks), "k": k}
+        if e.name:
+            instance["name"] = e.name
         length = len(json.dumps(instance)) + 2
         if batch and (len(batch) == per_request or size + length > MAX_BODY_BYTES // 2):
             bodies.append(json.dumps({"instances": batch}).encode())

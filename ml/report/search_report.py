@@ -10,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-AXES = ("sg", "vector_size", "window", "negative", "ns_exponent", "sample", "epochs", "min_count", "alpha")
+AXES = (
+    "sg", "vector_size", "window", "negative", "ns_exponent", "sample", "epochs", "min_count", "fold_rare", "alpha",
+)  # fmt: skip
 
 
 def _fmt(v: Any) -> str:
@@ -28,7 +30,7 @@ def _table(cols: list[str], rows: list[list[Any]]) -> str:
 def search_table(rows: list[dict[str, Any]]) -> str:
     rung_cols = sorted({k for r in rows for k in r if k.startswith("rung") and k[4:].isdigit()})
     cols = ["trial", "rung", *[a for a in AXES if a in rows[0]], "scoring", "prior", *rung_cols]
-    cols += ["oov_share", "vocab_size", "fit_seconds"]
+    cols += ["oov_share", "covered", "vocab_size", "fit_seconds"]
     return _table(cols, [[r.get(c, "") for c in cols] for r in sorted(rows, key=lambda r: r["trial"])])
 
 
@@ -68,14 +70,20 @@ def ablation_table(rows: list[dict[str, Any]], metric: str) -> str:
     best0 = max(at_rung0, key=lambda r: r.get("rung0", -1.0))
     add(f"search: best of {len(rows)} fits (trial {best0['trial']})", best0.get("rung0"), "search, rung 0")
     table = _table(["step (valid sample, rung 0 sample)", metric, "what changed"], lines)
-    by_mc: dict[Any, list[float]] = {}
+    by_mc: dict[tuple[Any, Any], list[dict[str, Any]]] = {}
     for r in at_rung0:
-        by_mc.setdefault(r.get("min_count"), []).append(r.get("rung0", 0.0))
+        by_mc.setdefault((r.get("min_count"), bool(r.get("fold_rare", False))), []).append(r)
     coverage = _table(
-        ["min_count (coverage)", f"best {metric} at rung 0", "fits"],
-        [[mc, max(v), len(v)] for mc, v in sorted(by_mc.items(), key=lambda kv: str(kv[0]))],
+        ["min_count", "rare tracks folded in", f"best {metric} at rung 0", "oov_share (last rung)", "fits"],
+        [
+            [mc, "yes" if fold else "no", max(r.get("rung0", 0.0) for r in v),
+             min(r.get("oov_share", 1.0) for r in v), len(v)]
+            for (mc, fold), v in sorted(by_mc.items(), key=lambda kv: (str(kv[0][0]), kv[0][1]))
+        ],
+    )  # fmt: skip
+    return (
+        table + "\n\nCoverage (min_count, folding of rarer tracks) across the search's fits:\n\n" + coverage
     )
-    return table + "\n\nCoverage (min_count) across the search's fits:\n\n" + coverage
 
 
 def search_plot(rows: list[dict[str, Any]], out: Path, metric: str) -> Path | None:
