@@ -124,7 +124,7 @@ def _naive_rows(db_path: Path) -> int:
 
 def _bare_scan() -> RunFigures:
     code = (
-        "import duckdb; con = duckdb.connect(config={'enable_progress_bar': False}); "
+        "import duckdb; con = duckdb.connect(); con.execute('set enable_progress_bar = false'); "
         f"con.execute({SCAN_SQL.format(path=RAW)!r}).fetchone()"
     )
     return run_measured([sys.executable, "-c", code])

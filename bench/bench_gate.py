@@ -77,6 +77,10 @@ def main() -> None:
     load_before = os.getloadavg()
     gate_runs, scan_runs, pandas_runs, details = [], [], [], []
     with tempfile.TemporaryDirectory(prefix="bench-gate-") as tmp:
+        # run as a file, not `python -c`: pyspark (imported by GX when installed) takes a main module
+        # without __file__ for its own doctests and exits 0 before the gate has run
+        gate_script = Path(tmp) / "run_gate.py"
+        gate_script.write_text(_GATE)
         for i in range(REPEATS):
             print(f"-- repeat {i + 1}/{REPEATS}: bare DuckDB scan", flush=True)
             scan_runs.append(run_measured([python, "-c", _SCAN, str(FULL_CSV)], env=env, cwd=REPO_ROOT))
@@ -84,7 +88,7 @@ def main() -> None:
             out = Path(tmp) / f"gate-{i}.json"
             gate_runs.append(
                 run_measured(
-                    [python, "-c", _GATE, str(FULL_CSV), str(Path(tmp) / f"gx-{i}" / "gx"), str(out)],
+                    [python, str(gate_script), str(FULL_CSV), str(Path(tmp) / f"gx-{i}" / "gx"), str(out)],
                     env=env,
                     cwd=REPO_ROOT,
                 )

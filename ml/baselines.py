@@ -99,12 +99,16 @@ def fit_cooc_variants(
     max_len: int = 500,
     block_work: int = 20_000_000,
     seed: int = 0,
+    rows: np.ndarray | None = None,
 ) -> dict[str, CoocModel]:
     """One pass over the co-occurrence rows, one pruned item-item matrix per normalisation.
 
     Rows are computed in blocks sized by their work (the summed length of the playlists holding the
     block's tracks), so memory stays bounded however popular a track is; each row keeps its
     `max_neighbors` highest scores (ties at the cut: the order of np.argpartition, deterministic).
+    `rows` (track indices) computes only those rows and leaves the others empty: a row depends on
+    the train playlists alone, so ranking queries made of those tracks gives exactly the full
+    model's result at a fraction of its time and memory (an evaluation knows its queries).
     """
     for normalise in normalisations:
         if normalise not in ("none", "cosine"):
@@ -114,30 +118,44 @@ def fit_cooc_variants(
     counts = np.asarray(x.sum(axis=0)).ravel()
     inv_sqrt = np.where(counts > 0, 1.0 / np.sqrt(np.maximum(counts, 1)), 0.0).astype(np.float32)
     used = np.flatnonzero(counts > 0)
+    if rows is not None:
+        wanted = np.zeros(n_tracks, dtype=bool)
+        wanted[np.asarray(rows, dtype=np.int64)] = True
+        used = used[wanted[used]]
     work = np.asarray(xt @ np.asarray(x.sum(axis=1)).ravel()).ravel()[used]
     block_id = np.cumsum(work) // block_work
     bounds = np.flatnonzero(np.r_[True, block_id[1:] != block_id[:-1], True])
-    kept: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {n: [] for n in normalisations}
+    # Each normalisation's kept entries go straight into one buffer sized for the worst case (pages
+    # never written are never allocated), so memory is what is kept, not twice that.
+    cap = len(used) * max_neighbors
+    kept = {n: (np.empty(cap, dtype=np.int32), np.empty(cap, dtype=np.float32)) for n in normalisations}
+    per_row = {n: np.zeros(n_tracks, dtype=np.int64) for n in normalisations}
+    filled = dict.fromkeys(normalisations, 0)
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        rows = used[a:b]
-        c = (xt[rows] @ x).tocsr()  # (len(rows), n_tracks), local row i = track rows[i]
+        block = used[a:b]
+        c = (xt[block] @ x).tocsr()  # (len(block), n_tracks), local row i = track block[i]
         c.sort_indices()
-        row_of = np.repeat(np.arange(len(rows)), np.diff(c.indptr))
-        not_self = c.indices != rows[row_of]
+        row_of = np.repeat(np.arange(len(block)), np.diff(c.indptr))
+        not_self = c.indices != block[row_of]
         for normalise in normalisations:
             data = c.data.astype(np.float32)
             if normalise == "cosine":
-                data = data * inv_sqrt[rows[row_of]] * inv_sqrt[c.indices]
-            kept[normalise].append(_prune_csr(c.indptr, c.indices, data, not_self, max_neighbors))
+                data = data * inv_sqrt[block[row_of]] * inv_sqrt[c.indices]
+            n_kept, indices, values = _prune_csr(c.indptr, c.indices, data, not_self, max_neighbors)
+            f = filled[normalise]
+            kept[normalise][0][f : f + len(indices)] = indices
+            kept[normalise][1][f : f + len(indices)] = values
+            filled[normalise] = f + len(indices)
+            per_row[normalise][block] = n_kept
+        del c, row_of, not_self
     models = {}
-    for normalise, blocks in kept.items():
-        per_row = np.zeros(n_tracks, dtype=np.int64)
-        per_row[used] = np.concatenate([blk[0] for blk in blocks]) if blocks else 0
-        indptr = np.zeros(n_tracks + 1, dtype=np.int64)
-        np.cumsum(per_row, out=indptr[1:])
-        indices = np.concatenate([blk[1] for blk in blocks]) if blocks else np.array([], dtype=np.int32)
-        data = np.concatenate([blk[2] for blk in blocks]) if blocks else np.array([], dtype=np.float32)
-        item_item = sp.csr_matrix((data, indices, indptr), shape=(n_tracks, n_tracks))
+    for normalise in normalisations:
+        nnz = filled[normalise]
+        index_dtype = np.int32 if nnz < np.iinfo(np.int32).max else np.int64
+        indptr = np.zeros(n_tracks + 1, dtype=index_dtype)
+        np.cumsum(per_row[normalise], out=indptr[1:])
+        indices = kept[normalise][0][:nnz].astype(index_dtype, copy=False)
+        item_item = sp.csr_matrix((kept[normalise][1][:nnz], indices, indptr), shape=(n_tracks, n_tracks))
         models[normalise] = CoocModel(item_item=item_item, normalise=normalise)
     return models
 

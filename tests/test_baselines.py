@@ -9,7 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.baselines import fit_cooc, playlist_matrix, popularity_counts, popularity_order, rank_cooc
+from ml.baselines import (
+    fit_cooc,
+    fit_cooc_variants,
+    playlist_matrix,
+    popularity_counts,
+    popularity_order,
+    rank_cooc,
+)
 from ml.shapes import Ragged
 
 TRAIN = Ragged.from_lists([[0, 1, 2], [0, 1], [2, 3], [4]])
@@ -71,3 +78,23 @@ def test_popularity_artefact_matches_a_sql_count(tiny_model: Path, tiny_warehous
     assert len(popularity) == len(sql) > 0
     assert popularity["track_id"].tolist() == sql["track_id"].tolist()
     assert popularity["count"].tolist() == sql["n"].tolist()
+
+
+def test_cooc_restricted_to_the_query_rows_ranks_exactly_as_the_full_model() -> None:
+    rng = np.random.default_rng(3)
+    train = Ragged.from_lists(
+        [rng.choice(60, size=int(rng.integers(2, 30)), replace=False) for _ in range(80)]
+    )
+    queries = Ragged.from_lists([rng.choice(60, size=3, replace=False) for _ in range(20)])
+    popular = popularity_order(popularity_counts(train, 60))
+    rows = np.unique(queries.values)
+    for normalise in ("none", "cosine"):
+        full = fit_cooc(train, 60, normalise=normalise, max_neighbors=8, max_len=10, seed=1)
+        part = fit_cooc_variants(train, 60, (normalise,), 8, 10, seed=1, rows=rows)[normalise]
+        # Only the asked rows are computed, and each is the full model's row.
+        assert np.flatnonzero(part.item_item.getnnz(axis=1)).tolist() == [
+            r for r in rows.tolist() if full.item_item[r].nnz
+        ]
+        assert abs(full.item_item[rows] - part.item_item[rows]).sum() == 0
+        a, b = rank_cooc(full, queries, popular, k=10), rank_cooc(part, queries, popular, k=10)
+        assert np.array_equal(a.tracks, b.tracks) and np.array_equal(a.scores, b.scores)

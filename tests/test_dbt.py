@@ -419,6 +419,49 @@ def test_handmade_control_characters_are_named_with_their_line(handmade):
     assert not [n for (n,) in names if any(c != "\t" and unicodedata.category(c) == "Cc" for c in n)]
 
 
+def _base_lines(db_path: Path) -> list[tuple]:
+    con = connect(db_path)
+    try:
+        return con.execute("select * from base_spotify__lines order by line_number").fetchall()
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize(
+    ("variant", "line_18", "line_19"),
+    [
+        # no '\r' and no chr(30) in the file: DuckDB reads it with the CSV reader as a line reader
+        ("line reader", f'"{U_B}","Road\x1bWarrior","Song","Mix"', f'"{U_B}","\tTabbed","Song2","Mix"'),
+        # a chr(30) (the line reader's delimiter) in a line: the whole text is split as a list
+        ("record separator", f'"{U_B}","Road\x1eWarrior","Song","Mix"', f'"{U_B}","\tTabbed","Song2","Mix"'),
+    ],
+)
+def test_both_physical_line_readers_give_the_same_lines(variant, line_18, line_19, tmp_path: Path):
+    """base_spotify__lines is the same table whichever way the file is cut into lines (the parallel
+    CSV line reader or the list split; physical_lines_reader), and both agree with the reference
+    parser line by line: empty lines, NUL, ESC, DEL, a last line without newline."""
+    lines = list(HANDMADE_LINES)
+    lines[17], lines[18] = line_18, line_19
+    csv_path = tmp_path / "handmade.csv"
+    csv_path.write_bytes("\n".join(lines).encode("utf-8"))
+    built = {}
+    for reader in ("auto", "list"):
+        db_path = tmp_path / f"{reader}.duckdb"
+        build_warehouse(
+            csv_path, db_path, dbt_vars={"split_seed": TEST_SEED, "physical_lines_reader": reader}
+        )
+        assert_matches_reference(db_path, csv_path)
+        built[reader] = _base_lines(db_path)
+        compiled = next(Path(f"{db_path}.dbt", "target", "compiled").rglob("base_spotify__lines.sql"))
+        used_line_reader = "read_csv(" in compiled.read_text()
+        assert used_line_reader == (reader == "auto" and variant == "line reader"), (variant, reader)
+    assert built["auto"] == built["list"], variant
+    assert len(built["auto"]) == len(lines) - 1
+    reasons = {row[0]: row[7] for row in built["auto"]}
+    assert reasons[9] == "empty_line"
+    assert reasons[18] == reasons[21] == reasons[22] == "control_character"
+
+
 def corrupt(lines: list[str], where: dict[int, str]) -> list[str]:
     """The lines with a control character put into the middle of the given (1-based) lines."""
     out = list(lines)

@@ -120,7 +120,10 @@ def test_deploy_the_trained_tiny_model(tiny_export, tmp_path):
         assert result.success, result.summary()
         assert "offline_test_predictions" in result.check.source
         assert "17 playlist names" in result.check.source  # 8 tokens alone, 8 beside seeds, 1 unknown
-        assert result.check.n_identical == result.check.n_playlists > 0
+        # Every playlist identical, or equal up to a tie the check itself accepts (the re-tuned tiny
+        # file of issue 11 has one playlist with tied scores at the cut); never a mismatch.
+        assert result.check.n_identical + result.check.n_ties == result.check.n_playlists > 0
+        assert result.check.n_identical >= result.check.n_playlists - 1 and not result.check.mismatches
     finally:
         undeploy("local", tiny_export.paths, cfg)
     assert wait_dead(result.pid)

@@ -203,8 +203,15 @@ def test_sidecar_holds_each_track_with_its_taste(mid_csv: Path, mid_rows) -> Non
         s = side_by_norm.get((r[1].strip().lower(), r[2].strip().lower()))
         if s is not None and r[3] not in ("Starred", "Liked from Radio"):
             by_pl.setdefault((r[0], r[3]), []).append(s["community"])
-    purity = [Counter(c).most_common(1)[0][1] / len(c) for c in by_pl.values() if len(c) >= 5]
-    assert np.mean(purity) >= 0.7
+    big = [c for c in by_pl.values() if len(c) >= 5]
+    purity = [Counter(c).most_common(1)[0][1] / len(c) for c in big]
+    # Calibrated to mix tastes inside a playlist (docs/generator.md), so a playlist is not pure; but
+    # its modal community holds far more of it than if the same rows' communities were shuffled.
+    shuffled = np.random.default_rng(0).permutation(np.concatenate(big))
+    ends = np.cumsum([len(c) for c in big])
+    chance = [Counter(c).most_common(1)[0][1] / len(c) for c in np.split(shuffled, ends[:-1])]
+    assert np.mean(purity) >= 0.6
+    assert np.mean(purity) >= np.mean(chance) + 0.3
 
 
 def test_duckdb_reads_the_real_sample_and_a_generated_file_completely(
@@ -298,10 +305,13 @@ def test_structure_is_learnable_cooccurrence_beats_popularity(mid_rows) -> None:
     _, rows, _ = mid_rows
     hr = _hit_rate_at_10(rows)
     assert hr["evaluated"] >= 100
-    assert hr["cooccurrence"] >= 0.1, hr
-    assert hr["cooccurrence"] >= 2 * hr["popularity"], hr
-    # ... but not much easier than the real file (item-kNN ~0.1 there; ~0.27 before calibration).
-    assert hr["cooccurrence"] <= 0.25, hr
+    # Learnable: co-occurrence well above popularity (~0.07 vs ~0.008 on this file of ~260 evaluated
+    # playlists; bounds wide for that noise). The issue-11 re-calibration brought the full preset to
+    # the real file's item-kNN ~0.1 and smaller files sit below it (docs/generator.md), hence 0.04.
+    assert hr["cooccurrence"] >= 0.04, hr
+    assert hr["cooccurrence"] >= 3 * hr["popularity"], hr
+    # ... but not easier than the real file (item-kNN ~0.1 there; ~0.27 before calibration).
+    assert hr["cooccurrence"] <= 0.15, hr
 
 
 def test_tastes_mix_in_playlists_and_small_users_are_less_coherent(mid_csv: Path, mid_rows) -> None:

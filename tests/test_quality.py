@@ -16,6 +16,7 @@ from scipy.stats import binom
 
 from ml.cli import main as cli
 from ml.config import RAW_HEADER, Paths
+from ml.data.presets import EMPTY_ARTIST_ROW_SHARE, QUIRK_CANDIDATE_MAX_ROWS
 from ml.quality.gate import GateResult, validate_marts, validate_raw
 from ml.quality.suites import raw_parameters
 from ml.quality.thresholds import Range, allowed_count, load_thresholds
@@ -153,7 +154,10 @@ def test_too_many_empty_artists_fail_with_share_and_threshold(
     outcome = next(o for o in result.failures if o.check == "empty_artist_share")
     n_parsed = result.counts["strict"] + result.counts["recovered"]
     blanked = int(outcome.observed.split(" of ")[0])
-    assert 100 <= blanked <= 100 + 20  # the 100 blanked and the few the generator leaves empty
+    # The 100 blanked and the few the generator leaves empty: whole tracks of at most
+    # QUIRK_CANDIDATE_MAX_ROWS rows until the target share is reached, so at most one track past it.
+    generator_max = EMPTY_ARTIST_ROW_SHARE * (len(body) + 1) + QUIRK_CANDIDATE_MAX_ROWS
+    assert 100 <= blanked <= 100 + generator_max
     assert outcome.observed == f"{blanked} of {n_parsed:,} parsed lines ({blanked / n_parsed * 100:.3g}%)"
     allowed = int(binom.isf(1e-6, n_parsed, 0.01))  # about 70 of 4,000 at 1 %
     assert outcome.threshold == f"<= {allowed} lines (1% of parsed lines, binomial p >= 1e-06)"

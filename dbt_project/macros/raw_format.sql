@@ -61,3 +61,55 @@
         from {{ relation }}
     ) as exploded
 {%- endmacro %}
+
+
+{% macro numbered_physical_lines(raw_file) -%}
+    {#- A select over the one-row relation holding the file's text (column content): every physical
+        line (the file cut on '\n' only) with its 1-based number, line_number and raw_line; the
+        empty string after a final '\n' is not a line. -#}
+    {{ return(adapter.dispatch('numbered_physical_lines', 'music_recsys')(raw_file)) }}
+{%- endmacro %}
+
+{% macro default__numbered_physical_lines(raw_file) -%}
+    {#- Exact on any file: the whole text cut into one list, its elements numbered (one thread). -#}
+    select
+        line_number,
+        raw_line
+    from (
+        {{ numbered_elements(
+            '(select ' ~ split_lines('content') ~ ' as file_lines from ' ~ raw_file ~ ') as physical_lines',
+            'file_lines', 'line_number', 'raw_line') }}
+    ) as elements
+    where not (line_number = n_elements and raw_line = '')
+{%- endmacro %}
+
+{% macro duckdb__numbered_physical_lines(raw_file) -%}
+    {#- DuckDB's CSV reader as a line reader (no quote, no escape, a delimiter no line may hold) reads
+        the file in parallel, in file order, an empty line as NULL; row_number() over () numbers the
+        lines in that order. It breaks a line at a lone '\r' too, and cuts one at the delimiter
+        (chr(30)): for a file holding either byte the exact list split above is used, so both give
+        the same lines. A line longer than 16 MiB stops the build with DuckDB's message naming it.
+        The var physical_lines_reader: auto (this choice) or list (always the list split). -#}
+    {%- if execute and var('physical_lines_reader') == 'auto' and raw_file_is_line_readable() %}
+    select
+        row_number() over () as line_number,
+        coalesce(line, '') as raw_line
+    from {{ raw_lines_reader() }}
+    {%- else %}
+    {{ default__numbered_physical_lines(raw_file) }}
+    {%- endif %}
+{%- endmacro %}
+
+{% macro raw_lines_reader() -%}
+    read_csv('{{ raw_csv_path() }}', columns = {'line': 'varchar'}, header = false, delim = chr(30),
+        quote = '', escape = '', auto_detect = false, strict_mode = false, new_line = '\n',
+        max_line_size = 16777216)
+{%- endmacro %}
+
+{% macro raw_file_is_line_readable() -%}
+    {#- true when the raw file holds neither '\r' nor chr(30) (one pass over its bytes) -#}
+    {%- set found = run_query(
+        "select contains(content, chr(13)) or contains(content, chr(30)) from read_text('"
+        ~ raw_csv_path() ~ "')").columns[0].values()[0] -%}
+    {{ return(not found) }}
+{%- endmacro %}

@@ -43,10 +43,16 @@ def _numbered_elements(relation, list_column, number_column, value_column):
     )
 
 
+def _numbered_physical_lines(relation):
+    return f"select row_number() over () as line_number, content as raw_line from {relation}"
+
+
 def _dispatch(macro_name, macro_namespace=None):
     # a project macro dispatched per adapter renders as a plain function call
     if macro_name == "numbered_elements":  # renders a whole select
         return _numbered_elements
+    if macro_name == "numbered_physical_lines":  # renders a whole select
+        return _numbered_physical_lines
     return lambda *args, **kwargs: f"{macro_name}({_sql([_arg(a) for a in args])})"
 
 

@@ -50,7 +50,7 @@ PRESETS: dict[str, Preset] = {
         users=15_900,
         playlists=230_000,
         artists=300_000,
-        catalogue_tracks=5_000_000,
+        catalogue_tracks=4_600_000,
         communities=40,
     ),
 }
@@ -83,16 +83,16 @@ TASTE_PLAYLIST_SHARE = 0.5  # of the remaining non-auto playlists: named from ta
 # (users with a few playlists have a weak taste structure), from MIN (one playlist) to MAX (at and
 # above COHERENT_USER_PLAYLISTS playlists, log scale). Of the other runs OWNER_MIX_SHARE come from
 # the owner's other tastes, the rest from anywhere (by overall popularity: hits cross communities).
-PRIMARY_COMMUNITY_SHARE_MIN = 0.2
-PRIMARY_COMMUNITY_SHARE_MAX = 0.6
+PRIMARY_COMMUNITY_SHARE_MIN = 0.15
+PRIMARY_COMMUNITY_SHARE_MAX = 0.45
 COHERENT_USER_PLAYLISTS = 50
 OWNER_MIX_SHARE = 0.5
-DEEP_RUN_SHARE = 0.2  # runs of any playlist drawn without popularity (one-off, near-singleton tracks)
+DEEP_RUN_SHARE = 0.3  # runs of any playlist drawn without popularity (one-off, near-singleton tracks)
 AUTO_GLOBAL_SHARE = 0.1  # runs of an auto playlist from anywhere (radio discoveries)
 USER_FAVOURITES = 12  # artists a user keeps coming back to, in any of their playlists
-USER_FAVOURITE_SHARE = 0.1  # share of runs by one of the owner's favourite artists
-RUN_MEAN = 1.5  # mean length of a run of one artist
-ALBUM_RUN_SHARE = 0.04  # runs that are a stretch of an album: 6-14 consecutive tracks
+USER_FAVOURITE_SHARE = 0.05  # share of runs by one of the owner's favourite artists
+RUN_MEAN = 1.3  # mean length of a run of one artist
+ALBUM_RUN_SHARE = 0.025  # runs that are a stretch of an album: 6-14 consecutive tracks
 MAX_TOPUPS = 6  # rounds of redrawing tracks that repeated inside a playlist
 FLAT_FROM_TOPUP = 2  # from this round on, top-ups ignore popularity (deep cuts)
 TOPUP_TOLERANCE = 0.003  # stop when this share of rows is still missing

@@ -16,17 +16,11 @@ raw_file as (
 
 ),
 
-physical_lines as (
-
-    -- Split on '\n' only: element N of this list is line N of the file, whatever the line holds
-    -- (blank, a stray '\r', quotes), so the list index is the physical line number.
-    select {{ split_lines('content') }} as file_lines from raw_file
-
-),
-
 numbered as (
 
-    {{ numbered_elements('physical_lines', 'file_lines', 'line_number', 'raw_line') }}
+    -- Every physical line with its 1-based number: the file cut on '\n' only, whatever a line holds
+    -- (blank, a stray '\r', quotes); the empty string after a final '\n' is not a line.
+    {{ numbered_physical_lines('raw_file') }}
 
 ),
 
@@ -41,10 +35,7 @@ data_lines as (
             else raw_line
         end as line_text
     from numbered
-    where
-        line_number > 1
-        -- a final '\n' ends the last line; the empty string after it is not a line
-        and not (line_number = n_elements and raw_line = '')
+    where line_number > 1
 
 ),
 
