@@ -277,25 +277,17 @@ def _select_top(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     Wide rows are pre-filtered: the k-th largest score of every 16th column is a lower bound of the
     row's k-th largest score, so keeping the scores at or above it keeps the whole top k (ties
     included) while sorting only about 16 k candidates per row instead of partitioning every column.
-    Scores equal to the bound are kept lowest rows first, only as many as could still be needed.
+    When a row ties massively at the bound, only as many tied scores as could still be needed are
+    kept, lowest columns first (`_trim_ties`).
     """
     n_rows, n_items = scores.shape
     if k < n_items:
         # Narrow rows: the exact k-th largest (ties across it still go to the lower rows).
         sub = scores[:, ::_PREFILTER_STRIDE] if n_items >= _PREFILTER_STRIDE * k * 4 else scores
         bound = np.partition(sub, sub.shape[1] - k, axis=1)[:, sub.shape[1] - k]
-        above = scores > bound[:, None]
-        at = scores == bound[:, None]
-        # Scores equal to the bound come last in a row's order, lower rows first: keep only as
-        # many as the row may still need (many ties, e.g. the zeros of the per-seed rule, would
-        # otherwise all be sorted).
-        need = np.maximum(k - above.sum(axis=1), 0)
-        crowded = np.flatnonzero(at.sum(axis=1) > need)
-        if len(crowded):
-            sub_at = at[crowded]
-            sub_at &= np.cumsum(sub_at, axis=1, dtype=np.int32) <= need[crowded, None]
-            at[crowded] = sub_at
-        flat = np.flatnonzero(above | at)  # 1-D nonzero: far faster than 2-D
+        flat = np.flatnonzero(scores >= bound[:, None])  # 1-D nonzero: far faster than 2-D
+        if len(flat) > _TIE_FACTOR * k * n_rows:
+            flat = _trim_ties(scores, bound, k)
         rows, cols = np.divmod(flat, n_items)
         vals = scores.ravel()[flat]
         order = np.lexsort((cols, -vals, rows))
@@ -315,3 +307,20 @@ def _select_top(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 _PREFILTER_STRIDE = 16
+_TIE_FACTOR = 64  # candidates per row beyond 64 k: many ties at the bound, trimmed first
+
+
+def _trim_ties(scores: np.ndarray, bound: np.ndarray, k: int) -> np.ndarray:
+    """Flat indices of the scores above each row's bound, plus, of those equal to it, only as many
+    as the row may still need, lowest columns first (they come last in a row's order): many ties,
+    e.g. the zero scores of the per-seed rule, would otherwise all be sorted."""
+    above = scores > bound[:, None]
+    at = scores == bound[:, None]
+    need = np.maximum(k - above.sum(axis=1), 0)
+    at &= (need > 0)[:, None]
+    crowded = np.flatnonzero((need > 0) & (at.sum(axis=1) > need))
+    if len(crowded):
+        sub_at = at[crowded]
+        sub_at &= np.cumsum(sub_at, axis=1, dtype=np.int32) <= need[crowded, None]
+        at[crowded] = sub_at
+    return np.flatnonzero(above | at)

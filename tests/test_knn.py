@@ -115,3 +115,20 @@ def test_per_seed_differs_from_the_mean_rule():
     mean = top_k(normed, seeds, 10).rows
     per_seed = top_k(normed, seeds, 10, per_seed=5).rows
     assert not np.array_equal(mean, per_seed)
+
+
+def test_select_top_with_massive_ties_keeps_the_lower_rows():
+    """Rows mostly tied at the bound (the per-seed rule's zeros): the tied part is trimmed before
+    sorting, and the answer is still score descending, then lower column first."""
+    scores = np.zeros((3, 20_000), dtype=np.float32)
+    scores[0, [50, 9000]] = [2.0, 1.0]
+    scores[1, 7] = -np.inf
+    scores[2, 100:200] = 0.5
+    rows, top = _select_top(scores, 6)
+    assert rows[0].tolist() == [50, 9000, 0, 1, 2, 3]
+    assert rows[1].tolist() == [0, 1, 2, 3, 4, 5]
+    assert rows[2].tolist() == [100, 101, 102, 103, 104, 105]
+    assert top[0].tolist() == [2.0, 1.0, 0, 0, 0, 0]
+    wide = np.zeros((2, 500), dtype=np.float32)  # narrow rows: the exact bound, ties trimmed too
+    wide[1, 499] = 1.0
+    assert _select_top(wide, 3)[0].tolist() == [[0, 1, 2], [499, 0, 1]]
