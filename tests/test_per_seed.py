@@ -115,3 +115,14 @@ def test_a_name_keeps_the_mean_path(per_seed_export, engine):
     assert all(compare(e, g) in (None, "tie") for e, g in zip(expected, got, strict=True))
     plain = offline_expected(run_dir, [[ids[9], ids[10]]], k=10)[0]
     assert tuple(got[-1]["track_ids"]) == plain.track_ids  # per-seed, as ml.knn
+
+
+def test_ml_recommend_answers_as_the_endpoint(per_seed_export):
+    from ml.recommend import recommend
+
+    served = load_model(per_seed_export.export.tarball)
+    for playlist in playlists(per_seed_export.run_dir, 6):
+        assert (
+            recommend(playlist, 10, per_seed_export.paths)
+            == served.predict([Instance(tuple(playlist), 10)])[0]
+        )
