@@ -89,7 +89,8 @@ class KnnTables:
     def per_seed_scores(self, seed_rows: Sequence[Sequence[int]], batch_size: int = 1024) -> np.ndarray:
         """(len(seed_rows), n_items) float32 per-seed aggregated scores (module docstring): each
         distinct seed's top M contributions (shifted by its (M+1)-th score), summed per item;
-        the seed queries are scored `batch_size` rows per matrix product."""
+        the seed queries are scored `batch_size` rows per matrix product (fewer when a product
+        would pass ~32M scores: a full-size catalogue scores 13 seeds at a time)."""
         m = min(int(self.per_seed), self.n_items - 1)
         scores = np.zeros((len(seed_rows), self.n_items), dtype=np.float32)
         sets = [np.unique(np.asarray(r, dtype=np.int64)) for r in seed_rows]
@@ -98,8 +99,9 @@ class KnnTables:
             return scores
         rows = np.concatenate(sets)
         owner = np.repeat(np.arange(len(sets)), lengths)
-        for start in range(0, len(rows), batch_size):
-            stop = min(start + batch_size, len(rows))
+        chunk = max(1, min(batch_size, _SEED_CELLS // self.n_items))  # ~128 MB of seed scores
+        for start in range(0, len(rows), chunk):
+            stop = min(start + chunk, len(rows))
             p = self.query_rows(rows[start:stop]) @ self.items_t  # (seeds, n_items)
             cols, vals = _select_top(p, m + 1)
             contrib = vals[:, :m] - vals[:, m : m + 1]
@@ -307,6 +309,7 @@ def _select_top(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 _PREFILTER_STRIDE = 16
+_SEED_CELLS = 32_000_000  # per-seed rule: seed queries x items scored per product (float32)
 _TIE_FACTOR = 64  # candidates per row beyond 64 k: many ties at the bound, trimmed first
 
 
