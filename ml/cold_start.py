@@ -8,7 +8,8 @@ answers a name as it answers tracks:
     track row  [normalized vector | 0]                         (a seed query never uses the prior)
     name row   c * [unit-norm taste direction | beta]          (fitted here, never an item)
     query      name only:      mean of the name's known token rows
-               tracks only:    mean of the seeds' rows         (unchanged: ml.knn.top_k)
+               tracks only:    the tables' rule (ml.knn.top_k: the mean of the seeds' rows, or
+                               per-seed aggregation when the run's per_seed > 0)
                name + n tracks: (1 - w) * tracks query + w * name query, w = s / (n + s): the
                                name counts as s seed tracks (`worth`, chosen on valid), so it
                                matters for a playlist of 1 track and fades as tracks are added

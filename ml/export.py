@@ -181,6 +181,7 @@ def _write_export(
         query_table=tables.query_table,
         popular_index=np.array([index_of[t] for t in popular], dtype=np.int32),
         names=name_table,
+        per_seed=tables.per_seed,
     )
     model.save(staging / KERAS_FILE)
     export_saved_model(model, staging / MODEL_VERSION)

@@ -14,6 +14,19 @@ A playlist's name (issue 14, ml/cold_start.py fits the rows; docs/cold_start.md)
 same rule over the name space `[N | prior]`, N = the rows of Q normalized (Q itself when Q = I:
 its rows are unit already), `NameRule`: the query is the mean of the name's known token rows,
 mixed with the mean of the seeds' rows of N by `mix_queries`; no known token: the tables' rule.
+The name rule stays on the mean path under either track rule below (a named playlist is scored
+as NameRule.top_k whatever `per_seed` is).
+
+Per-seed aggregation (`KnnTables.per_seed` = M > 0, issue 12; chosen on valid, stored in the run's
+knn_scoring.json as "per_seed"): instead of one mean query, every distinct known seed s is one
+query row Q[s]; its scores p = Q[s] @ I^T; its top M+1 items are taken (score descending, ties to the
+lower row) and each of its top M items gets p_item - p_(M+1), the raw inner product shifted so the
+seed's (M+1)-th score is 0 (every contribution >= 0; the rule measured in
+bench/results/track2vec_recipes.md, rows `seedM`). A playlist's score of an item is the sum of the
+contributions it got from its seeds (0 for an item no seed kept); then, as for the mean rule, seeds
+are excluded and the top k is taken with ties to the lower row (so when fewer than k items were
+kept, the rest come in row order). M is capped at n_items - 1. Still a brute-force top-k of inner
+products against the one item matrix: a batch of seed queries, a top-k per seed and a segment sum.
 """
 
 from __future__ import annotations
@@ -43,6 +56,7 @@ class KnnTables:
 
     items_t: np.ndarray  # I transposed, [d, n_items] float32 (a view of [n, d] works too)
     query_table: np.ndarray | None = None  # Q [n_items, d] float32; None: Q = I, stored once
+    per_seed: int = 0  # M > 0: per-seed aggregation (module docstring); 0: the mean query
 
     @classmethod
     def cosine(cls, vectors: np.ndarray, contiguous: bool = False) -> KnnTables:
@@ -72,6 +86,34 @@ class KnnTables:
                 out[i] = self.query_rows(np.asarray(rows, dtype=np.int64)).mean(axis=0)
         return out
 
+    def per_seed_scores(self, seed_rows: Sequence[Sequence[int]], batch_size: int = 1024) -> np.ndarray:
+        """(len(seed_rows), n_items) float32 per-seed aggregated scores (module docstring): each
+        distinct seed's top M contributions (shifted by its (M+1)-th score), summed per item;
+        the seed queries are scored `batch_size` rows per matrix product (fewer when a product
+        would pass ~32M scores: a full-size catalogue scores 13 seeds at a time)."""
+        m = min(int(self.per_seed), self.n_items - 1)
+        scores = np.zeros((len(seed_rows), self.n_items), dtype=np.float32)
+        sets = [np.unique(np.asarray(r, dtype=np.int64)) for r in seed_rows]
+        lengths = np.array([len(r) for r in sets], dtype=np.int64)
+        if m < 1 or not lengths.sum():
+            return scores
+        rows = np.concatenate(sets)
+        owner = np.repeat(np.arange(len(sets)), lengths)
+        chunk = max(1, min(batch_size, _SEED_CELLS // self.n_items))  # ~128 MB of seed scores
+        for start in range(0, len(rows), chunk):
+            stop = min(start + chunk, len(rows))
+            p = self.query_rows(rows[start:stop]) @ self.items_t  # (seeds, n_items)
+            cols, vals = _select_top(p, m + 1)
+            contrib = vals[:, :m] - vals[:, m : m + 1]
+            np.add.at(scores, (np.repeat(owner[start:stop], m), cols[:, :m].ravel()), contrib.ravel())
+        return scores
+
+    def scores(self, seed_rows: Sequence[Sequence[int]], batch_size: int = 1024) -> np.ndarray:
+        """(len(seed_rows), n_items) scores of the rule, seeds not yet excluded."""
+        if self.per_seed > 0:
+            return self.per_seed_scores(seed_rows, batch_size)
+        return self.queries(seed_rows) @ self.items_t
+
     def top_k(self, seed_rows: Sequence[Sequence[int]], k: int, batch_size: int = 1024) -> TopK:
         """Top-k rows for each playlist, its seed rows excluded, in batches of matrix products."""
         k_eff = min(k, self.n_items)
@@ -79,7 +121,7 @@ class KnnTables:
         all_scores = np.empty((len(seed_rows), k_eff), dtype=np.float32)
         for start in range(0, len(seed_rows), batch_size):
             batch = seed_rows[start : start + batch_size]
-            scores = self.queries(batch) @ self.items_t  # (b, n_items)
+            scores = self.scores(batch, batch_size)  # (b, n_items)
             for i, rows in enumerate(batch):
                 if len(rows):
                     scores[i, np.asarray(rows, dtype=np.int64)] = -np.inf
@@ -192,11 +234,15 @@ def top_k(
     k: int,
     batch_size: int = 1024,
     items: np.ndarray | None = None,
+    per_seed: int = 0,
 ) -> TopK:
-    """Top-k rows for each playlist with Q = `normed` and I = `items` (default: the same array)."""
+    """Top-k rows for each playlist with Q = `normed` and I = `items` (default: the same array),
+    by the mean rule or, `per_seed` = M > 0, per-seed aggregation."""
     if items is None:
-        return KnnTables(items_t=np.asarray(normed).T).top_k(seed_rows, k, batch_size)
-    return KnnTables(items_t=np.asarray(items).T, query_table=normed).top_k(seed_rows, k, batch_size)
+        tables = KnnTables(items_t=np.asarray(normed).T, per_seed=per_seed)
+    else:
+        tables = KnnTables(items_t=np.asarray(items).T, query_table=normed, per_seed=per_seed)
+    return tables.top_k(seed_rows, k, batch_size)
 
 
 def top_k_queries(
@@ -233,12 +279,17 @@ def _select_top(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     Wide rows are pre-filtered: the k-th largest score of every 16th column is a lower bound of the
     row's k-th largest score, so keeping the scores at or above it keeps the whole top k (ties
     included) while sorting only about 16 k candidates per row instead of partitioning every column.
+    When a row ties massively at the bound, only as many tied scores as could still be needed are
+    kept, lowest columns first (`_trim_ties`).
     """
     n_rows, n_items = scores.shape
-    if k < n_items and n_items >= _PREFILTER_STRIDE * k * 4:
-        sub = scores[:, ::_PREFILTER_STRIDE]
+    if k < n_items:
+        # Narrow rows: the exact k-th largest (ties across it still go to the lower rows).
+        sub = scores[:, ::_PREFILTER_STRIDE] if n_items >= _PREFILTER_STRIDE * k * 4 else scores
         bound = np.partition(sub, sub.shape[1] - k, axis=1)[:, sub.shape[1] - k]
         flat = np.flatnonzero(scores >= bound[:, None])  # 1-D nonzero: far faster than 2-D
+        if len(flat) > _TIE_FACTOR * k * n_rows:
+            flat = _trim_ties(scores, bound, k)
         rows, cols = np.divmod(flat, n_items)
         vals = scores.ravel()[flat]
         order = np.lexsort((cols, -vals, rows))
@@ -250,10 +301,7 @@ def _select_top(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
             cols[keep].reshape(n_rows, k).astype(np.int64),
             vals[keep].reshape(n_rows, k).astype(np.float32),
         )
-    if k < n_items:
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    else:
-        part = np.tile(np.arange(scores.shape[1]), (scores.shape[0], 1))
+    part = np.tile(np.arange(scores.shape[1]), (scores.shape[0], 1))
     part_scores = np.take_along_axis(scores, part, axis=1)
     order = np.lexsort((part, -part_scores), axis=1)
     rows = np.take_along_axis(part, order, axis=1)
@@ -261,3 +309,21 @@ def _select_top(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 _PREFILTER_STRIDE = 16
+_SEED_CELLS = 32_000_000  # per-seed rule: seed queries x items scored per product (float32)
+_TIE_FACTOR = 64  # candidates per row beyond 64 k: many ties at the bound, trimmed first
+
+
+def _trim_ties(scores: np.ndarray, bound: np.ndarray, k: int) -> np.ndarray:
+    """Flat indices of the scores above each row's bound, plus, of those equal to it, only as many
+    as the row may still need, lowest columns first (they come last in a row's order): many ties,
+    e.g. the zero scores of the per-seed rule, would otherwise all be sorted."""
+    above = scores > bound[:, None]
+    at = scores == bound[:, None]
+    need = np.maximum(k - above.sum(axis=1), 0)
+    at &= (need > 0)[:, None]
+    crowded = np.flatnonzero((need > 0) & (at.sum(axis=1) > need))
+    if len(crowded):
+        sub_at = at[crowded]
+        sub_at &= np.cumsum(sub_at, axis=1, dtype=np.int32) <= need[crowded, None]
+        at[crowded] = sub_at
+    return np.flatnonzero(above | at)

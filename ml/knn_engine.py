@@ -2,8 +2,8 @@
 
 It reads what `ml export` wrote - the weights of `knn.keras` (its `model.weights.h5`, with h5py)
 and the SavedModel's asset files (vocabulary, catalogue, popular ids, names, name-token keys) - and
-answers with the rule of `ml.knn` (`KnnTables.top_k`; `NameRule.top_k` for a playlist whose name has
-a known token), the rule the Keras model computes in `keras.ops`: the same
+answers with the rule of `ml.knn` (`KnnTables.top_k`: the mean query or per-seed aggregation, as
+knn.keras's config says; `NameRule.top_k` for a playlist whose name has a known token), the rule the Keras model computes in `keras.ops`: the same
 answers as the SavedModel on SageMaker up to float ties (`ml.deploy.check` tolerance), without
 TensorFlow's per-call overhead and memory. The item matrix is kept as [d, n] C-contiguous float32
 (a single query's product runs ~2x faster on CPU than against [n, d]).
@@ -269,4 +269,5 @@ def _read_tables(keras_file: Path) -> tuple[KnnTables, tuple[np.ndarray, np.ndar
         raise ValueError(
             f"{keras_file}: items_t is {items_t.shape}, expected [{config['dim']}, {config['n_items']}]"
         )
-    return KnnTables(items_t=items_t, query_table=query_table), names
+    per_seed = int(config.get("per_seed", 0))  # 0: an export that predates per-seed aggregation
+    return KnnTables(items_t=items_t, query_table=query_table, per_seed=per_seed), names

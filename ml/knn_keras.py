@@ -13,7 +13,9 @@ name-token keys (`name:chill`), their rows (`name_rows`, [n_tokens, d + 1]), the
 string[batch, width'] padded with ""})` computes, as `ml.knn.KnnTables.top_k`: query = mean of the
 known seeds' rows of Q (a repeated id counts once), scores = query @ I^T, seeds excluded, top k with
 ties to the lower row (`top_k` keeps the lower index first on equal values); unknown ids are
-counted. A playlist with a known name token is scored as `ml.knn.NameRule.top_k` instead: the mean
+counted. With `per_seed` = M > 0 (config) the tracks' scores are ml.knn's per-seed aggregation
+instead: the distinct known seeds' rows of Q times I^T in one matmul, `top_k` M + 1 per seed, each
+kept score minus the (M+1)-th, summed per item with `scatter` (a segment sum). A playlist with a known name token is scored as `ml.knn.NameRule.top_k` instead: the mean
 of its known token rows, mixed with the mean of the seeds' normalized query rows by the worth,
 against [N | prior]. A playlist with neither a known track nor a known token gets the most popular
 tracks not in it (scores 0, `fallback`). Outputs: `track_ids`, `artists`, `titles`, `scores`
@@ -98,11 +100,12 @@ class PlaylistKnn(keras.Model):
         shared: bool = True,
         n_tokens: int = 1,
         worth: float = 0.0,
+        per_seed: int = 0,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.n_items, self.dim, self.n_popular, self.shared = n_items, dim, n_popular, shared
-        self.n_tokens, self.worth = n_tokens, float(worth)
+        self.n_tokens, self.worth, self.per_seed = n_tokens, float(worth), int(per_seed)
 
         def lookup(name: str, invert: bool = False) -> keras.layers.StringLookup:
             return keras.layers.StringLookup(mask_token=PAD, num_oov_indices=1, invert=invert, name=name)
@@ -145,6 +148,7 @@ class PlaylistKnn(keras.Model):
         query_table: np.ndarray | None,
         popular_index: np.ndarray,
         names: NameTable | None = None,
+        per_seed: int = 0,
     ) -> PlaylistKnn:
         """A model over `files` (vocabulary, catalogue, popular ids, names, name-token keys), the
         two tables and the name table (`names`: its keys must be those of `files`)."""
@@ -162,6 +166,7 @@ class PlaylistKnn(keras.Model):
             shared=query_table is None,
             n_tokens=len(names.rows),
             worth=names.worth,
+            per_seed=per_seed,
         )
         model.vocabulary.set_vocabulary(files.vocabulary)
         model.catalogue.set_vocabulary(files.catalogue)
@@ -187,6 +192,7 @@ class PlaylistKnn(keras.Model):
             "shared": self.shared,
             "n_tokens": self.n_tokens,
             "worth": self.worth,
+            "per_seed": self.per_seed,
         }
 
     def _query_rows(self, rows):
@@ -216,8 +222,11 @@ class PlaylistKnn(keras.Model):
         weights = ops.cast(seed, "float32")
         seed_rows = self._query_rows(safe_rows)
         summed = ops.sum(seed_rows * weights[:, :, None], axis=1)
-        query = summed / ops.cast(ops.maximum(n_known, 1), "float32")[:, None]
-        scores = ops.matmul(query, self.items_t)  # [batch, n_items]
+        if self.per_seed > 0:
+            scores = self._per_seed_scores(seed_rows, safe_rows, seed)
+        else:
+            query = summed / ops.cast(ops.maximum(n_known, 1), "float32")[:, None]
+            scores = ops.matmul(query, self.items_t)  # [batch, n_items]
         zeros = ops.zeros_like(n_known)
         n_tokens = n_unknown_tokens = zeros
         if inputs.get("name_tokens") is not None:  # the name rule where a token is known
@@ -259,6 +268,20 @@ class PlaylistKnn(keras.Model):
             "n_name_tokens": n_tokens,
             "n_unknown_tokens": n_unknown_tokens,
         }
+
+    def _per_seed_scores(self, seed_rows, safe_rows, seed):
+        """ml.knn's per-seed aggregation [batch, n_items]: each distinct known seed's top M items
+        (M capped at n_items - 1) get their score minus the seed's (M+1)-th, summed per item."""
+        m = min(self.per_seed, self.n_items - 1)
+        batch, width = ops.shape(safe_rows)[0], ops.shape(safe_rows)[1]
+        flat = ops.reshape(seed_rows, (-1, self.dim))  # [batch * width, d]
+        top_scores, top_rows = ops.top_k(ops.matmul(flat, self.items_t), m + 1, sorted=True)
+        kept = (top_scores[:, :m] - top_scores[:, m : m + 1]) * ops.reshape(
+            ops.cast(seed, "float32"), (-1, 1)
+        )  # padding, unknown and repeated entries contribute 0
+        playlist = ops.repeat(ops.arange(batch, dtype="int32"), width * m)
+        at = ops.stack([playlist, ops.reshape(ops.cast(top_rows[:, :m], "int32"), (-1,))], axis=1)
+        return ops.scatter(at, ops.reshape(kept, (-1,)), (batch, self.n_items))
 
     def _name_query(self, name_tokens):
         """Mean of each name's known token rows [batch, d + 1], known and unknown token counts."""

@@ -21,7 +21,7 @@ scipy and the run folder's loaders here: no training code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -260,14 +260,19 @@ class VectorModel:
     items: np.ndarray  # (n_rows, d) float32: scores = query @ items.T (the same array for cosine)
     track_of_row: np.ndarray  # (n_rows,) global track index of each row
     row_of_track: np.ndarray  # (n_tracks,) row of each global track, -1 when not in the vocabulary
+    per_seed: int = 0  # ml.knn's rule: 0 the mean query, M > 0 per-seed aggregation
 
     @classmethod
     def from_tables(
-        cls, query: np.ndarray, items: np.ndarray, track_of_row: np.ndarray, n_tracks: int
+        cls, query: np.ndarray, items: np.ndarray, track_of_row: np.ndarray, n_tracks: int, per_seed: int = 0
     ) -> VectorModel:
         row_of_track = np.full(n_tracks, -1, dtype=np.int64)
         row_of_track[track_of_row] = np.arange(len(track_of_row))
-        return cls(query, items, np.asarray(track_of_row, dtype=np.int64), row_of_track)
+        return cls(query, items, np.asarray(track_of_row, dtype=np.int64), row_of_track, int(per_seed))
+
+    def with_per_seed(self, per_seed: int) -> VectorModel:
+        """The same tables scored by another rule of ml.knn (the search scores each fit under several)."""
+        return replace(self, per_seed=int(per_seed))
 
     @classmethod
     def from_vectors(cls, vectors: np.ndarray, track_of_row: np.ndarray, n_tracks: int) -> VectorModel:
@@ -297,16 +302,16 @@ def rank_vectors(
     k: int = K_MAX,
     batch_size: int | None = None,
 ) -> Ranking:
-    """Top-k by ml.knn (mean of the seeds' query rows, inner product with every item row, seeds
-    excluded) in global ids. Playlists without a known seed get the popularity list instead (the
-    serving fallback).
+    """Top-k by ml.knn (mean of the seeds' query rows, or per-seed aggregation when
+    `model.per_seed` > 0; inner products with every item row, seeds excluded) in global ids.
+    Playlists without a known seed get the popularity list instead (the serving fallback).
     """
     seed_rows = seeds.map_values(model.row_of_track)
     rows_list = seed_rows.rows()
     if batch_size is None:
         batch_size = auto_batch_size(len(model.items))
     items = None if model.shared else model.items
-    result = top_k(model.query, rows_list, k, batch_size=batch_size, items=items)
+    result = top_k(model.query, rows_list, k, batch_size=batch_size, items=items, per_seed=model.per_seed)
     tracks = model.track_of_row[result.rows]
     scores = result.scores.copy()
     if tracks.shape[1] < k:  # a catalogue smaller than k
@@ -352,7 +357,7 @@ class VectorRanker:
         self.keyed_vectors: Any = None  # gensim KeyedVectors (what save writes)
         self.model: VectorModel | None = None
         self.popular = np.array([], dtype=np.int64)
-        self.scoring: dict[str, Any] = {"scoring": "cosine", "prior": 0.0}
+        self.scoring: dict[str, Any] = {"scoring": "cosine", "prior": 0.0, "per_seed": 0}
 
     def set_vectors(
         self,
@@ -363,18 +368,20 @@ class VectorRanker:
         counts: np.ndarray | None = None,
         scoring: str = "cosine",
         prior: float = 0.0,
+        per_seed: int = 0,
     ) -> VectorRanker:
         """Use these vectors (keys = track ids) for the tracks of `track_ids` (global indices),
-        scored by `knn_tables(vectors, output, counts of the rows, scoring, prior)`."""
+        scored by `knn_tables(vectors, output, counts of the rows, scoring, prior)` under ml.knn's
+        mean rule (`per_seed` 0) or per-seed aggregation with M = `per_seed`."""
         track_of_row = self.rows_of(keyed_vectors, track_ids)
         row_counts = np.ones(len(track_of_row)) if counts is None else np.asarray(counts)[track_of_row]
         query, items = knn_tables(keyed_vectors.vectors, output, row_counts, scoring, prior)
         if scoring == "cosine" and not prior:
             items = query  # one array: ml.knn's shared case
         self.keyed_vectors = keyed_vectors
-        self.model = VectorModel.from_tables(query, items, track_of_row, len(track_ids))
+        self.model = VectorModel.from_tables(query, items, track_of_row, len(track_ids), per_seed)
         self.popular = np.asarray(popular, dtype=np.int64)
-        self.scoring = {"scoring": scoring, "prior": float(prior)}
+        self.scoring = {"scoring": scoring, "prior": float(prior), "per_seed": int(per_seed)}
         return self
 
     @staticmethod
@@ -410,6 +417,8 @@ class VectorRanker:
         assert self.model is not None
         if not self.model.shared:
             run.write_knn_tables(self.model.query, self.model.items, self.scoring)
+        elif self.model.per_seed:  # cosine tables (vectors.kv) under per-seed aggregation
+            run.write_json(RunDir.KNN_SCORING, self.scoring)
 
     @classmethod
     def load(cls, directory: Path, track_ids: np.ndarray) -> VectorRanker:
@@ -423,6 +432,6 @@ class VectorRanker:
         query = items if tables.query_table is None else np.asarray(tables.query_table)
         track_of_row = cls.rows_of(kv, track_ids)
         ranker.keyed_vectors, ranker.popular = kv, popular
-        ranker.model = VectorModel.from_tables(query, items, track_of_row, len(track_ids))
+        ranker.model = VectorModel.from_tables(query, items, track_of_row, len(track_ids), tables.per_seed)
         ranker.scoring = run.knn_scoring()
         return ranker

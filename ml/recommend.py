@@ -64,7 +64,9 @@ def recommend(track_ids: list[str], k: int, paths: Paths, name: str = "") -> dic
     run = _trained_run(paths)
     vocabulary, tables = run.load_knn_tables()
     # The item matrix laid out as the served model holds it, so the products round alike.
-    tables = KnnTables(items_t=np.ascontiguousarray(tables.items_t), query_table=tables.query_table)
+    tables = KnnTables(
+        items_t=np.ascontiguousarray(tables.items_t), query_table=tables.query_table, per_seed=tables.per_seed
+    )
     row_of = {t: i for i, t in enumerate(vocabulary)}
     popular = run.load_popular_ids(k + len(track_ids))
     catalogue = [*vocabulary, *(t for t in popular if t not in row_of)]

@@ -149,10 +149,11 @@ class RunDir:
         self.write_json(self.KNN_SCORING, scoring)
 
     def knn_scoring(self) -> dict[str, Any]:
-        """How the tables were made ({"scoring": "cosine" | "output", "prior": w})."""
-        if not self.file(self.KNN_ITEMS).exists():
-            return {"scoring": "cosine", "prior": 0.0}
-        return dict(self.read_json(self.KNN_SCORING))
+        """How the tables were made and the rule that scores them ({"scoring": "cosine" |
+        "output", "prior": w, "per_seed": M}; M = 0, the mean query, when absent)."""
+        if not self.file(self.KNN_SCORING).exists():
+            return {"scoring": "cosine", "prior": 0.0, "per_seed": 0}
+        return {"per_seed": 0, **dict(self.read_json(self.KNN_SCORING))}
 
     def load_knn_tables(self) -> tuple[list[str], Any]:
         """The vocabulary and the `ml.knn.KnnTables` the run scores with: cosine (Q = I = the
@@ -160,15 +161,16 @@ class RunDir:
         from ml.knn import KnnTables
 
         track_ids, normed = self.load_normalized_vectors()
+        per_seed = int(self.knn_scoring()["per_seed"])
         if not self.file(self.KNN_ITEMS).exists():
-            return track_ids, KnnTables(items_t=normed.T)
+            return track_ids, KnnTables(items_t=normed.T, per_seed=per_seed)
         query = np.load(self._require(self.file(self.KNN_QUERY)), mmap_mode="r")
         items = np.load(self._require(self.file(self.KNN_ITEMS)), mmap_mode="r")
         if query.shape != items.shape or len(items) != len(track_ids):
             raise ValueError(
                 f"{self.path}: knn tables {query.shape} / {items.shape} do not match {len(track_ids)} tracks"
             )
-        return track_ids, KnnTables(items_t=items.T, query_table=query)
+        return track_ids, KnnTables(items_t=items.T, query_table=query, per_seed=per_seed)
 
     def load_popularity(self) -> tuple[list[str], list[int]]:
         """Track ids most popular first and their train-playlist counts."""

@@ -5,7 +5,8 @@ rung 0 fits `n_trials` configurations (the defaults first) on a small seeded sam
 playlists; the best 1/`reduction_factor` go on to rung 1, fitted on a larger sample, and so on; the
 best of the last rung is refit on the whole train split by `ml train`. Every fit is scored on a
 seeded sample of valid playlists (split protocol) under each scoring rule of `scoring:` (cosine or
-the output layer, with or without a popularity prior): those cost matrix products, not fits.
+the output layer, with or without a popularity prior; the mean query, or per-seed aggregation with
+each M of `scoring.per_seed`, ml.knn): those cost matrix products, not fits.
 Each rung is an Optuna study in one journal file (`JournalFileBackend`): a search that was
 interrupted resumes where it stopped, and finished trials are never fitted again.
 """
@@ -55,6 +56,7 @@ class W2VParams:
     shrink_windows: bool = True  # gensim's default; False: every window covers `window` tracks each side
     scoring: str = "cosine"  # ml.rankers.knn_tables: "cosine" or "output" (the output layer)
     prior: float = 0.0  # weight of the log-popularity column of the item matrix (0: none)
+    per_seed: int = 0  # ml.knn's rule: 0 the mean query, M > 0 per-seed aggregation (top M per seed)
     fold_rare: bool = False  # ml.fold: train tracks below min_count get rows from their playlist mates
 
     def key(self) -> str:
@@ -67,6 +69,7 @@ class W2VParams:
             f"sample={self.sample:g} ep={self.epochs} minc={self.min_count}{'+fold' if self.fold_rare else ''} "
             f"alpha={self.alpha:g} "
             f"{self.scoring}{f'+{self.prior:g}prior' if self.prior else ''}"
+            f"{f' seed{self.per_seed}' if self.per_seed else ' mean'}"
         )
 
 
@@ -82,6 +85,13 @@ class SearchSettings:
     oov_slack: float = 1.0  # a fit whose valid oov_share exceeds the train tracks' by more ranks last
     rules: tuple[str, ...] = ("cosine",)  # scoring rules every fit is scored under
     priors: tuple[float, ...] = (0.0,)  # popularity-prior weights every fit is scored with
+    per_seed: tuple[int, ...] = ()  # per-seed M every fit is also scored with (each rule, prior 0)
+
+    def variants(self) -> list[tuple[str, float, int]]:
+        """(rule, prior, per_seed M) every fit is scored under: the mean query with each rule and
+        prior, then per-seed aggregation with each rule and M (prior 0: cost)."""
+        mean = [(r, w, 0) for r in self.rules for w in self.priors]
+        return mean + [(r, 0.0, m) for r in self.rules for m in self.per_seed if m > 0]
 
     @property
     def train_playlists(self) -> int:
@@ -163,10 +173,17 @@ def load_grid(path: Path | None = None) -> GridConfig:
             oov_slack=float(s.get("oov_slack", 1.0)),
             rules=rules,
             priors=tuple(float(w) for w in scoring.get("priors", [0.0])),
+            per_seed=tuple(int(m) for m in scoring.get("per_seed", [])),
         ),
         grid={axis: tuple(values) for axis, values in grid.items()},
         seed_recipe=params(
-            "seed_recipe", recipe, min_count=min_counts[0], shuffle=False, scoring="cosine", prior=0.0
+            "seed_recipe",
+            recipe,
+            min_count=min_counts[0],
+            shuffle=False,
+            scoring="cosine",
+            prior=0.0,
+            per_seed=0,
         ),
         seed_recipe_min_counts=min_counts,
         source=str(path),
@@ -185,11 +202,12 @@ class Scored:
     metrics: dict[str, float]  # the best variant's metrics
     scoring: str
     prior: float
-    variants: dict[str, float]  # "output+0.5" -> metric
+    variants: dict[str, float]  # "output+0.5" (mean query), "output+0/seed50" (per-seed) -> metric
     fit_seconds: float
     eval_seconds: float
     vocab_size: int
     covered: bool = True  # oov_share within `search.oov_slack` of the sample's train tracks
+    per_seed: int = 0  # the best variant's ml.knn rule (0: the mean query)
 
     def objective(self, metric: str) -> float:
         """What the search maximizes: the metric, minus 1 when the fit misses the coverage target
@@ -220,6 +238,7 @@ class TrialResult:
             **{a: getattr(self.params, a) for a in PARAM_AXES},
             "scoring": self.params.scoring,
             "prior": self.params.prior,
+            "per_seed": self.params.per_seed,
             **{f"rung{r}": v for r, v in enumerate(self.scores)},
             **self.last.metrics,
             **{f"rung0 {k}": v for k, v in self.runs[0].variants.items()},
@@ -302,7 +321,7 @@ def run_search(
     results = []
     for number, runs in scored.items():
         last = runs[-1]
-        params = replace(params_of[number], scoring=last.scoring, prior=last.prior)
+        params = replace(params_of[number], scoring=last.scoring, prior=last.prior, per_seed=last.per_seed)
         results.append(
             TrialResult(number, params, len(runs) - 1, tuple(r.metrics[s.metric] for r in runs), tuple(runs))
         )
@@ -352,7 +371,8 @@ def _rung0(
 def _best_line(result: Scored, metric: str) -> str:
     return (
         f"{metric}={result.metrics[metric]:.4f} ({result.scoring}"
-        f"{f'+{result.prior:g}prior' if result.prior else ''}; fit {result.fit_seconds:.0f}s)"
+        f"{f'+{result.prior:g}prior' if result.prior else ''}"
+        f"{f' seed{result.per_seed}' if result.per_seed else ''}; fit {result.fit_seconds:.0f}s)"
         f"{'' if result.covered else ' [misses the coverage target]'}"
     )
 

@@ -209,7 +209,7 @@ def search_step(ctx: TrainContext) -> tuple[SearchOutcome, dict[str, FitResult]]
     if not ctx.search:
         return SearchOutcome([]), kept
     counts = [popularity_counts(s, data.n_tracks) for s in ctx.rung_samples]
-    rules = [(r, w) for r in config.search.rules for w in config.search.priors]
+    rules = config.search.variants()  # (rule, prior, per_seed M)
     metric = config.search.metric
 
     done: dict[tuple[str, int], Scored] = {}  # (params, sample size): a rung as large as the one
@@ -231,20 +231,24 @@ def search_step(ctx: TrainContext) -> tuple[SearchOutcome, dict[str, FitResult]]
         assert trial.result is not None
         t0 = time.perf_counter()
         variants: dict[str, dict[str, float]] = {}
-        for rule, prior in rules:
-            trial.use_fit(trial.result, data.track_ids, counts[rung], scoring=(rule, prior))
-            variants[f"{rule}+{prior:g}"] = rounded(evaluate(trial, ctx.valid_sample, ctx.catalogue)[0])
+        rule_of: dict[str, tuple[str, float, int]] = {}
+        for rule, prior, per_seed in rules:
+            trial.use_fit(trial.result, data.track_ids, counts[rung], scoring=(rule, prior, per_seed))
+            label = f"{rule}+{prior:g}{f'/seed{per_seed}' if per_seed else ''}"
+            rule_of[label] = (rule, prior, per_seed)
+            variants[label] = rounded(evaluate(trial, ctx.valid_sample, ctx.catalogue)[0])
         best = max(variants, key=lambda v: (variants[v][metric], -list(variants).index(v)))
-        rule, prior = best.split("+")
+        rule, prior, per_seed = rule_of[best]
         # Coverage target: held-out tracks out of vocabulary beyond those the sample never saw.
         floor = oov_share(ctx.valid_sample.holdouts, counts[rung] > 0)
         covered = variants[best]["oov_share"] <= floor + config.search.oov_slack
         if fraction == 1.0:  # the sample is the whole train split: a refit would repeat this fit
-            kept[replace(params, scoring=rule, prior=float(prior)).key()] = trial.result
+            kept[replace(params, scoring=rule, prior=float(prior), per_seed=per_seed).key()] = trial.result
         return Scored(
             metrics=variants[best],
             scoring=rule,
             prior=float(prior),
+            per_seed=int(per_seed),
             variants={v: m[metric] for v, m in variants.items()},
             fit_seconds=trial.result.seconds,
             eval_seconds=time.perf_counter() - t0,

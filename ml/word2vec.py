@@ -172,13 +172,16 @@ class Track2Vec(VectorRanker):
         result: FitResult,
         track_ids: np.ndarray,
         counts: np.ndarray,
-        scoring: tuple[str, float] | None = None,
+        scoring: tuple[str, float, int] | None = None,
     ) -> Track2Vec:
-        """Score this fit by `params.scoring`/`params.prior`, or by `scoring` = (rule, prior)."""
-        rule, prior = scoring if scoring is not None else (self.params.scoring, self.params.prior)
+        """Score this fit by `params.scoring`/`prior`/`per_seed`, or by `scoring` = (rule, prior,
+        per_seed M of ml.knn)."""
+        rule, prior, per_seed = (
+            scoring if scoring is not None else (self.params.scoring, self.params.prior, self.params.per_seed)
+        )
         self.result = result
         self.set_vectors(
-            result.vectors, track_ids, popularity_order(counts), result.output, counts, rule, prior
+            result.vectors, track_ids, popularity_order(counts), result.output, counts, rule, prior, per_seed
         )
         return self
 

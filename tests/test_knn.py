@@ -67,3 +67,68 @@ def test_a_query_table_apart_from_the_item_matrix():
     same = top_k(items, seeds, 10, items=items)
     shared = top_k(items, seeds, 10)
     assert np.array_equal(same.rows, shared.rows)
+
+
+def _per_seed_reference(query: np.ndarray, items: np.ndarray, seeds: list[int], m: int, k: int) -> list[int]:
+    """The per-seed rule written out one seed and one item at a time (bench/results/
+    track2vec_recipes.md `seedM`): each distinct seed's top m items get their inner product minus
+    the seed's (m+1)-th one, summed per item; seeds out, top k, ties to the lower row."""
+    n = len(items)
+    total = np.zeros(n, dtype=np.float64)
+    for s in sorted(set(seeds)):
+        p = items @ query[s]
+        order = sorted(range(n), key=lambda j: (-p[j], j))
+        for j in order[:m]:
+            total[j] += p[j] - p[order[m]]
+    ranked = sorted((j for j in range(n) if j not in set(seeds)), key=lambda j: (-total[j], j))
+    return ranked[:k]
+
+
+def test_per_seed_rule_matches_the_written_out_rule():
+    rng = np.random.default_rng(7)
+    query = rng.normal(size=(300, 8)).astype(np.float32)
+    items = rng.normal(size=(300, 8)).astype(np.float32)
+    seeds = [[3, 17, 3, 250], [5], [], [299, 0, 1, 2, 3, 4]]
+    tables = KnnTables(items_t=items.T, query_table=query, per_seed=20)
+    got = tables.top_k(seeds, 30, batch_size=3)  # seed queries in several products
+    for i, s in enumerate(seeds):
+        if s:
+            assert got.rows[i].tolist() == _per_seed_reference(query, items, s, 20, 30)
+    # One seed keeps 20 items: the rest of its top 30 are the zero-score items in row order.
+    assert got.rows[1, 20:].tolist() == [j for j in range(300) if j != 5 and j not in got.rows[1, :20]][:10]
+    assert (got.scores[1, :19] > 0).all() and (got.scores[1, 20:] == 0).all()
+    # An empty playlist: no contribution at all (the caller falls back to popularity).
+    assert got.rows[2].tolist() == list(range(30))
+    # M = 0 is the mean rule; the function form takes per_seed too; M is capped at n_items - 1.
+    assert np.array_equal(
+        KnnTables(items.T, query, per_seed=0).top_k(seeds, 30).rows, top_k(query, seeds, 30, items=items).rows
+    )
+    assert np.array_equal(top_k(query, seeds, 30, items=items, per_seed=20).rows, got.rows)
+    big = KnnTables(items_t=items.T, query_table=query, per_seed=10_000).top_k([[3, 17]], 5)
+    assert big.rows[0].tolist() == _per_seed_reference(query, items, [3, 17], 299, 5)
+
+
+def test_per_seed_differs_from_the_mean_rule():
+    rng = np.random.default_rng(8)
+    normed = normalize_rows(rng.normal(size=(400, 6)))
+    seeds = [list(rng.choice(400, size=5, replace=False)) for _ in range(20)]
+    mean = top_k(normed, seeds, 10).rows
+    per_seed = top_k(normed, seeds, 10, per_seed=5).rows
+    assert not np.array_equal(mean, per_seed)
+
+
+def test_select_top_with_massive_ties_keeps_the_lower_rows():
+    """Rows mostly tied at the bound (the per-seed rule's zeros): the tied part is trimmed before
+    sorting, and the answer is still score descending, then lower column first."""
+    scores = np.zeros((3, 20_000), dtype=np.float32)
+    scores[0, [50, 9000]] = [2.0, 1.0]
+    scores[1, 7] = -np.inf
+    scores[2, 100:200] = 0.5
+    rows, top = _select_top(scores, 6)
+    assert rows[0].tolist() == [50, 9000, 0, 1, 2, 3]
+    assert rows[1].tolist() == [0, 1, 2, 3, 4, 5]
+    assert rows[2].tolist() == [100, 101, 102, 103, 104, 105]
+    assert top[0].tolist() == [2.0, 1.0, 0, 0, 0, 0]
+    wide = np.zeros((2, 500), dtype=np.float32)  # narrow rows: the exact bound, ties trimmed too
+    wide[1, 499] = 1.0
+    assert _select_top(wide, 3)[0].tolist() == [[0, 1, 2], [499, 0, 1]]

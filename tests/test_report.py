@@ -196,3 +196,20 @@ def test_ablation_shows_coverage_by_min_count_and_folding() -> None:
     assert "| 5 | yes | 0.0450 | 0.0570 | 2 |" in text  # best metric and lowest OOV of the two folded fits
     header = search_table(rows).splitlines()[0]
     assert "fold_rare" in header and "covered" in header
+
+
+def test_ablation_shows_what_per_seed_aggregation_bought() -> None:
+    from ml.report.search_report import ablation_table, search_table
+
+    row = {
+        "trial": 0, "rung": 0, "min_count": 5, "fold_rare": True, "rung0": 0.128, "oov_share": 0.057,
+        "covered": True, "per_seed": 50, "rung0 cosine+0": 0.03, "rung0 output+0": 0.094,
+        "rung0 output+0.25": 0.091, "rung0 output+0/seed20": 0.120, "rung0 output+0/seed50": 0.128,
+    }  # fmt: skip
+    text = ablation_table([row], "hr@10")
+    assert "| defaults, output layer | 0.0940 |" in text  # the mean query, prior 0
+    assert "| defaults, best rule and prior, mean query | 0.0940 |" in text
+    assert "| defaults, output, per-seed M=20 | 0.1200 |" in text
+    assert "| defaults, output, per-seed M=50 | 0.1280 |" in text
+    assert "| defaults, best variant | 0.1280 |" in text
+    assert "per_seed" in search_table([row]).splitlines()[0]

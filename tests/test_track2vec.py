@@ -8,11 +8,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from ml.evaluate import evaluate
 from ml.fold import fold_rare
 from ml.knn import normalize_rows, top_k
-from ml.rankers import PopularityRanker, VectorRanker, knn_tables
+from ml.rankers import PopularityRanker, VectorRanker, knn_tables, rank_vectors
 from ml.search import Scored, W2VParams, load_grid, run_search
 from ml.shapes import EvalSet, Ragged
 from ml.taste import TasteCommunityRanker
@@ -91,10 +92,32 @@ def test_output_tables_round_trip_through_the_run_folder(tmp_path: Path) -> None
     PopularityRanker().fit(train, ids).save(run)
     assert (run / "knn_query.npy").exists() and (run / "knn_items.npy").exists()
     loaded = VectorRanker.load(run, ids)
-    assert loaded.scoring == {"scoring": "output", "prior": 0.5}
+    assert loaded.scoring == {"scoring": "output", "prior": 0.5, "per_seed": 0}
     a, b = model.rank(eval_set.seeds, 20), loaded.rank(eval_set.seeds, 20)
     np.testing.assert_array_equal(a.tracks, b.tracks)
     np.testing.assert_array_equal(a.scores, b.scores)
+
+
+@pytest.mark.parametrize("scoring", ["output", "cosine"])
+def test_per_seed_rule_round_trips_through_the_run_folder(tmp_path: Path, scoring: str) -> None:
+    """A fit scored by per-seed aggregation (ml.knn, M = 5) saves M in knn_scoring.json (also for
+    cosine, whose tables are vectors.kv) and reloads ranking alike; it beats popularity."""
+    train, eval_set, ids, _ = _planted(seed=1)
+    model = _track2vec(tmp_path / "cache", scoring=scoring, per_seed=5).fit(train, ids)
+    run = tmp_path / "run"
+    run.mkdir()
+    model.save(run)
+    PopularityRanker().fit(train, ids).save(run)
+    loaded = VectorRanker.load(run, ids)
+    assert loaded.scoring == {"scoring": scoring, "prior": 0.0, "per_seed": 5}
+    assert loaded.model.per_seed == 5
+    a, b = model.rank(eval_set.seeds, 20), loaded.rank(eval_set.seeds, 20)
+    np.testing.assert_array_equal(a.tracks, b.tracks)
+    np.testing.assert_array_equal(a.scores, b.scores)
+    mean = model.model.with_per_seed(0)
+    assert not np.array_equal(rank_vectors(mean, eval_set.seeds, model.popular, 20).tracks, a.tracks)
+    pop = evaluate(PopularityRanker().fit(train, ids), eval_set, len(ids))[0]
+    assert evaluate(loaded, eval_set, len(ids))[0]["hr@10"] > pop["hr@10"]
 
 
 def test_taste_community_recommends_the_seeds_majority_community() -> None:

@@ -66,7 +66,10 @@ def test_training_writes_every_artefact(tiny_model: Path, tiny_warehouse: Path) 
     assert "last_item_hr@100" in metrics["baselines"]["seed_recipe"]
     search = pd.read_csv(tiny_model / "search_results.csv")
     assert len(search) == 3 and set(PARAM_AXES) <= set(search.columns)
-    assert {"rung", "rung0", "scoring", "prior"} <= set(search.columns)
+    assert {"rung", "rung0", "scoring", "prior", "per_seed"} <= set(search.columns)
+    # Every fit is scored under the mean query and per-seed aggregation (ml.knn), picked on valid.
+    assert {"rung0 output+0", "rung0 output+0/seed5", "rung0 cosine+0/seed5"} <= set(search.columns)
+    assert set(search["per_seed"]) <= {0, 5}
     card = (tiny_model / "model_card.md").read_text()
     assert "| track2vec (selected), test |" in card and "embedding_taste.png" in card
     assert metrics["selection"] in card and "search.png" in card and "## Ablation" in card

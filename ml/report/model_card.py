@@ -205,6 +205,14 @@ def _rule_text(params: Any) -> str:
         text += (
             f" Plus a popularity prior: one more column, 1 in Q and {prior:g} * log(train playlists) in I."
         )
+    per_seed = int(getattr(params, "per_seed", 0) or 0)
+    if per_seed:
+        text += (
+            f" Per-seed aggregation (ml.knn): each seed's row of Q is one query, its top {per_seed} items"
+            f" get their score minus its {per_seed + 1}th, summed per item over the seeds."
+        )
+    else:
+        text += " The query is the mean of the seeds' rows of Q."
     return text
 
 

@@ -1,8 +1,8 @@
 """The search and ablation sections of the model card: tables from the search rows and a plot.
 
 Rows are `ml.search.TrialResult.row()` dicts: the grid axes, `rung` (the last rung fitted), `rungN`
-(the metric on rung N), the last rung's metrics, and `rung0 <rule>+<prior>` (the metric of every
-scoring variant of the rung-0 fit on the valid sample).
+(the metric on rung N), the last rung's metrics, and `rung0 <rule>+<prior>[/seed<M>]` (the metric
+of every scoring variant of the rung-0 fit on the valid sample; /seedM: ml.knn's per-seed rule).
 """
 
 from __future__ import annotations
@@ -29,20 +29,32 @@ def _table(cols: list[str], rows: list[list[Any]]) -> str:
 
 def search_table(rows: list[dict[str, Any]]) -> str:
     rung_cols = sorted({k for r in rows for k in r if k.startswith("rung") and k[4:].isdigit()})
-    cols = ["trial", "rung", *[a for a in AXES if a in rows[0]], "scoring", "prior", *rung_cols]
+    cols = ["trial", "rung", *[a for a in AXES if a in rows[0]], "scoring", "prior", "per_seed", *rung_cols]
     cols += ["oov_share", "covered", "vocab_size", "fit_seconds"]
     return _table(cols, [[r.get(c, "") for c in cols] for r in sorted(rows, key=lambda r: r["trial"])])
 
 
-def _variant(row: dict[str, Any], rule: str, prior: float | None = None) -> float | None:
-    """The metric of the row's fit under `rule` (with `prior`, or the best prior when None)."""
+def _parse_variant(key: str) -> tuple[str, float, int]:
+    """`output+0.5` -> ("output", 0.5, 0) (the mean query); `output+0/seed50` -> (.., .., 50)."""
+    rule, rest = key.split("+", 1)
+    prior, _, seed = rest.partition("/seed")
+    return rule, float(prior), int(seed) if seed else 0
+
+
+def _variant(
+    row: dict[str, Any], rule: str, prior: float | None = None, per_seed: int | None = 0
+) -> float | None:
+    """The metric of the row's fit under `rule` (with `prior`, or the best prior when None) and
+    ml.knn's rule `per_seed` (0: the mean query; None: the best M > 0 of per-seed aggregation)."""
     values = {
-        k[len("rung0 ") :]: v for k, v in row.items() if k.startswith("rung0 ") and isinstance(v, float)
+        _parse_variant(k[len("rung0 ") :]): v
+        for k, v in row.items()
+        if k.startswith("rung0 ") and isinstance(v, float)
     }
     picked = [
         v
-        for k, v in values.items()
-        if k.split("+")[0] == rule and (prior is None or float(k.split("+")[1]) == prior)
+        for (r, w, m), v in values.items()
+        if r == rule and (prior is None or w == prior) and (m == per_seed if per_seed is not None else m > 0)
     ]
     return max(picked) if picked else None
 
@@ -66,7 +78,25 @@ def ablation_table(rows: list[dict[str, Any]], metric: str) -> str:
 
     add("defaults, cosine (the old rule)", _variant(first, "cosine", 0.0), "trial 0 fit, rung 0")
     add("defaults, output layer", _variant(first, "output", 0.0), "scoring: same fit, items = syn1neg")
-    add("defaults, best rule and prior", first.get("rung0"), "scoring: + popularity prior column")
+    add(
+        "defaults, best rule and prior, mean query",
+        max(
+            (v for r in ("cosine", "output") if (v := _variant(first, r, None)) is not None),
+            default=None,
+        ),
+        "scoring: + popularity prior column",
+    )
+    for rule in ("cosine", "output"):
+        per_seed = {
+            m: v
+            for k, v in first.items()
+            if k.startswith("rung0 ") and isinstance(v, float)
+            for r, _, m in [_parse_variant(k[len("rung0 ") :])]
+            if r == rule and m > 0
+        }
+        for m, v in sorted(per_seed.items()):
+            add(f"defaults, {rule}, per-seed M={m}", v, "scoring: one query per seed, top M each, summed")
+    add("defaults, best variant", first.get("rung0"), "the rule picked on valid for trial 0")
     best0 = max(at_rung0, key=lambda r: r.get("rung0", -1.0))
     add(f"search: best of {len(rows)} fits (trial {best0['trial']})", best0.get("rung0"), "search, rung 0")
     table = _table(["step (valid sample, rung 0 sample)", metric, "what changed"], lines)
