@@ -20,7 +20,11 @@ import numpy as np
 
 from ml.run_dir import RunDir
 
-SCORE_TOL = 1e-6
+# Relative tolerance on a score: the endpoint and the offline evaluation sum float32 products in
+# different orders (one query vs batched BLAS, a mean over many seed rows), which moves a score by
+# up to ~n * 1.2e-7 of its magnitude; 1e-5 is ~80 float32 ulps. Rankings are still compared exactly
+# (a differing id is accepted only at a score tie).
+SCORE_TOL = 1e-5
 CHECK_K = 10
 
 

@@ -53,7 +53,7 @@ class CheckResult:
             f"check {verdict}: {self.target} endpoint {self.endpoint}",
             f"  {self.n_playlists} playlists ({self.source}) in {self.requests} requests, {self.seconds:.2f}s: "
             f"{self.n_identical} identical top-{CHECK_K}, {self.n_ties} equal up to score ties "
-            f"(|diff| <= {SCORE_TOL:g}), {len(self.mismatches)} different",
+            f"(|diff| <= {SCORE_TOL:g} x max(1, |score|)), {len(self.mismatches)} different",
         ]
         if self.error:
             lines.append(f"  error: {self.error}")
