@@ -6,18 +6,17 @@ import json
 import logging
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-import uvicorn
+from live_server import serving
 
 from ml.deploy.check import request_bodies
 from ml.endpoint_contract import MAX_BODY_BYTES, MAX_INSTANCES, MAX_K, MAX_TRACKS
 from ml.parity import compare, offline_expected
-from ml.serve import create_app, load_model
+from ml.serve import load_model
 
 
 @pytest.fixture(scope="module")
@@ -28,19 +27,8 @@ def model(synthetic_run):
 @pytest.fixture(scope="module")
 def live_url(model):
     """uvicorn serving the model on a free 127.0.0.1 port, in a thread."""
-    config = uvicorn.Config(
-        create_app(model), host="127.0.0.1", port=0, log_level="warning", access_log=False
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(model) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -15,44 +15,29 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import threading
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
 import numpy as np
 import pytest
-import uvicorn
+from live_server import serving
 
 from ml.cold_start import NameModel, NameScoring
 from ml.endpoint_contract import MAX_PLAYLIST_NAME_CHARS, Instance
 from ml.name_tokens import name_keys
 from ml.parity import SCORE_TOL, compare, offline_expected_named
 from ml.run_dir import RunDir
-from ml.serve import create_app, load_model
-
-
-def serve_in_thread(model):  # noqa: ANN001, ANN201 - a ServingModel; yields the base URL
-    config = uvicorn.Config(
-        create_app(model), host="127.0.0.1", port=0, log_level="warning", access_log=False
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return server, thread, f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+from ml.serve import load_model
 
 
 @pytest.fixture(scope="module")
 def tiny_client(tiny_export):
-    server, thread, url = serve_in_thread(load_model(tiny_export.export.tarball))
-    with httpx.Client(base_url=url, timeout=30) as http:
+    with (
+        serving(load_model(tiny_export.export.tarball)) as url,
+        httpx.Client(base_url=url, timeout=30) as http,
+    ):
         yield http
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -162,26 +147,24 @@ def test_a_name_beside_tracks_answers_by_the_combined_rule(named_export, engine)
     run_dir = named_export.run_dir
     queries = combined_queries(run_dir)
     expected = offline_expected_named(run_dir, queries)
-    server, thread, url = serve_in_thread(load_model(named_export.export.tarball, engine=engine))
-    try:
-        with httpx.Client(base_url=url, timeout=30) as client:
-            by_ids = post(client, [{"tracks": t, "name": n, "k": 10} for t, n in queries])
-            alone = post(client, [{"tracks": t, "k": 10} for t, _ in queries])
-            con = duckdb.connect(str(named_export.paths.duckdb_path), read_only=True)
-            names_of = dict(
-                con.execute("select track_id, artist_name || ' - ' || track_name from dim_tracks").fetchall()
-            )
-            con.close()
-            by_names = post(
-                client,
-                [
-                    {"names": [names_of[t] for t in ts if t in names_of], "name": n, "k": 10}
-                    for ts, n in queries[:12]
-                ],
-            )
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with (
+        serving(load_model(named_export.export.tarball, engine=engine)) as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
+        by_ids = post(client, [{"tracks": t, "name": n, "k": 10} for t, n in queries])
+        alone = post(client, [{"tracks": t, "k": 10} for t, _ in queries])
+        con = duckdb.connect(str(named_export.paths.duckdb_path), read_only=True)
+        names_of = dict(
+            con.execute("select track_id, artist_name || ' - ' || track_name from dim_tracks").fetchall()
+        )
+        con.close()
+        by_names = post(
+            client,
+            [
+                {"names": [names_of[t] for t in ts if t in names_of], "name": n, "k": 10}
+                for ts, n in queries[:12]
+            ],
+        )
     assert_all_match(expected, by_ids)
     assert by_ids[12]["n_unknown"] == 1 and by_ids[13]["n_unknown_tokens"] == 1
     assert by_ids[13]["track_ids"] == alone[13]["track_ids"]  # an unknown name changes nothing
