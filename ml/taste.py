@@ -17,11 +17,12 @@ import pandas as pd
 
 from ml import warehouse as wh
 from ml.baselines import popularity_counts, popularity_order
+from ml.data.generate import sidecar_path
 from ml.shapes import K_MAX, Ragged, Ranking
 
 
 def sidecar_of(raw_csv: Path) -> Path:
-    return Path(raw_csv).with_name(Path(raw_csv).stem + ".tracks.parquet")
+    return sidecar_path(raw_csv)  # the generator's own rule for where it writes the sidecar
 
 
 def track_communities(raw_csv: Path, duckdb_path: Path, track_ids: np.ndarray) -> np.ndarray | None:

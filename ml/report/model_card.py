@@ -18,6 +18,7 @@ import pandas as pd
 from ml import warehouse as wh
 from ml.cold_start_eval import cold_start_table
 from ml.config import Paths
+from ml.data.generate import sidecar_path
 from ml.evaluate import results_table
 from ml.marts_parquet import open_marts
 from ml.rankers import VectorModel
@@ -283,7 +284,7 @@ def track_keywords(duckdb_path: Path, track_ids: np.ndarray) -> np.ndarray:
 
 def track_tastes(paths: Paths, track_ids: np.ndarray) -> np.ndarray | None:
     """Latent community name of each track from the generator's sidecar, or None without one."""
-    sidecar = paths.raw_csv.with_name(paths.raw_csv.stem + ".tracks.parquet")
+    sidecar = sidecar_path(paths.raw_csv)
     if not sidecar.exists():
         return None
     con = open_marts(paths.marts)
