@@ -57,6 +57,7 @@ class KnnTables:
     items_t: np.ndarray  # I transposed, [d, n_items] float32 (a view of [n, d] works too)
     query_table: np.ndarray | None = None  # Q [n_items, d] float32; None: Q = I, stored once
     per_seed: int = 0  # M > 0: per-seed aggregation (module docstring); 0: the mean query
+    seed_index: SeedIndex | None = None  # per-seed scan of the item matrix; None: `SeedIndex.blocked`
 
     @classmethod
     def cosine(cls, vectors: np.ndarray, contiguous: bool = False) -> KnnTables:
@@ -88,25 +89,25 @@ class KnnTables:
 
     def per_seed_scores(self, seed_rows: Sequence[Sequence[int]], batch_size: int = 1024) -> np.ndarray:
         """(len(seed_rows), n_items) float32 per-seed aggregated scores (module docstring): each
-        distinct seed's top M contributions (shifted by its (M+1)-th score), summed per item;
-        the seed queries are scored `batch_size` rows per matrix product (fewer when a product
-        would pass ~32M scores: a full-size catalogue scores 13 seeds at a time)."""
-        m = min(int(self.per_seed), self.n_items - 1)
+        distinct seed's top M contributions (shifted by its (M+1)-th score), summed per item in
+        ascending seed order (dense: for small catalogues and tests; `top_k` never builds it)."""
         scores = np.zeros((len(seed_rows), self.n_items), dtype=np.float32)
-        sets = [np.unique(np.asarray(r, dtype=np.int64)) for r in seed_rows]
-        lengths = np.array([len(r) for r in sets], dtype=np.int64)
-        if m < 1 or not lengths.sum():
-            return scores
-        rows = np.concatenate(sets)
-        owner = np.repeat(np.arange(len(sets)), lengths)
-        chunk = max(1, min(batch_size, _SEED_CELLS // self.n_items))  # ~128 MB of seed scores
-        for start in range(0, len(rows), chunk):
-            stop = min(start + chunk, len(rows))
-            p = self.query_rows(rows[start:stop]) @ self.items_t  # (seeds, n_items)
-            cols, vals = _select_top(p, m + 1)
-            contrib = vals[:, :m] - vals[:, m : m + 1]
-            np.add.at(scores, (np.repeat(owner[start:stop], m), cols[:, :m].ravel()), contrib.ravel())
+        agg = self.per_seed_lists(seed_rows).aggregate(seed_rows)
+        if len(agg.owner):
+            scores[agg.owner, agg.item] = agg.score
         return scores
+
+    def per_seed_lists(self, seed_rows: Sequence[Sequence[int]], block: int = 0) -> SeedLists:
+        """Each distinct seed's top M+1 items (score descending, ties to the lower row), every seed
+        of every playlist computed once; `self.seed_index` (when set) prunes the scan exactly."""
+        m = min(int(self.per_seed), self.n_items - 1)
+        sets = [np.unique(np.asarray(r, dtype=np.int64)) for r in seed_rows]
+        distinct = np.unique(np.concatenate(sets)) if sets else np.zeros(0, np.int64)
+        if m < 1 or not len(distinct):
+            return SeedLists.empty(m)
+        index = self.seed_index if self.seed_index is not None else SeedIndex.blocked(self.items_t, block)
+        cols, vals = index.top(self.query_rows(distinct), m + 1)
+        return SeedLists(distinct, cols, vals, m)
 
     def scores(self, seed_rows: Sequence[Sequence[int]], batch_size: int = 1024) -> np.ndarray:
         """(len(seed_rows), n_items) scores of the rule, seeds not yet excluded."""
@@ -115,8 +116,11 @@ class KnnTables:
         return self.queries(seed_rows) @ self.items_t
 
     def top_k(self, seed_rows: Sequence[Sequence[int]], k: int, batch_size: int = 1024) -> TopK:
-        """Top-k rows for each playlist, its seed rows excluded, in batches of matrix products."""
+        """Top-k rows for each playlist, its seed rows excluded, in batches of matrix products
+        (per-seed: the distinct seeds' top lists, then a sparse sum per playlist, `SeedLists`)."""
         k_eff = min(k, self.n_items)
+        if self.per_seed > 0:
+            return self.per_seed_lists(seed_rows).top_k(seed_rows, k_eff, self.n_items)
         all_rows = np.empty((len(seed_rows), k_eff), dtype=np.int64)
         all_scores = np.empty((len(seed_rows), k_eff), dtype=np.float32)
         for start in range(0, len(seed_rows), batch_size):
@@ -128,6 +132,275 @@ class KnnTables:
             stop = start + len(batch)
             all_rows[start:stop], all_scores[start:stop] = _select_top(scores, k_eff)
         return TopK(rows=all_rows, scores=all_scores)
+
+
+@dataclass(frozen=True)
+class Aggregated:
+    """Sparse per-seed scores: (playlist, item, summed contribution), by playlist then item."""
+
+    owner: np.ndarray  # (e,) int64 playlist index
+    item: np.ndarray  # (e,) int64 row
+    score: np.ndarray  # (e,) float32 sum of the contributions, in ascending seed order
+
+
+@dataclass(frozen=True)
+class SeedLists:
+    """The per-seed rule's top lists of distinct seeds (module docstring): `cols[i]`/`vals[i]` are
+    the top M+1 rows and scores of seed `seeds[i]` (seeds ascending), score descending, ties to the
+    lower row. A seed's list depends on nothing else, so it is computed once however many playlists
+    hold the seed."""
+
+    seeds: np.ndarray  # (s,) int64 distinct seed rows, ascending
+    cols: np.ndarray  # (s, M+1) int64
+    vals: np.ndarray  # (s, M+1) float32
+    m: int
+
+    @classmethod
+    def empty(cls, m: int) -> SeedLists:
+        width = max(m, 0) + 1
+        return cls(np.zeros(0, np.int64), np.zeros((0, width), np.int64), np.zeros((0, width), np.float32), m)
+
+    def aggregate(self, seed_rows: Sequence[Sequence[int]]) -> Aggregated:
+        """Each playlist's items with a contribution, summed in ascending seed order (float32, one
+        addition at a time: the sums the dense rule's `np.add.at` gives)."""
+        sets = [np.unique(np.asarray(r, dtype=np.int64)) for r in seed_rows]
+        lengths = np.array([len(s) for s in sets], dtype=np.int64)
+        empty = Aggregated(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
+        if self.m < 1 or not lengths.sum():
+            return empty
+        pos = np.searchsorted(self.seeds, np.concatenate(sets))  # each occurrence's list
+        owner = np.repeat(np.repeat(np.arange(len(sets), dtype=np.int64), lengths), self.m)
+        item = self.cols[pos, : self.m].ravel()
+        contrib = (self.vals[pos, : self.m] - self.vals[pos, self.m : self.m + 1]).ravel()
+        n = int(max(self.cols.max() + 1, 1))
+        keys, inverse = np.unique(owner * n + item, return_inverse=True)
+        total = np.zeros(len(keys), dtype=np.float32)
+        np.add.at(total, inverse, contrib)  # in the given order: seeds ascending within a playlist
+        return Aggregated(keys // n, keys % n, total)
+
+    def top_k(self, seed_rows: Sequence[Sequence[int]], k: int, n_items: int, batch: int = 2048) -> TopK:
+        """Top-k of each playlist under the rule, without a dense score matrix: the items with a
+        positive sum, score descending then lower row; then, as the dense rule's zeros tie, every
+        other non-seed row in ascending order; the seeds (scored -inf) last, in ascending order."""
+        all_rows = np.empty((len(seed_rows), k), dtype=np.int64)
+        all_scores = np.empty((len(seed_rows), k), dtype=np.float32)
+        for start in range(0, len(seed_rows), batch):
+            part = seed_rows[start : start + batch]
+            agg = self.aggregate(part)
+            sets = [np.unique(np.asarray(r, dtype=np.int64)) for r in part]
+            seed_keys = np.concatenate(
+                [i * n_items + s for i, s in enumerate(sets)] or [np.zeros(0, np.int64)]
+            )
+            keep = (agg.score > 0) & ~np.isin(agg.owner * n_items + agg.item, seed_keys)
+            owner, item, score = agg.owner[keep], agg.item[keep], agg.score[keep]
+            order = np.lexsort((item, -score, owner))
+            owner, item, score = owner[order], item[order], score[order]
+            starts = np.searchsorted(owner, np.arange(len(part) + 1))
+            for i, seeds in enumerate(sets):
+                a, b = starts[i], starts[i + 1]
+                got = min(b - a, k)
+                rows_i, scores_i = all_rows[start + i], all_scores[start + i]
+                rows_i[:got], scores_i[:got] = item[a : a + got], score[a : a + got]
+                if got < k:
+                    rows_i[got:], scores_i[got:] = _fill(k - got, n_items, item[a:b], seeds)
+        return TopK(rows=all_rows, scores=all_scores)
+
+
+@dataclass(frozen=True)
+class SeedIndex:
+    """Exact top-`size` rows of many queries against the item matrix, scanned block by block.
+
+    Scores are `query @ items_t[:, block]` for blocks of item columns (in cache, a batch of queries
+    at a time); a query keeps its best `size` (score descending, ties to the lower row) and, once it
+    has `size`, only the scores >= its current `size`-th one. `blocked` scans every column (a brute
+    force that never holds a [queries x n_items] matrix). `clustered` (k-means on the item rows)
+    stores each block's center c, radius r = max |x - c| and largest |x|; the scores of a block are
+    at most q.c + |q| r and at most |q| max |x|, so a query skips a block whose bound is below its
+    current `size`-th score by more than float rounding (a margin of 1e-4 |q| (|c| + r)): an item
+    there scores strictly less than the kept ones, tie or not. The answer is the brute force's.
+    """
+
+    items_t: np.ndarray  # [d, n] item columns in scan order
+    starts: np.ndarray  # (n_blocks + 1,) block boundaries in scan positions
+    order: np.ndarray | None = None  # (n,) item row of each scan position; None: the identity
+    centers: np.ndarray | None = None  # (n_blocks, d) float32; None: no pruning
+    radii: np.ndarray | None = None  # (n_blocks,) float32, rounded up
+    max_norms: np.ndarray | None = None  # (n_blocks,) float32
+    query_batch: int = 256
+
+    @classmethod
+    def blocked(cls, items_t: np.ndarray, block: int = 0) -> SeedIndex:
+        """Every column, in row order, `block` columns at a time (0: ~2M scores per query batch)."""
+        n = int(items_t.shape[1])
+        width = block or max(1024, _BLOCK_CELLS // 256)
+        return cls(items_t=items_t, starts=np.r_[np.arange(0, n, width), n].astype(np.int64))
+
+    @classmethod
+    def clustered(cls, items_t: np.ndarray, n_blocks: int, seed: int = 0, iterations: int = 8) -> SeedIndex:
+        """Item rows grouped by k-means (Lloyd's iterations from `seed` on a sample, then every row
+        assigned to its nearest center), each cluster one block with its center, radius and norm."""
+        items = np.ascontiguousarray(np.asarray(items_t, dtype=np.float32).T)
+        n = len(items)
+        n_blocks = max(1, min(int(n_blocks), n))
+        rng = np.random.default_rng(seed)
+        sample = items[np.sort(rng.choice(n, size=min(n, 64 * n_blocks), replace=False))]
+        centers = sample[rng.choice(len(sample), size=n_blocks, replace=False)].copy()
+        for _ in range(iterations):
+            label = _nearest(sample, centers)
+            sums = np.zeros_like(centers, dtype=np.float64)
+            np.add.at(sums, label, sample)
+            counts = np.bincount(label, minlength=n_blocks)
+            moved = counts > 0
+            centers[moved] = (sums[moved] / counts[moved, None]).astype(np.float32)
+        label = _nearest(items, centers)
+        order = np.argsort(label, kind="stable")
+        counts = np.bincount(label, minlength=n_blocks)
+        counts = counts[counts > 0]
+        starts = np.r_[0, np.cumsum(counts)].astype(np.int64)
+        sorted_items = items[order]
+        sums = np.add.reduceat(sorted_items.astype(np.float64), starts[:-1], axis=0)
+        mean = sums / counts[:, None]
+        owner = np.repeat(np.arange(len(counts)), counts)
+        dist = np.linalg.norm(sorted_items.astype(np.float64) - mean[owner], axis=1)
+        norms = np.linalg.norm(sorted_items.astype(np.float64), axis=1)
+        radii = np.maximum.reduceat(dist, starts[:-1]) * (1 + 1e-6) + 1e-12
+        max_norms = np.maximum.reduceat(norms, starts[:-1]) * (1 + 1e-6) + 1e-12
+        return cls(
+            items_t=np.ascontiguousarray(sorted_items.T),
+            starts=starts,
+            order=order.astype(np.int64),
+            centers=mean.astype(np.float32),
+            radii=radii.astype(np.float32),
+            max_norms=max_norms.astype(np.float32),
+        )
+
+    @property
+    def n_blocks(self) -> int:
+        return len(self.starts) - 1
+
+    def top(
+        self, queries: np.ndarray, size: int, stats: dict[str, float] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(len(queries), size) item rows and scores of each query's top `size`, score descending,
+        ties to the lower row; `stats` (if given) counts the scores computed ("scored") out of
+        queries x items ("cells")."""
+        queries = np.asarray(queries, dtype=np.float32)
+        n_q = len(queries)
+        cols = np.empty((n_q, size), dtype=np.int64)
+        vals = np.empty((n_q, size), dtype=np.float32)
+        if self.centers is not None and n_q:  # similar queries together: a batch shares its blocks
+            first = np.argmax(queries @ self.centers.T, axis=1)
+            visit = np.argsort(first, kind="stable")
+        else:
+            visit = np.arange(n_q)
+        for a in range(0, n_q, self.query_batch):
+            idx = visit[a : a + self.query_batch]
+            cols[idx], vals[idx] = self._top_batch(queries[idx], size, stats)
+        if stats is not None:
+            stats["cells"] = stats.get("cells", 0.0) + float(n_q) * self.items_t.shape[1]
+        return cols, vals
+
+    def _top_batch(
+        self, q: np.ndarray, size: int, stats: dict[str, float] | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        b = len(q)
+        top_r = np.full((b, size), -1, dtype=np.int64)
+        top_v = np.full((b, size), -np.inf, dtype=np.float32)
+        thr = np.full(b, -np.inf, dtype=np.float32)
+        filled = np.zeros(b, dtype=bool)
+        if self.centers is not None:
+            qn = np.linalg.norm(q, axis=1)
+            bound = q @ self.centers.T + qn[:, None] * self.radii[None, :]
+            bound = np.minimum(bound, qn[:, None] * self.max_norms[None, :])
+            scale = np.linalg.norm(self.centers, axis=1) + self.radii
+            bound += np.float32(1e-4) * qn[:, None] * scale[None, :]  # float rounding margin
+            blocks = np.argsort(-bound.max(axis=0), kind="stable")
+        else:
+            bound = None
+            blocks = np.arange(self.n_blocks)
+        scored = 0
+        everyone = np.arange(b)
+        for blk in blocks:
+            s, e = int(self.starts[blk]), int(self.starts[blk + 1])
+            if bound is None:
+                active = everyone
+            else:
+                active = np.flatnonzero(~filled | (bound[:, blk] >= thr))
+                if not len(active):
+                    continue
+            p = q[active] @ self.items_t[:, s:e]
+            scored += p.size
+            rows = self.order[s:e] if self.order is not None else None
+            new_q, new_r, new_v = [], [], []
+            unfilled = ~filled[active]
+            if unfilled.any():
+                sub = np.flatnonzero(unfilled)
+                c, v = _select_top(p[sub], min(size, e - s))
+                new_q.append(np.repeat(active[sub], c.shape[1]))
+                new_r.append((rows[c] if rows is not None else c + s).ravel())
+                new_v.append(v.ravel())
+            if not unfilled.all():  # one pass over the block: the scores at or above the bar
+                bar = np.where(unfilled, np.float32(np.inf), thr[active]).astype(np.float32)
+                hit = np.flatnonzero(p >= bar[:, None])
+                if len(hit):
+                    r_i, c_i = np.divmod(hit, e - s)
+                    new_q.append(active[r_i])
+                    new_r.append(rows[c_i] if rows is not None else c_i + s)
+                    new_v.append(p.ravel()[hit])
+            if new_q:
+                _merge(top_r, top_v, np.concatenate(new_q), np.concatenate(new_r), np.concatenate(new_v))
+                filled = top_r[:, size - 1] >= 0
+                thr = np.where(filled, top_v[:, size - 1], np.float32(-np.inf)).astype(np.float32)
+        if stats is not None:
+            stats["scored"] = stats.get("scored", 0.0) + float(scored)
+        return top_r, top_v
+
+
+def _merge(
+    top_r: np.ndarray, top_v: np.ndarray, new_q: np.ndarray, new_r: np.ndarray, new_v: np.ndarray
+) -> None:
+    """Merge candidates (query, row, score) into the per-query top lists in place: each touched
+    query keeps its best `size`, score descending then lower row (-1 rows: empty slots)."""
+    size = top_r.shape[1]
+    touched = np.unique(new_q)
+    old_r, old_v = top_r[touched], top_v[touched]
+    valid = old_r >= 0
+    local = np.searchsorted(touched, new_q)
+    q_all = np.concatenate([np.repeat(np.arange(len(touched)), size)[valid.ravel()], local])
+    r_all = np.concatenate([old_r[valid], new_r])
+    v_all = np.concatenate([old_v[valid], new_v])
+    o = np.lexsort((r_all, -v_all, q_all))
+    q_all, r_all, v_all = q_all[o], r_all[o], v_all[o]
+    starts = np.searchsorted(q_all, np.arange(len(touched)))
+    rank = np.arange(len(q_all)) - starts[q_all]
+    keep = rank < size
+    new_top_r = np.full((len(touched), size), -1, dtype=np.int64)
+    new_top_v = np.full((len(touched), size), -np.inf, dtype=np.float32)
+    new_top_r[q_all[keep], rank[keep]] = r_all[keep]
+    new_top_v[q_all[keep], rank[keep]] = v_all[keep]
+    top_r[touched], top_v[touched] = new_top_r, new_top_v
+
+
+def _nearest(rows: np.ndarray, centers: np.ndarray, block: int = 65536) -> np.ndarray:
+    """Index of each row's nearest center (squared distance), in blocks of rows."""
+    half = 0.5 * np.einsum("ij,ij->i", centers, centers)
+    out = np.empty(len(rows), dtype=np.int64)
+    for a in range(0, len(rows), block):
+        out[a : a + block] = np.argmax(rows[a : a + block] @ centers.T - half[None, :], axis=1)
+    return out
+
+
+def _fill(need: int, n_items: int, positive: np.ndarray, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first `need` rows after the positive ones, as the dense rule orders them: the rows
+    scoring 0 (neither positive nor a seed) ascending, then the seeds (-inf) ascending."""
+    taken = np.union1d(positive, seeds)
+    span = np.arange(min(n_items, need + len(taken)), dtype=np.int64)
+    zeros = np.setdiff1d(span, taken, assume_unique=True)[:need]
+    rest = need - len(zeros)
+    tail = np.asarray(seeds, dtype=np.int64)[:rest]  # sorted (np.unique)
+    return np.concatenate([zeros, tail]), np.concatenate(
+        [np.zeros(len(zeros), np.float32), np.full(len(tail), -np.inf, np.float32)]
+    )
 
 
 def mix_queries(
@@ -309,7 +582,7 @@ def _select_top(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 _PREFILTER_STRIDE = 16
-_SEED_CELLS = 32_000_000  # per-seed rule: seed queries x items scored per product (float32)
+_BLOCK_CELLS = 2_097_152  # per-seed scan: query batch x block columns scored at a time (8 MB)
 _TIE_FACTOR = 64  # candidates per row beyond 64 k: many ties at the bound, trimmed first
 
 
