@@ -27,14 +27,24 @@ contributions it got from its seeds (0 for an item no seed kept); then, as for t
 are excluded and the top k is taken with ties to the lower row (so when fewer than k items were
 kept, the rest come in row order). M is capped at n_items - 1. Still a brute-force top-k of inner
 products against the one item matrix: a batch of seed queries, a top-k per seed and a segment sum.
+How it is computed (the answer does not depend on it): a seed's top list depends only on the seed,
+so each distinct seed of a call is scored once (`SeedLists`); the sums are kept sparse (at most
+M items per seed of a playlist, added one at a time in ascending seed order as the dense sum
+would) and the zeros of the fill rule are enumerated, never materialized; the top M+1 of a seed
+comes from `SeedIndex`: a blocked scan of every item (default), or an exact pruned scan over
+k-means blocks (`SeedIndex.clustered`, `KnnTables.seed_index`) that skips a block only when a bound
+proves none of its items can enter the list. Cost on the full preset: bench/results/per_seed_cost.md.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 
 def normalize_rows(vectors: np.ndarray) -> np.ndarray:
@@ -227,6 +237,7 @@ class SeedIndex:
     radii: np.ndarray | None = None  # (n_blocks,) float32, rounded up
     max_norms: np.ndarray | None = None  # (n_blocks,) float32
     query_batch: int = 256
+    workers: int = 0  # query batches scanned in parallel (threads); 0: the cores this process may use
 
     @classmethod
     def blocked(cls, items_t: np.ndarray, block: int = 0) -> SeedIndex:
@@ -293,16 +304,29 @@ class SeedIndex:
             visit = np.argsort(first, kind="stable")
         else:
             visit = np.arange(n_q)
-        for a in range(0, n_q, self.query_batch):
-            idx = visit[a : a + self.query_batch]
-            cols[idx], vals[idx] = self._top_batch(queries[idx], size, stats)
+        batches = [visit[a : a + self.query_batch] for a in range(0, n_q, self.query_batch)]
+        scored = []
+
+        def run(idx: np.ndarray) -> None:
+            cols[idx], vals[idx], done = self._top_batch(queries[idx], size)
+            scored.append(done)
+
+        # Many small products: BLAS single-threaded, one query batch per core (a 2-thread BLAS
+        # product of 256 x 1k scores ran ~25x slower than a 1-thread one on a busy 2-core machine).
+        workers = min(len(batches), self.workers or _cores())
+        with threadpool_limits(limits=1, user_api="blas"):
+            if workers <= 1:
+                for idx in batches:
+                    run(idx)
+            else:
+                with ThreadPoolExecutor(workers) as pool:
+                    list(pool.map(run, batches))
         if stats is not None:
+            stats["scored"] = stats.get("scored", 0.0) + float(sum(scored))
             stats["cells"] = stats.get("cells", 0.0) + float(n_q) * self.items_t.shape[1]
         return cols, vals
 
-    def _top_batch(
-        self, q: np.ndarray, size: int, stats: dict[str, float] | None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _top_batch(self, q: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, int]:
         b = len(q)
         top_r = np.full((b, size), -1, dtype=np.int64)
         top_v = np.full((b, size), -np.inf, dtype=np.float32)
@@ -351,9 +375,14 @@ class SeedIndex:
                 _merge(top_r, top_v, np.concatenate(new_q), np.concatenate(new_r), np.concatenate(new_v))
                 filled = top_r[:, size - 1] >= 0
                 thr = np.where(filled, top_v[:, size - 1], np.float32(-np.inf)).astype(np.float32)
-        if stats is not None:
-            stats["scored"] = stats.get("scored", 0.0) + float(scored)
-        return top_r, top_v
+        return top_r, top_v, scored
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _merge(
