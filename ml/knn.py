@@ -230,7 +230,7 @@ class SeedIndex:
     there scores strictly less than the kept ones, tie or not. The answer is the brute force's.
     """
 
-    items_t: np.ndarray  # [d, n] item columns in scan order
+    items_t: np.ndarray  # [d, n] item columns in scan order (rows ascending within a block)
     starts: np.ndarray  # (n_blocks + 1,) block boundaries in scan positions
     order: np.ndarray | None = None  # (n,) item row of each scan position; None: the identity
     centers: np.ndarray | None = None  # (n_blocks, d) float32; None: no pruning
@@ -247,9 +247,12 @@ class SeedIndex:
         return cls(items_t=items_t, starts=np.r_[np.arange(0, n, width), n].astype(np.int64))
 
     @classmethod
-    def clustered(cls, items_t: np.ndarray, n_blocks: int, seed: int = 0, iterations: int = 8) -> SeedIndex:
-        """Item rows grouped by k-means (Lloyd's iterations from `seed` on a sample, then every row
-        assigned to its nearest center), each cluster one block with its center, radius and norm."""
+    def clustered(
+        cls, items_t: np.ndarray, n_blocks: int, seed: int = 0, iterations: int = 8, norm_tiers: int = 1
+    ) -> SeedIndex:
+        """Item rows grouped by k-means into `n_blocks` clusters (Lloyd's iterations from `seed` on a
+        sample, then every row assigned to its nearest center), each cluster cut into `norm_tiers`
+        blocks of rows of decreasing norm; each block keeps its own center, radius and largest norm."""
         items = np.ascontiguousarray(np.asarray(items_t, dtype=np.float32).T)
         n = len(items)
         n_blocks = max(1, min(int(n_blocks), n))
@@ -264,23 +267,37 @@ class SeedIndex:
             moved = counts > 0
             centers[moved] = (sums[moved] / counts[moved, None]).astype(np.float32)
         label = _nearest(items, centers)
-        order = np.argsort(label, kind="stable")
+        norms = np.linalg.norm(items, axis=1)
+        order = np.lexsort((np.arange(n), -norms, label))  # by cluster, then norm descending
         counts = np.bincount(label, minlength=n_blocks)
-        counts = counts[counts > 0]
-        starts = np.r_[0, np.cumsum(counts)].astype(np.int64)
+        first = np.r_[0, np.cumsum(counts)][label[order]]
+        rank = np.arange(n) - first
+        tiers = max(1, int(norm_tiers))
+        block_of_row = np.empty(n, dtype=np.int64)
+        block_of_row[order] = label[order] * tiers + (rank * tiers) // counts[label[order]]
+        # Within a block, rows ascending: a block's own top list breaks ties by position.
+        order = np.argsort(block_of_row, kind="stable")
+        block = block_of_row[order]
+        starts = np.flatnonzero(np.r_[True, block[1:] != block[:-1]])
+        starts = np.r_[starts, n].astype(np.int64)
         sorted_items = items[order]
-        sums = np.add.reduceat(sorted_items.astype(np.float64), starts[:-1], axis=0)
-        mean = sums / counts[:, None]
-        owner = np.repeat(np.arange(len(counts)), counts)
-        dist = np.linalg.norm(sorted_items.astype(np.float64) - mean[owner], axis=1)
-        norms = np.linalg.norm(sorted_items.astype(np.float64), axis=1)
-        radii = np.maximum.reduceat(dist, starts[:-1]) * (1 + 1e-6) + 1e-12
-        max_norms = np.maximum.reduceat(norms, starts[:-1]) * (1 + 1e-6) + 1e-12
+        del items
+        sizes = np.diff(starts)
+        mean = np.add.reduceat(sorted_items, starts[:-1], axis=0, dtype=np.float64) / sizes[:, None]
+        mean32 = mean.astype(np.float32)
+        owner = np.repeat(np.arange(len(sizes)), sizes)
+        dist = np.empty(n, dtype=np.float32)
+        for a in range(0, n, 262_144):  # in chunks: no [n, d] float64 copy
+            dist[a : a + 262_144] = np.linalg.norm(
+                sorted_items[a : a + 262_144] - mean32[owner[a : a + 262_144]], axis=1
+            )
+        radii = np.maximum.reduceat(dist, starts[:-1]) * np.float32(1 + 1e-5)
+        max_norms = np.maximum.reduceat(norms[order], starts[:-1]) * np.float32(1 + 1e-5)
         return cls(
             items_t=np.ascontiguousarray(sorted_items.T),
             starts=starts,
             order=order.astype(np.int64),
-            centers=mean.astype(np.float32),
+            centers=mean32,
             radii=radii.astype(np.float32),
             max_norms=max_norms.astype(np.float32),
         )

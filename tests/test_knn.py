@@ -179,6 +179,7 @@ def test_seed_index_top_lists_are_the_brute_force(monkeypatch):
             SeedIndex.blocked(items.T),
             SeedIndex.clustered(items.T, n_blocks=40, seed=3),
             SeedIndex.clustered(items.T, n_blocks=1),
+            SeedIndex.clustered(items.T, n_blocks=10, norm_tiers=4),  # blocks by norm inside a cluster
         ]
         for index in indexes:
             for batch, n_q in ((1, 40), (7, 300), (256, 3000)):
@@ -218,7 +219,11 @@ def test_per_seed_sparse_path_is_the_dense_rule():
     seeds[3] = seeds[3] + seeds[3][:2]  # a repeated seed counts once
     for m, k in ((5, 10), (20, 30), (3, 100), (20, 400), (500, 50)):
         expected = per_seed_before_sparse(query, items, seeds, m, k)
-        for index in (None, SeedIndex.clustered(items.T, n_blocks=16)):
+        for index in (
+            None,
+            SeedIndex.clustered(items.T, n_blocks=16),
+            SeedIndex.clustered(items.T, 4, norm_tiers=3),
+        ):
             tables = KnnTables(items_t=items.T, query_table=query, per_seed=m, seed_index=index)
             got = tables.top_k(seeds, k)
             assert np.array_equal(got.rows, expected[0]), (m, k)
