@@ -14,7 +14,7 @@ M = PER_SEED, grid.yml's default):
 - `sparse` (ii): today's ml.knn: each distinct seed once (SeedLists), a blocked scan
   (SeedIndex.blocked), the sums kept sparse per playlist;
 - `clustered` (iii): the same with SeedIndex.clustered (k-means blocks, exact bound pruning), for
-  each number of blocks in BLOCKS.
+  each entry of BLOCKS (`C` clusters, or `CxT`: each cluster cut into T blocks by norm).
 Each variant's answers are compared with the reference (identical rows, max score difference).
 
 Extrapolation to all valid+test playlists: the scan costs per distinct seed (measured on a seeded
@@ -38,7 +38,8 @@ from bench.per_seed_model import complete, load
 MODEL_DIR = Path(os.environ.get("MODEL_DIR", REPO_ROOT / "data" / "bench" / "per_seed_full"))
 SAMPLE_PLAYLISTS = int(os.environ.get("SAMPLE_PLAYLISTS", "24"))
 SCAN_SEEDS = int(os.environ.get("SCAN_SEEDS", "2048"))
-BLOCKS = [int(x) for x in os.environ.get("BLOCKS", "1024,4096").split(",") if x]
+# k-means clusters, "CxT": each cluster cut into T norm tiers
+BLOCKS = [x for x in os.environ.get("BLOCKS", "1024,1024x4,4096x4").split(",") if x]
 PER_SEED = 20
 K = 100
 REPEATS = int(os.environ.get("REPEATS", "3"))
@@ -144,10 +145,11 @@ def main() -> None:
     variants = {"dense": {"s": dense_s, "runs": dense_runs}}
     indexes: dict[str, SeedIndex | None] = {"sparse": None}
     builds: dict[str, float] = {}
-    for n_blocks in BLOCKS:
+    for spec in BLOCKS:
+        n_blocks, _, tiers = spec.partition("x")
         t0 = time.perf_counter()
-        indexes[f"clustered{n_blocks}"] = SeedIndex.clustered(items_t, n_blocks)
-        builds[f"clustered{n_blocks}"] = time.perf_counter() - t0
+        indexes[f"clustered{spec}"] = SeedIndex.clustered(items_t, int(n_blocks), norm_tiers=int(tiers or 1))
+        builds[f"clustered{spec}"] = time.perf_counter() - t0
     for name, index in indexes.items():
         tables = KnnTables(items_t=items_t, query_table=query, per_seed=PER_SEED, seed_index=index)
         s, runs, got = _timed(lambda t=tables: t.top_k(sample, K))
@@ -178,6 +180,16 @@ def main() -> None:
             "full_scan_s": s / len(scan_seeds) * len(distinct),
             "full_scan_per_split_s": s / len(scan_seeds) * per_split,
         }
+    # Why a bound skips what it skips: the share of items a norm bound |q| |x| >= the seed's (M+1)-th
+    # score keeps, and exact duplicate rows (identical rows score alike: a scan could share them).
+    norms = np.sort(np.linalg.norm(items, axis=1))
+    qn = np.linalg.norm(q_scan, axis=1)
+    kept = len(norms) - np.searchsorted(norms, ref_lists[1][:, PER_SEED] / np.maximum(qn, 1e-30), side="left")
+    figures["norm_bound_share"] = float(kept.mean() / n_items)
+    figures["distinct_item_rows"] = int(len(np.unique(items.view(np.dtype((np.void, 4 * dim))).ravel())))
+    figures["distinct_seed_query_rows"] = int(
+        len(np.unique(np.ascontiguousarray(query[distinct]).view(np.dtype((np.void, 4 * dim))).ravel()))
+    )
     # Aggregation + top-k per seed occurrence (sparse sums, fill rule), on the sampled playlists.
     lists = KnnTables(items_t=items_t, query_table=query, per_seed=PER_SEED).per_seed_lists(sample)
     agg_s, _, _ = _timed(lambda: SeedLists.top_k(lists, sample, K, n_items))
@@ -241,6 +253,13 @@ def _lines(f: dict) -> list[str]:
             f"{v['full_valid_test_s'] / TARGET_S:.0f}x | "
             f"{v['full_valid_test_s'] / TRAIN_WALL_S:.1f}x |"
         )
+    lines += [
+        "",
+        f"Structure: a norm bound (|q| |x| >= the seed's {f['per_seed'] + 1}th score) keeps "
+        f"{f['norm_bound_share']:.3f} of the items on average; distinct item rows {f['distinct_item_rows']:,} of "
+        f"{f['n_items']:,}; distinct query rows among the distinct seeds {f['distinct_seed_query_rows']:,} of "
+        f"{f['valid_test_distinct_seeds']:,}.",
+    ]
     return lines
 
 
