@@ -38,13 +38,14 @@ proves none of its items can enter the list. Cost on the full preset: bench/resu
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 
 def normalize_rows(vectors: np.ndarray) -> np.ndarray:
@@ -328,16 +329,15 @@ class SeedIndex:
             cols[idx], vals[idx], done = self._top_batch(queries[idx], size)
             scored.append(done)
 
-        # Many small products: BLAS single-threaded, one query batch per core (a 2-thread BLAS
+        # Many batches (evaluation): one per core, BLAS single-threaded meanwhile (a 2-thread BLAS
         # product of 256 x 1k scores ran ~25x slower than a 1-thread one on a busy 2-core machine).
+        # One batch (a served request) leaves BLAS as it is: the limit is process-wide.
         workers = min(len(batches), self.workers or _cores())
-        with threadpool_limits(limits=1, user_api="blas"):
-            if workers <= 1:
-                for idx in batches:
-                    run(idx)
-            else:
-                with ThreadPoolExecutor(workers) as pool:
-                    list(pool.map(run, batches))
+        if len(batches) == 1:
+            run(batches[0])
+        else:
+            with _blas().limit(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+                list(pool.map(run, batches))
         if stats is not None:
             stats["scored"] = stats.get("scored", 0.0) + float(sum(scored))
             stats["cells"] = stats.get("cells", 0.0) + float(n_q) * self.items_t.shape[1]
@@ -393,6 +393,11 @@ class SeedIndex:
                 filled = top_r[:, size - 1] >= 0
                 thr = np.where(filled, top_v[:, size - 1], np.float32(-np.inf)).astype(np.float32)
         return top_r, top_v, scored
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
 
 
 def _cores() -> int:
