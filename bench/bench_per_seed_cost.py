@@ -153,7 +153,10 @@ def main() -> None:
     for name, index in indexes.items():
         tables = KnnTables(items_t=items_t, query_table=query, per_seed=PER_SEED, seed_index=index)
         s, runs, got = _timed(lambda t=tables: t.top_k(sample, K))
+        if name == "sparse":
+            sparse_rows = got.rows
         variants[name] = {
+            "identical_rows_vs_sparse": float((got.rows == sparse_rows).all(axis=1).mean()),
             "s": s,
             "runs": runs,
             "identical_rows": float((got.rows == ref_rows).all(axis=1).mean()),
@@ -225,13 +228,14 @@ def _lines(f: dict) -> list[str]:
         f"Same {sample['playlists']} sampled playlists ({sample['seed_occurrences']:,} seed occurrences), every variant "
         "(median of runs; the reference once):",
         "",
-        "| variant | s | vs dense | identical rows | max score diff | index build s |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| variant | s | vs dense | identical rows vs dense | vs sparse | max score diff | index build s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     dense = sample["variants"]["dense"]["s"]
     for name, v in sample["variants"].items():
         lines.append(
             f"| {name} | {v['s']:.2f} | {dense / v['s']:.1f}x | {v.get('identical_rows', 1.0):.3f} | "
+            f"{v.get('identical_rows_vs_sparse', 0.0):.3f} | "
             f"{v.get('max_score_diff', 0.0):.1e} | {v.get('build_s', 0.0):.0f} |"
         )
     lines += [

@@ -345,12 +345,16 @@ class SeedIndex:
 
     def _top_batch(self, q: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, int]:
         b = len(q)
-        top_r = np.full((b, size), -1, dtype=np.int64)
-        top_v = np.full((b, size), -np.inf, dtype=np.float32)
-        thr = np.full(b, -np.inf, dtype=np.float32)
+        qn = np.linalg.norm(q, axis=1)
+        # Scores of one product can differ from another layout's by rounding (|q| |x| d 2^-24 at
+        # most): every item within `slack` of a query's size-th score stays a candidate, and the
+        # candidates are rescored canonically at the end (`_canonical`): identical rows (a folded
+        # track's row can equal a trained one) then tie exactly and the lower row wins.
+        slack = np.float32(1e-5) * qn * np.float32(self._max_norm)
+        cand = _Candidates.empty()
+        kth = np.full(b, -np.inf, dtype=np.float32)
         filled = np.zeros(b, dtype=bool)
         if self.centers is not None:
-            qn = np.linalg.norm(q, axis=1)
             bound = q @ self.centers.T + qn[:, None] * self.radii[None, :]
             bound = np.minimum(bound, qn[:, None] * self.max_norms[None, :])
             scale = np.linalg.norm(self.centers, axis=1) + self.radii
@@ -366,33 +370,98 @@ class SeedIndex:
             if bound is None:
                 active = everyone
             else:
-                active = np.flatnonzero(~filled | (bound[:, blk] >= thr))
+                active = np.flatnonzero(~filled | (bound[:, blk] >= kth - slack))
                 if not len(active):
                     continue
             p = q[active] @ self.items_t[:, s:e]
             scored += p.size
-            rows = self.order[s:e] if self.order is not None else None
-            new_q, new_r, new_v = [], [], []
-            unfilled = ~filled[active]
-            if unfilled.any():
-                sub = np.flatnonzero(unfilled)
-                c, v = _select_top(p[sub], min(size, e - s))
-                new_q.append(np.repeat(active[sub], c.shape[1]))
-                new_r.append((rows[c] if rows is not None else c + s).ravel())
-                new_v.append(v.ravel())
-            if not unfilled.all():  # one pass over the block: the scores at or above the bar
-                bar = np.where(unfilled, np.float32(np.inf), thr[active]).astype(np.float32)
-                hit = np.flatnonzero(p >= bar[:, None])
-                if len(hit):
-                    r_i, c_i = np.divmod(hit, e - s)
-                    new_q.append(active[r_i])
-                    new_r.append(rows[c_i] if rows is not None else c_i + s)
-                    new_v.append(p.ravel()[hit])
-            if new_q:
-                _merge(top_r, top_v, np.concatenate(new_q), np.concatenate(new_r), np.concatenate(new_v))
-                filled = top_r[:, size - 1] >= 0
-                thr = np.where(filled, top_v[:, size - 1], np.float32(-np.inf)).astype(np.float32)
-        return top_r, top_v, scored
+            bar = kth[active] - slack[active]
+            unfilled = np.flatnonzero(~filled[active])
+            if len(unfilled) and e - s >= size:  # the block's own size-th score is a lower bound
+                own = np.partition(p[unfilled], e - s - size, axis=1)[:, e - s - size]
+                bar[unfilled] = np.maximum(bar[unfilled], own - slack[active[unfilled]])
+            hit = np.flatnonzero(p >= bar[:, None])
+            if len(hit):
+                r_i, c_i = np.divmod(hit, e - s)
+                pos = c_i + s
+                rows = self.order[pos] if self.order is not None else pos
+                cand = cand.merge(active[r_i], rows, pos, p.ravel()[hit], b, size, slack)
+                kth, filled = cand.kth, cand.filled
+        return cand.final(q, self.items_t, b, size) + (scored,)
+
+    @functools.cached_property
+    def _max_norm(self) -> float:
+        if self.max_norms is not None:
+            return float(self.max_norms.max()) if len(self.max_norms) else 0.0
+        return (
+            float(np.sqrt(np.einsum("ij,ij->j", self.items_t, self.items_t).max()))
+            if self.items_t.size
+            else 0.0
+        )
+
+
+@dataclass(frozen=True)
+class _Candidates:
+    """A query batch's candidates (query, row, scan position, score), sorted by query, score
+    descending, row; each query keeps its best `size` and every one within its slack of the
+    size-th (`kth`, -inf while fewer than `size`)."""
+
+    q: np.ndarray
+    row: np.ndarray
+    pos: np.ndarray
+    v: np.ndarray
+    kth: np.ndarray
+    filled: np.ndarray
+
+    @classmethod
+    def empty(cls) -> _Candidates:
+        z = np.zeros(0, np.int64)
+        return cls(z, z, z, np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros(0, bool))
+
+    def merge(
+        self,
+        q: np.ndarray,
+        row: np.ndarray,
+        pos: np.ndarray,
+        v: np.ndarray,
+        b: int,
+        size: int,
+        slack: np.ndarray,
+    ) -> _Candidates:
+        q_all = np.concatenate([self.q, q])
+        r_all = np.concatenate([self.row, row])
+        p_all = np.concatenate([self.pos, pos])
+        v_all = np.concatenate([self.v, v]).astype(np.float32)
+        o = np.lexsort((r_all, -v_all, q_all))
+        q_all, r_all, p_all, v_all = q_all[o], r_all[o], p_all[o], v_all[o]
+        starts = np.searchsorted(q_all, np.arange(b))
+        counts = np.bincount(q_all, minlength=b)
+        filled = counts >= size
+        kth = np.full(b, -np.inf, dtype=np.float32)
+        kth[filled] = v_all[starts[filled] + size - 1]
+        rank = np.arange(len(q_all)) - starts[q_all]
+        keep = (rank < size) | (v_all >= kth[q_all] - slack[q_all])
+        return _Candidates(q_all[keep], r_all[keep], p_all[keep], v_all[keep], kth, filled)
+
+    def final(self, q: np.ndarray, items_t: np.ndarray, b: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each query's top `size` by its candidates' canonical scores, ties to the lower row."""
+        v = _canonical(q[self.q], items_t[:, self.pos].T)
+        o = np.lexsort((self.row, -v, self.q))
+        q_s, r_s, v_s = self.q[o], self.row[o], v[o]
+        starts = np.searchsorted(q_s, np.arange(b))
+        rank = np.arange(len(q_s)) - starts[q_s]
+        keep = rank < size
+        top_r = np.full((b, size), -1, dtype=np.int64)
+        top_v = np.full((b, size), -np.inf, dtype=np.float32)
+        top_r[q_s[keep], rank[keep]] = r_s[keep]
+        top_v[q_s[keep], rank[keep]] = v_s[keep]
+        return top_r, top_v
+
+
+def _canonical(queries: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Row-wise inner products computed the same way whatever the layout (float64 sums of the
+    float32 products, rounded once to float32): equal rows score exactly equal."""
+    return np.einsum("ij,ij->i", queries.astype(np.float64), rows.astype(np.float64)).astype(np.float32)
 
 
 @functools.cache
@@ -405,31 +474,6 @@ def _cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
-
-
-def _merge(
-    top_r: np.ndarray, top_v: np.ndarray, new_q: np.ndarray, new_r: np.ndarray, new_v: np.ndarray
-) -> None:
-    """Merge candidates (query, row, score) into the per-query top lists in place: each touched
-    query keeps its best `size`, score descending then lower row (-1 rows: empty slots)."""
-    size = top_r.shape[1]
-    touched = np.unique(new_q)
-    old_r, old_v = top_r[touched], top_v[touched]
-    valid = old_r >= 0
-    local = np.searchsorted(touched, new_q)
-    q_all = np.concatenate([np.repeat(np.arange(len(touched)), size)[valid.ravel()], local])
-    r_all = np.concatenate([old_r[valid], new_r])
-    v_all = np.concatenate([old_v[valid], new_v])
-    o = np.lexsort((r_all, -v_all, q_all))
-    q_all, r_all, v_all = q_all[o], r_all[o], v_all[o]
-    starts = np.searchsorted(q_all, np.arange(len(touched)))
-    rank = np.arange(len(q_all)) - starts[q_all]
-    keep = rank < size
-    new_top_r = np.full((len(touched), size), -1, dtype=np.int64)
-    new_top_v = np.full((len(touched), size), -np.inf, dtype=np.float32)
-    new_top_r[q_all[keep], rank[keep]] = r_all[keep]
-    new_top_v[q_all[keep], rank[keep]] = v_all[keep]
-    top_r[touched], top_v[touched] = new_top_r, new_top_v
 
 
 def _nearest(rows: np.ndarray, centers: np.ndarray, block: int = 65536) -> np.ndarray:
