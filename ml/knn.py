@@ -603,14 +603,30 @@ def top_k(
     batch_size: int = 1024,
     items: np.ndarray | None = None,
     per_seed: int = 0,
+    seed_index: SeedIndex | None = None,
 ) -> TopK:
     """Top-k rows for each playlist with Q = `normed` and I = `items` (default: the same array),
-    by the mean rule or, `per_seed` = M > 0, per-seed aggregation."""
+    by the mean rule or, `per_seed` = M > 0, per-seed aggregation (its scan: `seed_index`)."""
     if items is None:
-        tables = KnnTables(items_t=np.asarray(normed).T, per_seed=per_seed)
+        tables = KnnTables(items_t=np.asarray(normed).T, per_seed=per_seed, seed_index=seed_index)
     else:
-        tables = KnnTables(items_t=np.asarray(items).T, query_table=normed, per_seed=per_seed)
+        tables = KnnTables(
+            items_t=np.asarray(items).T, query_table=normed, per_seed=per_seed, seed_index=seed_index
+        )
     return tables.top_k(seed_rows, k, batch_size)
+
+
+def auto_seed_index(items_t: np.ndarray) -> SeedIndex | None:
+    """The per-seed scan evaluation uses for an item matrix: k-means-pruned from CLUSTERED_FROM items
+    (~sqrt(n) / 1.5 clusters: 1,024 at the full preset's 2.37M rows, where it computed 1.3% of the
+    scores; bench/results/per_seed_cost.md), else None (the blocked scan). Exact either way."""
+    n = int(items_t.shape[1])
+    if n < CLUSTERED_FROM:
+        return None
+    return SeedIndex.clustered(items_t, max(16, int(np.sqrt(n) / 1.5)))
+
+
+CLUSTERED_FROM = 200_000
 
 
 def top_k_queries(

@@ -248,3 +248,29 @@ def test_per_seed_sparse_path_is_the_dense_rule():
         assert np.array_equal(
             _select_top(row[None, :], 10)[0][0], per_seed_before_sparse(query, items, [s], 5, 10)[0][0]
         )
+
+
+def test_evaluation_prunes_a_large_catalogue_with_the_same_answers(monkeypatch):
+    """ml.rankers.rank_vectors scans a catalogue of CLUSTERED_FROM rows or more through the
+    k-means-pruned index (built once per tables): the ranking is the full scan's, bit for bit."""
+    import ml.knn
+    from ml.rankers import VectorModel, rank_vectors
+    from ml.shapes import Ragged
+
+    rng = np.random.default_rng(24)
+    centers = rng.normal(size=(30, 12)).astype(np.float32) * 4
+    items = centers[rng.integers(0, 30, size=6000)] + rng.normal(size=(6000, 12)).astype(np.float32)
+    items[5000:5200] = items[:200]  # duplicates, as folded rows
+    query = rng.normal(size=(6000, 12)).astype(np.float32)
+    track_of_row = rng.permutation(7000)[:6000]
+    lists = [rng.choice(7000, size=int(rng.integers(1, 30)), replace=False) for _ in range(150)]
+    seeds = Ragged(np.r_[0, np.cumsum([len(x) for x in lists])].astype(np.int64), np.concatenate(lists))
+    popular = np.arange(7000)
+    full = rank_vectors(
+        VectorModel.from_tables(query, items, track_of_row, 7000, per_seed=15), seeds, popular, 50
+    )
+    monkeypatch.setattr(ml.knn, "CLUSTERED_FROM", 1000)
+    model = VectorModel.from_tables(query, items, track_of_row, 7000, per_seed=15)
+    pruned = rank_vectors(model, seeds, popular, 50)
+    assert model.seed_index is not None and model.seed_index.centers is not None
+    assert np.array_equal(pruned.tracks, full.tracks) and np.array_equal(pruned.scores, full.scores)
