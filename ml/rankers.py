@@ -265,8 +265,7 @@ class VectorModel:
 
     @functools.cached_property
     def seed_index(self) -> SeedIndex | None:
-        """ml.knn's per-seed scan of the item matrix, built once per tables (valid and test share
-        it): pruned for a large catalogue (`auto_seed_index`), the same answers as the full scan."""
+        """ml.knn's per-seed scan, built once per tables (`auto_seed_index`: exact, pruned if large)."""
         return auto_seed_index(np.asarray(self.items).T)
 
     @classmethod
@@ -319,15 +318,7 @@ def rank_vectors(
         batch_size = auto_batch_size(len(model.items))
     items = None if model.shared else model.items
     index = model.seed_index if model.per_seed else None
-    result = top_k(
-        model.query,
-        rows_list,
-        k,
-        batch_size=batch_size,
-        items=items,
-        per_seed=model.per_seed,
-        seed_index=index,
-    )
+    result = top_k(model.query, rows_list, k, batch_size, items, model.per_seed, index)
     tracks = model.track_of_row[result.rows]
     scores = result.scores.copy()
     if tracks.shape[1] < k:  # a catalogue smaller than k

@@ -253,7 +253,7 @@ def test_per_seed_sparse_path_is_the_dense_rule():
 def test_evaluation_prunes_a_large_catalogue_with_the_same_answers(monkeypatch):
     """ml.rankers.rank_vectors scans a catalogue of CLUSTERED_FROM rows or more through the
     k-means-pruned index (built once per tables): the ranking is the full scan's, bit for bit."""
-    import ml.knn
+    import ml.knn_scan
     from ml.rankers import VectorModel, rank_vectors
     from ml.shapes import Ragged
 
@@ -269,7 +269,7 @@ def test_evaluation_prunes_a_large_catalogue_with_the_same_answers(monkeypatch):
     full = rank_vectors(
         VectorModel.from_tables(query, items, track_of_row, 7000, per_seed=15), seeds, popular, 50
     )
-    monkeypatch.setattr(ml.knn, "CLUSTERED_FROM", 1000)
+    monkeypatch.setattr(ml.knn_scan, "CLUSTERED_FROM", 1000)
     model = VectorModel.from_tables(query, items, track_of_row, 7000, per_seed=15)
     pruned = rank_vectors(model, seeds, popular, 50)
     assert model.seed_index is not None and model.seed_index.centers is not None
