@@ -28,7 +28,7 @@ are excluded and the top k is taken with ties to the lower row (so when fewer th
 kept, the rest come in row order). M is capped at n_items - 1. Still a brute-force top-k of inner
 products against the one item matrix: a batch of seed queries, a top-k per seed and a segment sum.
 How it is computed (the answer does not depend on it): a seed's top list depends only on the seed,
-so each distinct seed of a call is scored once (`SeedLists`); the sums are kept sparse (at most
+so each distinct seed of a call is scored once (`SeedLists`, ml/knn_scan.py); the sums are kept sparse (at most
 M items per seed of a playlist, added one at a time in ascending seed order as the dense sum
 would) and the zeros of the fill rule are enumerated, never materialized; the top M+1 of a seed
 comes from `SeedIndex`: a blocked scan of every item (default), or an exact pruned scan over
