@@ -92,6 +92,19 @@ def main(argv: list[str] | None = None) -> None:
         f"name-keyword popularity's {kw:.4f} (target >= 1: {'met' if test >= kw else 'NOT met'})",
         f"- test name + seeds HR@10 {mixed:.4f} vs seeds only {seeds:.4f} "
         f"(target >=: {'met' if mixed >= seeds else 'NOT met'})",
+        f"name + seeds under the track rule {model.scoring} (ml.knn.NameRule: per_seed > 0, the name is "
+        "one more per-seed list weighted by its worth); the worth on valid (chosen: best, if its gain "
+        "over worth 0 exceeds one standard error):",
+        *(
+            f"- worth {r['worth']:g}: valid HR@10 {r['valid_name_and_seeds_hr@10']:.4f}"
+            + (
+                f", gain {r['gain_over_seeds']:+.4f} +- {r['gain_standard_error']:.4f} (1 SE)"
+                if "gain_over_seeds" in r
+                else ""
+            )
+            + (" <- chosen" if r["chosen"] else "")
+            for r in both["selection"]
+        ),
         "",
         cold_start_table(blocks),
     ]

@@ -34,7 +34,19 @@ MIN_PLAYLISTS = (2, 5)  # a token needs this many train playlists (chosen on val
 BETAS = (0.25, 0.5, 1.0, 1.5, 2.0)  # centroid: weight of the prior column
 FOCUS = (0.0, 1.0, 2.0)  # centroid: power of the centroid's length weighing a token in a name
 ALPHAS = (0.1, 1.0)  # ridge: penalty, times trace(I'I) / (dim + 1)
-WORTHS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)  # name + tracks: the name counts as this many seed tracks
+WORTHS = (
+    0.0,
+    0.5,
+    1.0,
+    2.0,
+    4.0,
+    8.0,
+    16.0,
+    32.0,
+    64.0,
+    128.0,
+    256.0,
+)  # name + tracks: the name counts as this many seed tracks
 
 
 def evaluate_named(ranker: Any, eval_set: EvalSet, catalogue: int, k: int = K_MAX) -> dict[str, float]:
