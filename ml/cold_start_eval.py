@@ -34,7 +34,11 @@ MIN_PLAYLISTS = (2, 5)  # a token needs this many train playlists (chosen on val
 BETAS = (0.25, 0.5, 1.0, 1.5, 2.0)  # centroid: weight of the prior column
 FOCUS = (0.0, 1.0, 2.0)  # centroid: power of the centroid's length weighing a token in a name
 ALPHAS = (0.1, 1.0)  # ridge: penalty, times trace(I'I) / (dim + 1)
-WORTHS = (
+# name + tracks: the name counts as this many seed tracks. Steps of x4 up to 128: under per-seed
+# aggregation the name's list is in the name space's units (cosine + beta * prior) and a seed's in
+# the track rule's (e.g. output-layer inner products), so the weight that balances them need not be
+# near 1; valid chooses.
+WORTHS = (0.0, 0.5, 2.0, 8.0, 32.0, 128.0)
     0.0,
     0.5,
     1.0,
