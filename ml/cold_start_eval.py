@@ -39,18 +39,6 @@ ALPHAS = (0.1, 1.0)  # ridge: penalty, times trace(I'I) / (dim + 1)
 # the track rule's (e.g. output-layer inner products), so the weight that balances them need not be
 # near 1; valid chooses.
 WORTHS = (0.0, 0.5, 2.0, 8.0, 32.0, 128.0)
-    0.0,
-    0.5,
-    1.0,
-    2.0,
-    4.0,
-    8.0,
-    16.0,
-    32.0,
-    64.0,
-    128.0,
-    256.0,
-)  # name + tracks: the name counts as this many seed tracks
 
 
 def evaluate_named(ranker: Any, eval_set: EvalSet, catalogue: int, k: int = K_MAX) -> dict[str, float]:
