@@ -196,9 +196,10 @@ def cold_start_blocks(
         )
         name_only.setdefault("name_coverage", {})[split] = round(name_coverage(eval_set, ranker.names), 6)
         name_and_seeds[split] = _rounded(evaluate_named(ranker, eval_set, catalogue))
-        name_and_seeds["baselines"]["seeds_only"][split] = {
-            k: v for k, v in seeds_only[split].items() if not k.startswith("last_item")
-        }
+        # Rounded as the blocks' own figures, so a worth of 0 (the seeds alone) compares equal.
+        name_and_seeds["baselines"]["seeds_only"][split] = _rounded(
+            {k: v for k, v in seeds_only[split].items() if not k.startswith("last_item")}
+        )
     name_only["selected"] = {**ranker.names.params, "n_tokens": len(ranker.names.keys)}
     name_only["baselines"]["name_keyword_popularity"]["min_playlists"] = selection.keyword.min_playlists
     name_only["selection"] = selection.trials
