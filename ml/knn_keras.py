@@ -306,14 +306,8 @@ class PlaylistKnn(keras.Model):
         m = min(self.per_seed, self.n_items - 1)
         top_scores, top_rows = ops.top_k(alone, m + 1, sorted=True)
         kept = (top_scores[:, :m] - top_scores[:, m : m + 1]) * self.worth
-        batch = ops.shape(alone)[0]
-        at = ops.stack(
-            [
-                ops.repeat(ops.arange(batch, dtype="int32"), m),
-                ops.reshape(ops.cast(top_rows[:, :m], "int32"), (-1,)),
-            ],
-            axis=1,
-        )
+        batch, cols = ops.shape(alone)[0], ops.reshape(ops.cast(top_rows[:, :m], "int32"), (-1,))
+        at = ops.stack([ops.repeat(ops.arange(batch, dtype="int32"), m), cols], axis=1)
         beside = scores + ops.scatter(at, ops.reshape(kept, (-1,)), (batch, self.n_items))
         return ops.where(ops.equal(n_known, 0)[:, None], alone, beside)
 
