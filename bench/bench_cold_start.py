@@ -32,11 +32,12 @@ def main(argv: list[str] | None = None) -> None:
     load_before = os.getloadavg()
 
     from ml import warehouse as wh
-    from ml.cold_start_eval import cold_start_blocks, cold_start_table, select_name_model
+    from ml.cold_start_eval import cold_start_blocks, cold_start_table, per_playlist_recall, select_name_model
     from ml.corpus import load_playlists
     from ml.evaluate import evaluate
     from ml.rankers import PopularityRanker
     from ml.search import load_grid
+    from ml.shapes import K_MAX
     from ml.train import _sample_eval
     from ml.word2vec import Track2Vec
 
@@ -70,6 +71,14 @@ def main(argv: list[str] | None = None) -> None:
         selection, popularity, {"valid": data.valid, "test": data.test}, seeds_only, catalogue
     )
     cold_s = time.perf_counter() - t1
+    # Diagnostic only (never used to choose): test HR@10 of name + seeds at every worth tried.
+    chosen_names = selection.ranker.names
+    test_by_worth = {}
+    for row in blocks["name_and_seeds"]["selection"]:
+        selection.ranker.names = chosen_names.with_worth(row["worth"])
+        ranking = selection.ranker.rank_named(list(data.test.names), data.test.seeds, K_MAX)
+        test_by_worth[row["worth"]] = round(float(per_playlist_recall(ranking, data.test, 10).mean()), 6)
+    selection.ranker.names = chosen_names
     name_only, both = blocks["name_only"], blocks["name_and_seeds"]
     test = name_only["test"]["hr@10"]
     pop = name_only["baselines"]["popularity"]["test"]["hr@10"]
@@ -92,6 +101,20 @@ def main(argv: list[str] | None = None) -> None:
         f"name-keyword popularity's {kw:.4f} (target >= 1: {'met' if test >= kw else 'NOT met'})",
         f"- test name + seeds HR@10 {mixed:.4f} vs seeds only {seeds:.4f} "
         f"(target >=: {'met' if mixed >= seeds else 'NOT met'})",
+        f"name + seeds under the track rule {model.scoring} (ml.knn.NameRule: per_seed > 0, the name is "
+        "one more per-seed list weighted by its worth); the worth on valid (chosen: best, if its gain "
+        "over worth 0 exceeds one standard error):",
+        *(
+            f"- worth {r['worth']:g}: valid HR@10 {r['valid_name_and_seeds_hr@10']:.4f} "
+            f"(test, diagnostic only: {test_by_worth[r['worth']]:.4f})"
+            + (
+                f", gain {r['gain_over_seeds']:+.4f} +- {r['gain_standard_error']:.4f} (1 SE)"
+                if "gain_over_seeds" in r
+                else ""
+            )
+            + (" <- chosen" if r["chosen"] else "")
+            for r in both["selection"]
+        ),
         "",
         cold_start_table(blocks),
     ]
@@ -105,6 +128,7 @@ def main(argv: list[str] | None = None) -> None:
             "load_average_before": load_before,
             "load_average_after": os.getloadavg(),
             "ratios": verdict,
+            "name_and_seeds_test_hr@10_by_worth_diagnostic": test_by_worth,
             **blocks,
         },
         lines,

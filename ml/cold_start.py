@@ -10,9 +10,13 @@ answers a name as it answers tracks:
     query      name only:      mean of the name's known token rows
                tracks only:    the tables' rule (ml.knn.top_k: the mean of the seeds' rows, or
                                per-seed aggregation when the run's per_seed > 0)
-               name + n tracks: (1 - w) * tracks query + w * name query, w = s / (n + s): the
-                               name counts as s seed tracks (`worth`, chosen on valid), so it
-                               matters for a playlist of 1 track and fades as tracks are added
+               name + n tracks: the name counts as s seed tracks (`worth`, chosen on valid; 0:
+                               the tracks' rule alone, exactly), so it matters for a playlist
+                               of 1 track and fades as tracks are added. Per-seed aggregation
+                               (per_seed = M > 0): the name is one more per-seed query row, its
+                               top M+1 list shifted and added s times to the seeds' lists; the
+                               mean rule: (1 - w) * tracks query + w * name query, w = s / (n + s)
+                               (ml.knn.NameRule, the one rule of export and serving too)
     fallback   neither known:  the popularity list
 
 `prior` = log(1 + train playlists holding the track) / log(1 + the most), in [0, 1]: a name says
@@ -48,7 +52,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ml.baselines import popularity_counts, popularity_order, rank_popularity
-from ml.knn import TopK, mix_queries, name_queries, normalize_rows, query_vectors, top_k_queries
+from ml.knn import KnnTables, NameRule, TopK, name_queries, normalize_rows
 from ml.name_tokens import name_keys
 from ml.rankers import VectorRanker, auto_batch_size
 from ml.run_dir import RunDir
@@ -272,6 +276,7 @@ class NameScoring:
     track_ids: list[str]  # row order of `items`
     items: np.ndarray  # (n_rows, dim + 1) [normalized vectors | prior]
     names: NameModel
+    rule: NameRule  # the run's tables (and their track rule) with the name table
 
     @classmethod
     def from_run(cls, run: RunDir) -> NameScoring:
@@ -283,19 +288,20 @@ class NameScoring:
         else:
             normed = normalize_rows(np.asarray(tables.query_table))
         prior = run_prior(run, track_ids)
-        return cls(track_ids, np.hstack([normed, prior[:, None]]), NameModel.load(run.path))
+        names = NameModel.load(run.path)
+        rule = NameRule.over(tables, [str(k) for k in names.keys], names.rows, prior, names.worth)
+        return cls(track_ids, np.hstack([normed, prior[:, None]]), names, rule)
 
     def rank(self, seed_rows: Sequence[int], tokens: Sequence[str], k: int) -> TopK | None:
-        """Top-k rows for one playlist (seed rows excluded) by the name rule, or None when the name
-        plays no part - no known token, or seeds beside a name worth 0 tracks - (the caller uses the
-        tracks' rule, or popularity without a known seed)."""
+        """Top-k rows for one playlist (seed rows excluded) by the name rule (`ml.knn.NameRule`
+        over the run's tables), or None when the name plays no part - no known token, or seeds
+        beside a name worth 0 tracks - (the caller uses the tracks' rule, or popularity without a
+        known seed)."""
         seed_rows = [int(r) for r in seed_rows]
-        name_q, has_name = self.names.name_queries([list(tokens)])
-        if not has_name[0] or (seed_rows and self.names.worth <= 0):
+        known = self.rule.token_rows(list(tokens))
+        if not known or (seed_rows and self.names.worth <= 0):
             return None
-        tracks_q = query_vectors(self.items[:, :-1], [seed_rows])
-        q = mix_queries(tracks_q, name_q, np.array([len(seed_rows)]), has_name, self.names.worth)
-        return top_k_queries(q, self.items, [seed_rows], k)
+        return self.rule.top_k([seed_rows], [known], k)
 
 
 # --- rankers over names -------------------------------------------------------------------------
@@ -330,28 +336,34 @@ class NameVectorRanker:
             return Ranking(once.tracks[back], once.scores[back], once.fallback[back])
         return self._rank(token_lists, seeds, k)
 
+    def rule(self) -> NameRule:
+        """ml.knn.NameRule over the base model's tables (its track rule) and this name table."""
+        vm = self.base.model
+        assert vm is not None
+        tables = KnnTables(
+            items_t=vm.items.T, query_table=None if vm.shared else vm.query, per_seed=vm.per_seed
+        )
+        keys = [str(key) for key in self.names.keys]
+        return NameRule.over(tables, keys, self.names.rows, self.items[:, -1], self.names.worth)
+
     def _rank(self, token_lists: Sequence[Sequence[str]], seeds: Ragged, k: int) -> Ranking:
         vm = self.base.model
         assert vm is not None
         seed_rows = seeds.map_values(vm.row_of_track)
-        rows_list = seed_rows.rows()
-        n_seeds = seed_rows.lengths
-        has_seeds = n_seeds > 0
-        name_q, has_name = self.names.name_queries(token_lists)
-
-        def queries(start: int, stop: int) -> np.ndarray:
-            tracks_q = query_vectors(vm.normed, rows_list[start:stop])
-            return mix_queries(
-                tracks_q, name_q[start:stop], n_seeds[start:stop], has_name[start:stop], self.names.worth
-            )
-
-        result = top_k_queries(queries, self.items, rows_list, k, auto_batch_size(len(self.items)))
-        tracks = vm.track_of_row[result.rows]
-        scores = result.scores.copy()
-        if tracks.shape[1] < k:
-            pad = k - tracks.shape[1]
-            tracks = np.pad(tracks, ((0, 0), (0, pad)), constant_values=-1)
-            scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+        has_seeds = seed_rows.lengths > 0
+        tokens = token_rows(token_lists, self.names.index)
+        has_name = tokens.lengths > 0
+        tracks = np.full((len(seeds), k), -1, dtype=np.int64)
+        scores = np.full((len(seeds), k), -np.inf, dtype=np.float32)
+        # The name plays a part (a known token; beside seeds only when worth > 0): ml.knn.NameRule.
+        named = np.flatnonzero(has_name & (~has_seeds | (self.names.worth > 0)))
+        if len(named):
+            rule, k_eff = self.rule(), min(k, len(self.items))
+            batch = auto_batch_size(len(self.items))
+            for start in range(0, len(named), batch):
+                idx = named[start : start + batch]
+                got = rule.top_k([seed_rows.row(i) for i in idx], [tokens.row(i) for i in idx], k_eff)
+                tracks[idx, :k_eff], scores[idx, :k_eff] = vm.track_of_row[got.rows], got.scores
         # The name plays no part (no known token, or worth 0 beside seeds): the tracks' own rule.
         plain = has_seeds & ~(has_name & (self.names.worth > 0))
         if plain.any():
@@ -363,7 +375,7 @@ class NameVectorRanker:
             idx = np.flatnonzero(fallback)
             tracks[idx] = rank_popularity(self.base.popular, seeds.take(idx), k).tracks
             scores[idx] = 0.0
-        return Ranking(tracks=tracks, scores=scores.astype(np.float32), fallback=fallback)
+        return Ranking(tracks=tracks, scores=scores, fallback=fallback)
 
 
 class KeywordPopularityRanker:

@@ -34,7 +34,11 @@ MIN_PLAYLISTS = (2, 5)  # a token needs this many train playlists (chosen on val
 BETAS = (0.25, 0.5, 1.0, 1.5, 2.0)  # centroid: weight of the prior column
 FOCUS = (0.0, 1.0, 2.0)  # centroid: power of the centroid's length weighing a token in a name
 ALPHAS = (0.1, 1.0)  # ridge: penalty, times trace(I'I) / (dim + 1)
-WORTHS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)  # name + tracks: the name counts as this many seed tracks
+# name + tracks: the name counts as this many seed tracks. Steps of x4 up to 128: under per-seed
+# aggregation the name's list is in the name space's units (cosine + beta * prior) and a seed's in
+# the track rule's (e.g. output-layer inner products), so the weight that balances them need not be
+# near 1; valid chooses.
+WORTHS = (0.0, 0.5, 2.0, 8.0, 32.0, 128.0)
 
 
 def evaluate_named(ranker: Any, eval_set: EvalSet, catalogue: int, k: int = K_MAX) -> dict[str, float]:
@@ -192,9 +196,10 @@ def cold_start_blocks(
         )
         name_only.setdefault("name_coverage", {})[split] = round(name_coverage(eval_set, ranker.names), 6)
         name_and_seeds[split] = _rounded(evaluate_named(ranker, eval_set, catalogue))
-        name_and_seeds["baselines"]["seeds_only"][split] = {
-            k: v for k, v in seeds_only[split].items() if not k.startswith("last_item")
-        }
+        # Rounded as the blocks' own figures, so a worth of 0 (the seeds alone) compares equal.
+        name_and_seeds["baselines"]["seeds_only"][split] = _rounded(
+            {k: v for k, v in seeds_only[split].items() if not k.startswith("last_item")}
+        )
     name_only["selected"] = {**ranker.names.params, "n_tokens": len(ranker.names.keys)}
     name_only["baselines"]["name_keyword_popularity"]["min_playlists"] = selection.keyword.min_playlists
     name_only["selection"] = selection.trials

@@ -12,10 +12,16 @@ Pure numpy, batched: a batch of playlists is one matrix product.
 
 A playlist's name (issue 14, ml/cold_start.py fits the rows; docs/cold_start.md) is scored by the
 same rule over the name space `[N | prior]`, N = the rows of Q normalized (Q itself when Q = I:
-its rows are unit already), `NameRule`: the query is the mean of the name's known token rows,
-mixed with the mean of the seeds' rows of N by `mix_queries`; no known token: the tables' rule.
-The name rule stays on the mean path under either track rule below (a named playlist is scored
-as NameRule.top_k whatever `per_seed` is).
+its rows are unit already), `NameRule`. The name's query is the mean of its known token rows;
+alone (no seed), its scores are that query against [N | prior]. Beside seeds the name counts as
+`worth` seed tracks (chosen on valid; at 0 every caller answers by the tables' rule, so name +
+seeds is then exactly seeds only), under the tables' track rule:
+- per-seed aggregation (per_seed = M > 0): the name is one more per-seed query row - its top M+1
+  of its own scores, each of the top M shifted by the (M+1)-th - added `worth` times to the sum
+  of the seeds' lists (`NameRule.scores`, `shifted_top`);
+- the mean rule (per_seed = 0): the name's query mixed into the mean of the seeds' rows of N,
+  its share worth / (n + worth) (`mix_queries`).
+No known token: the tables' rule alone.
 
 Per-seed aggregation (`KnnTables.per_seed` = M > 0, issue 12; chosen on valid, stored in the run's
 knn_scoring.json as "per_seed"): instead of one mean query, every distinct known seed s is one
@@ -103,9 +109,8 @@ class KnnTables:
         for start in range(0, len(rows), chunk):
             stop = min(start + chunk, len(rows))
             p = self.query_rows(rows[start:stop]) @ self.items_t  # (seeds, n_items)
-            cols, vals = _select_top(p, m + 1)
-            contrib = vals[:, :m] - vals[:, m : m + 1]
-            np.add.at(scores, (np.repeat(owner[start:stop], m), cols[:, :m].ravel()), contrib.ravel())
+            cols, contrib = shifted_top(p, m)
+            np.add.at(scores, (np.repeat(owner[start:stop], m), cols.ravel()), contrib.ravel())
         return scores
 
     def scores(self, seed_rows: Sequence[Sequence[int]], batch_size: int = 1024) -> np.ndarray:
@@ -128,6 +133,13 @@ class KnnTables:
             stop = start + len(batch)
             all_rows[start:stop], all_scores[start:stop] = _select_top(scores, k_eff)
         return TopK(rows=all_rows, scores=all_scores)
+
+
+def shifted_top(p: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """One per-seed list of each row of scores p (module docstring): the columns of its top M
+    (score descending, ties to the lower column) and their contributions p - p_(M+1) (>= 0)."""
+    cols, vals = _select_top(p, m + 1)
+    return cols[:, :m], vals[:, :m] - vals[:, m : m + 1]
 
 
 def mix_queries(
@@ -163,16 +175,16 @@ def name_queries(
 class NameRule:
     """Name-token rows over `KnnTables` (module docstring): a name alone, or beside seed tracks.
 
-    Scores are `q[:, :-1] @ N^T + q[:, -1] * prior`; N^T is the item matrix itself when Q = I, else
-    Q^T with each item's score scaled by 1 / |Q row| (`scale`): the normalized rows are never
-    stored twice.
+    A name-space query q scores `q[:, :-1] @ N^T + q[:, -1] * prior`; N^T is the item matrix
+    itself when Q = I, else Q^T with each item's score scaled by 1 / |Q row| (`scale`): the
+    normalized rows are never stored twice.
     """
 
     tables: KnnTables
     index: dict[str, int]  # token key (`name:chill`) -> row of `rows`
     rows: np.ndarray  # (n_tokens, dn + 1) float32: [direction | prior weight]
     prior: np.ndarray  # (n_items,) float32: the prior column of the name space
-    worth: float  # with n seed tracks the name's share is worth / (n + worth)
+    worth: float  # the name counts as this many seed tracks (per-seed: its list's weight)
     scale: np.ndarray | None = None  # (n_items,) 1 / |Q row|; None when Q = I
 
     @classmethod
@@ -201,21 +213,46 @@ class NameRule:
         q = self.tables.query_rows(rows)
         return q if self.scale is None else q * self.scale[rows, None]
 
-    def top_k(self, seed_rows: Sequence[Sequence[int]], token_rows: Sequence[Sequence[int]], k: int) -> TopK:
-        """Top-k rows for playlists given by seeds and name tokens (rows of `rows`), seeds excluded."""
+    def name_scores(self, name_q: np.ndarray) -> np.ndarray:
+        """(n, n_items) scores of queries of the name space: q[:, :-1] @ N^T + q[:, -1] * prior."""
+        dim = self.rows.shape[1] - 1
+        if self.scale is None:
+            scores = name_q[:, :dim] @ self.tables.items_t
+        else:
+            scores = (name_q[:, :dim] @ self.tables.query_table.T) * self.scale[None, :]
+        return scores + name_q[:, dim:] * self.prior[None, :]
+
+    def scores(self, seed_rows: Sequence[Sequence[int]], token_rows: Sequence[Sequence[int]]) -> np.ndarray:
+        """(n, n_items) scores of the name rule (module docstring), seeds not yet excluded.
+
+        Without a seed: the name's own scores (its mean token row against [N | prior]). Beside
+        seeds, under per-seed aggregation: the seeds' per-seed sum plus `worth` times the name's
+        per-seed list (its top M+1 of its own scores, shifted by the (M+1)-th); under the mean
+        rule: the name's mean mixed into the seeds' mean of N (`mix_queries`)."""
+        name_q, has_name = name_queries(self.rows, token_rows)
+        n_seeds = np.array([len(s) for s in seed_rows], dtype=np.int64)
+        if self.tables.per_seed > 0:
+            scores = self.name_scores(name_q)
+            beside = np.flatnonzero(n_seeds > 0)
+            if len(beside):
+                m = min(int(self.tables.per_seed), self.tables.n_items - 1)
+                seeds = self.tables.per_seed_scores([seed_rows[i] for i in beside])
+                cols, contrib = shifted_top(scores[beside], m)
+                w = np.where(has_name[beside], np.float32(self.worth), np.float32(0.0)).astype(np.float32)
+                at = np.arange(len(beside))[:, None]
+                seeds[at, cols] = seeds[at, cols] + w[:, None] * contrib
+                scores[beside] = seeds
+            return scores
         dim = self.rows.shape[1] - 1
         tracks_q = np.zeros((len(seed_rows), dim), dtype=np.float32)
         for i, seeds in enumerate(seed_rows):
             if len(seeds):
                 tracks_q[i] = self.unit_rows(np.asarray(seeds, dtype=np.int64)).mean(axis=0)
-        name_q, has_name = name_queries(self.rows, token_rows)
-        n_seeds = np.array([len(s) for s in seed_rows])
-        q = mix_queries(tracks_q, name_q, n_seeds, has_name, self.worth)
-        if self.scale is None:
-            scores = q[:, :dim] @ self.tables.items_t
-        else:
-            scores = (q[:, :dim] @ self.tables.query_table.T) * self.scale[None, :]
-        scores += q[:, dim:] * self.prior[None, :]
+        return self.name_scores(mix_queries(tracks_q, name_q, n_seeds, has_name, self.worth))
+
+    def top_k(self, seed_rows: Sequence[Sequence[int]], token_rows: Sequence[Sequence[int]], k: int) -> TopK:
+        """Top-k rows for playlists given by seeds and name tokens (rows of `rows`), seeds excluded."""
+        scores = self.scores(seed_rows, token_rows)
         for i, seeds in enumerate(seed_rows):
             if len(seeds):
                 scores[i, np.asarray(seeds, dtype=np.int64)] = -np.inf

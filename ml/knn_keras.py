@@ -15,9 +15,11 @@ known seeds' rows of Q (a repeated id counts once), scores = query @ I^T, seeds 
 ties to the lower row (`top_k` keeps the lower index first on equal values); unknown ids are
 counted. With `per_seed` = M > 0 (config) the tracks' scores are ml.knn's per-seed aggregation
 instead: the distinct known seeds' rows of Q times I^T in one matmul, `top_k` M + 1 per seed, each
-kept score minus the (M+1)-th, summed per item with `scatter` (a segment sum). A playlist with a known name token is scored as `ml.knn.NameRule.top_k` instead: the mean
-of its known token rows, mixed with the mean of the seeds' normalized query rows by the worth,
-against [N | prior]. A playlist with neither a known track nor a known token gets the most popular
+kept score minus the (M+1)-th, summed per item with `scatter` (a segment sum). A playlist with a
+known name token is scored as `ml.knn.NameRule.scores` instead: alone, the mean of its known token
+rows against [N | prior]; beside seeds, under per-seed aggregation, the name's own per-seed list
+(top M+1 of those scores, shifted) added `worth` times to the seeds' sum, under the mean rule the
+name's mean mixed with the mean of the seeds' normalized query rows by the worth. A playlist with neither a known track nor a known token gets the most popular
 tracks not in it (scores 0, `fallback`). Outputs: `track_ids`, `artists`, `titles`, `scores`
 ([batch, max k], valid up to `n_results`), `n_results`, `n_unknown`, `fallback`, `n_name_tokens`,
 `n_unknown_tokens`. `name_tokens` may be left out of a Keras call (no name); the SavedModel's
@@ -238,7 +240,7 @@ class PlaylistKnn(keras.Model):
                 ops.any(use),
                 lambda: ops.where(
                     use[:, None],
-                    self._name_scores(seed_rows, weights, safe_rows, n_known, name_q, has_name),
+                    self._named_scores(scores, seed_rows, weights, safe_rows, n_known, name_q, has_name),
                     scores,
                 ),
                 lambda: scores,
@@ -293,9 +295,26 @@ class PlaylistKnn(keras.Model):
         )
         return summed / ops.cast(ops.maximum(n_known, 1), "float32")[:, None], n_known, n_unknown
 
+    def _named_scores(self, scores, seed_rows, weights, safe_rows, n_known, name_q, has_name):
+        """ml.knn.NameRule.scores [batch, n_items] beside the tracks' `scores`. Per-seed
+        aggregation: without a seed the name's own scores; beside seeds the tracks' per-seed sum
+        plus worth times the name's per-seed list (its top M+1 of its own scores, shifted by the
+        (M+1)-th). The mean rule: the seeds' mean row of N mixed with the name's by the worth."""
+        if self.per_seed <= 0:
+            return self._name_scores(seed_rows, weights, safe_rows, n_known, name_q, has_name)
+        alone = self._name_space_scores(name_q[:, : self.dim], name_q[:, self.dim :])
+        m = min(self.per_seed, self.n_items - 1)
+        top_scores, top_rows = ops.top_k(alone, m + 1, sorted=True)
+        kept = (top_scores[:, :m] - top_scores[:, m : m + 1]) * self.worth
+        batch, cols = ops.shape(alone)[0], ops.reshape(ops.cast(top_rows[:, :m], "int32"), (-1,))
+        at = ops.stack([ops.repeat(ops.arange(batch, dtype="int32"), m), cols], axis=1)
+        beside = scores + ops.scatter(at, ops.reshape(kept, (-1,)), (batch, self.n_items))
+        return ops.where(ops.equal(n_known, 0)[:, None], alone, beside)
+
     def _name_scores(self, seed_rows, weights, safe_rows, n_known, name_q, has_name):
-        """ml.knn.NameRule's scores [batch, n_items]: the seeds' mean row of N mixed with the name's
-        mean by the worth, against [N | prior] (N = Q normalized: Q^T scaled per item)."""
+        """ml.knn.NameRule's scores [batch, n_items] under the mean rule: the seeds' mean row of N
+        mixed with the name's mean by the worth, against [N | prior] (N = Q normalized: Q^T scaled
+        per item)."""
         n = ops.cast(n_known, "float32")
         if self.query_scale is not None:  # rows of N = rows of Q / |row|
             weights = weights * ops.take(self.query_scale, safe_rows, axis=0)
@@ -303,7 +322,10 @@ class PlaylistKnn(keras.Model):
         share = ops.where(has_name, self.worth / ops.maximum(n + self.worth, 1e-12), 0.0)
         w = ops.where(ops.logical_and(has_name, ops.equal(n_known, 0)), 1.0, share)[:, None]
         q = (1.0 - w) * tracks_q + w * name_q[:, : self.dim]
-        prior_weight = w * name_q[:, self.dim :]
+        return self._name_space_scores(q, w * name_q[:, self.dim :])
+
+    def _name_space_scores(self, q, prior_weight):
+        """[batch, n_items] scores of name-space queries: q @ N^T + prior_weight * prior."""
         if self.query_scale is None:
             scores = ops.matmul(q, self.items_t)
         else:

@@ -5,8 +5,9 @@ Equality is exact on track ids, except where two tracks' scores are equal within
 the score's magnitude above 1: output-layer scores are not bounded like cosine):
 numpy (OpenBLAS) and TensorFlow (Eigen/oneDNN) sum the dot products in different orders, so scores
 differ by up to ~2e-7 and a near-tie may swap. Such swaps count as ties, not failures.
-A playlist with a name (issue 14) is expected to answer as `ml.cold_start.NameScoring.rank` (the
-name rule over the run's name table) where the name plays a part, else as the tracks alone.
+A playlist with a name (issue 14) is expected to answer as `ml.cold_start.NameScoring.rank`
+(`ml.knn.NameRule` over the run's tables and name table: beside seeds scored per seed, the name is
+one more per-seed list) where the name plays a part, else as the tracks alone.
 Depends on the run folder, `ml.knn` and `ml.cold_start` (no TensorFlow, no HTTP, no training code).
 """
 

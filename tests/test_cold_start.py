@@ -91,14 +91,14 @@ TRAIN = Ragged.from_lists([[0, 1, 2], [0, 1], [0, 3], [4, 5], [4, 6], [4, 5, 7],
 TRAIN_NAMES = ["Rock", "rock!", "Classic Rock", "Jazz", "smooth jazz", "Jazz", "Starred"]
 
 
-def _base() -> VectorRanker:
+def _base(per_seed: int = 0) -> VectorRanker:
     rng = np.random.default_rng(5)
     centres = np.array([[1, 0, 0, 0], [0, 1, 0, 0]], dtype=np.float32)
     vectors = np.vstack([centres[i // 4] + 0.3 * rng.normal(size=4) for i in range(8)]).astype(np.float32)
     kv = KeyedVectors(vector_size=4)
     kv.add_vectors([str(t) for t in TRACK_IDS], vectors)
     popular = PopularityRanker().fit(TRAIN, TRACK_IDS).order
-    return VectorRanker().set_vectors(kv, TRACK_IDS, popular)
+    return VectorRanker().set_vectors(kv, TRACK_IDS, popular, per_seed=per_seed)
 
 
 def _items(base: VectorRanker) -> tuple[np.ndarray, np.ndarray]:
@@ -169,8 +169,11 @@ def test_ridge_rows_solve_the_regularized_least_squares_of_the_track_shares() ->
     np.testing.assert_allclose(row, v / np.linalg.norm(v[:4]), rtol=1e-4)
 
 
-def test_a_name_worth_zero_seeds_is_exactly_the_track_model_and_a_worth_moves_it() -> None:
-    base = _base()
+@pytest.mark.parametrize("per_seed", [0, 2])
+def test_a_name_worth_zero_seeds_is_exactly_the_track_model_and_a_worth_moves_it(per_seed: int) -> None:
+    """Under either track rule (the mean query; per-seed aggregation, where the name is one more
+    per-seed list) a name worth 0 seeds leaves the seeds' answer exactly, and a worth moves it."""
+    base = _base(per_seed)
     items, prior = _items(base)
     names = fit_name_model(items, TRAIN, [name_keys(n) for n in TRAIN_NAMES], "centroid", 2, beta=0.2)
     seeds = Ragged.from_lists([[0], [4, 5], [], [1]])
@@ -179,10 +182,12 @@ def test_a_name_worth_zero_seeds_is_exactly_the_track_model_and_a_worth_moves_it
         ["Jazz", "rock", "", "x"], seeds, 5
     )
     assert named.tracks.tolist() == plain.tracks.tolist()
-    np.testing.assert_allclose(named.scores, plain.scores, rtol=1e-6)
+    assert np.array_equal(named.scores, plain.scores)
     assert named.fallback.tolist() == [False, False, True, False]
-    pulled = NameVectorRanker(base, prior, names.with_worth(9.0)).rank_named(["Jazz"], seeds.take([0]), 3)
-    assert set(pulled.tracks[0].tolist()) <= {4, 5, 6, 7}  # a rock seed, a jazz name worth 9 seeds
+    # A rock seed, a jazz name worth 9 seeds: jazz first (per-seed: the name's list keeps M = 2).
+    k = 2 if per_seed else 3
+    pulled = NameVectorRanker(base, prior, names.with_worth(9.0)).rank_named(["Jazz"], seeds.take([0]), k)
+    assert set(pulled.tracks[0].tolist()) <= {4, 5, 6, 7}
     for i in range(len(seeds)):
         assert not np.isin(named.tracks[i], seeds.row(i)).any()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ml.knn import KnnTables, _select_top, normalize_rows, top_k
+from ml.knn import KnnTables, NameRule, _select_top, normalize_rows, top_k
 
 
 def cosine_before_the_generalisation(normed: np.ndarray, seed_rows: list[list[int]], k: int):
@@ -132,3 +132,67 @@ def test_select_top_with_massive_ties_keeps_the_lower_rows():
     wide = np.zeros((2, 500), dtype=np.float32)  # narrow rows: the exact bound, ties trimmed too
     wide[1, 499] = 1.0
     assert _select_top(wide, 3)[0].tolist() == [[0, 1, 2], [499, 0, 1]]
+
+
+def _named_per_seed_reference(
+    query: np.ndarray,
+    items: np.ndarray,
+    name_row: np.ndarray,
+    prior: np.ndarray,
+    seeds: list[int],
+    m: int,
+    worth: float,
+) -> list[int]:
+    """Name + seeds under per-seed aggregation, written out: the seeds' per-seed sum, plus `worth`
+    times the name's own list - its query [N | prior] . name_row, top m kept minus its (m+1)-th."""
+    n = len(items)
+    total = np.zeros(n, dtype=np.float64)
+    for s in sorted(set(seeds)):
+        p = items.astype(np.float64) @ query[s]
+        order = sorted(range(n), key=lambda j: (-p[j], j))
+        for j in order[:m]:
+            total[j] += p[j] - p[order[m]]
+    normed = query / np.linalg.norm(query, axis=1, keepdims=True)
+    p = normed.astype(np.float64) @ name_row[:-1] + prior * name_row[-1]
+    order = sorted(range(n), key=lambda j: (-p[j], j))
+    for j in order[:m]:
+        total[j] += worth * (p[j] - p[order[m]])
+    return sorted((j for j in range(n) if j not in set(seeds)), key=lambda j: (-total[j], j))[:10]
+
+
+def test_a_name_beside_seeds_is_one_more_per_seed_list():
+    """Per-seed aggregation (M = 20): a name beside seeds adds its own top-M list (shifted by its
+    (M+1)-th score) `worth` times to the seeds' lists; worth 0 is the seeds' answer bit for bit;
+    a name alone is its own scores; the mean rule still mixes the name into the mean query."""
+    rng = np.random.default_rng(9)
+    n, d = 300, 8
+    query = rng.normal(size=(n, d)).astype(np.float32)
+    items = rng.normal(size=(n, d)).astype(np.float32)
+    name_rows = rng.normal(size=(3, d + 1)).astype(np.float32)
+    prior = rng.uniform(size=n).astype(np.float32)
+    tables = KnnTables(items_t=items.T, query_table=query, per_seed=20)
+    keys = ["name:a", "name:b", "name:c"]
+    seeds = [[3, 17, 250], [5], [299, 0, 1, 2, 3, 4], []]
+    tokens = [[0], [1, 2], [2], [0, 1]]
+    for worth in (0.5, 4.0):
+        rule = NameRule.over(tables, keys, name_rows, prior, worth)
+        got = rule.top_k(seeds, tokens, 10)
+        for i in range(3):
+            name_q = name_rows[tokens[i]].astype(np.float64).mean(axis=0)
+            want = _named_per_seed_reference(query, items, name_q, prior, seeds[i], 20, worth)
+            assert got.rows[i].tolist() == want
+        assert not np.array_equal(got.rows[:3], tables.top_k(seeds[:3], 10).rows)  # the name counts
+    # A name alone: the mean of its token rows against [N | prior], every item (not a top-M list).
+    alone = NameRule.over(tables, keys, name_rows, prior, 4.0).top_k([[]], [[0, 1]], n)
+    normed = query / np.linalg.norm(query, axis=1, keepdims=True)
+    q = name_rows[[0, 1]].mean(axis=0)
+    np.testing.assert_allclose(alone.scores[0], np.sort(normed @ q[:-1] + prior * q[-1])[::-1], atol=1e-5)
+    # Worth 0: exactly the seeds' per-seed scores.
+    zero = NameRule.over(tables, keys, name_rows, prior, 0.0)
+    assert np.array_equal(zero.scores(seeds[:3], tokens[:3]), tables.per_seed_scores(seeds[:3]))
+    # The mean rule (per_seed 0): the name mixed into the mean of N, its share worth / (n + worth).
+    mean_rule = NameRule.over(KnnTables(items_t=items.T, query_table=query), keys, name_rows, prior, 2.0)
+    got = mean_rule.scores([[3, 17]], [[0]])[0]
+    share = 2.0 / (2 + 2.0)
+    mixed = (1 - share) * np.r_[normed[[3, 17]].mean(axis=0), 0.0] + share * name_rows[0]
+    np.testing.assert_allclose(got, normed @ mixed[:-1] + prior * mixed[-1], atol=1e-5)

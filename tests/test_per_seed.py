@@ -1,5 +1,6 @@
 """Per-seed aggregation (ml.knn, issue 12) through export and serving: knn.keras, the SavedModel
-and `ml serve`'s numpy engine answer as ml.knn, and a name keeps the mean path (NameRule).
+and `ml serve`'s numpy engine answer as ml.knn; a name beside seeds is one more per-seed list
+(ml.knn.NameRule).
 
 The run is the trained tiny run (real gensim) with output-layer tables and knn_scoring.json's
 per_seed set, exported with real Keras/TensorFlow."""
@@ -99,9 +100,13 @@ def test_knn_keras_answers_as_the_saved_model(per_seed_export):
 
 
 @pytest.mark.parametrize("engine", ["numpy", "tensorflow"])
-def test_a_name_keeps_the_mean_path(per_seed_export, engine):
-    """A playlist with a known name token is scored by ml.knn.NameRule (the mean of the seeds'
-    normalized rows mixed with the name's, worth 2) whatever per_seed is; without one, per-seed."""
+def test_a_name_beside_seeds_is_one_more_per_seed_list(per_seed_export, engine):
+    """A playlist with a known name token beside seeds: the seeds' per-seed lists plus the name's
+    own list (worth 2), ml.knn.NameRule under per_seed, in both engines; not the mean-path mix.
+    A name alone: its own scores; no known token: the tracks' per-seed rule."""
+    from ml.cold_start import NameScoring
+    from ml.knn import KnnTables, NameRule
+
     run_dir = per_seed_export.run_dir
     ids = RunDir(run_dir).vocabulary()
     words = [str(k).split(":", 1)[1] for k in NameModel.load(run_dir).keys[:8]]
@@ -115,6 +120,17 @@ def test_a_name_keeps_the_mean_path(per_seed_export, engine):
     assert all(compare(e, g) in (None, "tie") for e, g in zip(expected, got, strict=True))
     plain = offline_expected(run_dir, [[ids[9], ids[10]]], k=10)[0]
     assert tuple(got[-1]["track_ids"]) == plain.track_ids  # per-seed, as ml.knn
+    # The per-seed name rule differs from the mean path's mix over the same tables.
+    rule = NameScoring.from_run(RunDir(run_dir)).rule
+    mean = NameRule.over(
+        KnnTables(rule.tables.items_t, rule.tables.query_table), list(rule.index), rule.rows, rule.prior, 2.0
+    )
+    seeds = [[3 * i + j for j in range(1 + i % 3)] for i in range(8)]
+    tokens = [rule.token_rows([f"name:{w}"]) for w in words]
+    assert not np.array_equal(rule.top_k(seeds, tokens, 10).rows, mean.top_k(seeds, tokens, 10).rows)
+    assert [tuple(g["track_ids"]) for g in got[:8]] != [
+        tuple(ids[r] for r in row) for row in mean.top_k(seeds, tokens, 10).rows
+    ]
 
 
 def test_ml_recommend_answers_as_the_endpoint(per_seed_export):

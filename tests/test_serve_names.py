@@ -5,7 +5,8 @@ SavedModel) and `ml recommend --name`; every answer equals ml.cold_start's rule 
 
 The tiny run chose its name table and the name's worth on valid (worth 0 there: a dozen valid
 playlists). The combined rule (name + tracks) is checked on a copy whose worth is set to 2 and
-whose tables are an output layer apart from the query table (Q != I), the harder case.
+whose tables are an output layer apart from the query table (Q != I), the harder case, under both
+track rules of ml.knn: the mean query and per-seed aggregation.
 """
 
 from __future__ import annotations
@@ -40,10 +41,11 @@ def tiny_client(tiny_export):
         yield http
 
 
-@pytest.fixture(scope="module")
-def named_export(tiny_model, tiny_warehouse, tmp_path_factory):
+@pytest.fixture(scope="module", params=[0, 5], ids=["mean", "per_seed"])
+def named_export(request, tiny_model, tiny_warehouse, tmp_path_factory):
     """The tiny run with worth 2 and output-layer tables (Q = raw vectors, I = seeded output
-    weights), exported: paths, run_dir, ExportResult."""
+    weights), scored by the mean query or per-seed aggregation (M = 5, the name one more per-seed
+    list), exported: paths, run_dir, ExportResult."""
     from ml.config import Paths
     from ml.export import export_latest
     from ml.rankers import knn_tables
@@ -57,7 +59,7 @@ def named_export(tiny_model, tiny_warehouse, tmp_path_factory):
     kv = run.load_keyed_vectors()
     output = np.random.default_rng(3).normal(size=kv.vectors.shape).astype(np.float32)
     query, items = knn_tables(np.asarray(kv.vectors), output, np.ones(len(output)), "output", 0.0)
-    run.write_knn_tables(query, items, {"scoring": "output", "prior": 0.0})
+    run.write_knn_tables(query, items, {"scoring": "output", "prior": 0.0, "per_seed": request.param})
     paths = Paths(root / "raw.csv", tiny_warehouse, root / "models", root / "reports")
     return SimpleNamespace(paths=paths, run_dir=run_dir, export=export_latest(paths))
 

@@ -183,8 +183,10 @@ def _cold_start_lines(metrics: dict[str, Any]) -> list[str]:
         "tracks is a target. Name tokens (`ml/name_tokens.py`) are extra rows of the query table,",
         "fitted from the train playlists carrying them and scored by the same inner-product top-k",
         "(`ml/cold_start.py`); a name without a known token (auto playlists, rare words) gets the",
-        "popularity list. Name + seeds: the split protocol, the query mixing the seeds' mean and the",
-        "name's mean: the name counts as `worth` seed tracks (chosen on valid; 0 = seeds alone).",
+        "popularity list. Name + seeds: the split protocol; the name counts as `worth` seed tracks",
+        "(`ml.knn.NameRule`): under per-seed aggregation its own top-M list (shifted by its (M+1)-th",
+        "score, like a seed's) is added `worth` times to the seeds' lists; under the mean rule its",
+        "mean is mixed into the seeds' mean. The worth is chosen on valid (0 = seeds alone, exactly).",
         "",
         f"Selected on valid: {chosen}; name worth {metrics['name_and_seeds']['worth']:g} seed tracks. "
         f"Playlists with a known name token: test {cover.get('test', 0):.1%}, valid {cover.get('valid', 0):.1%}.",
