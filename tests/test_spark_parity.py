@@ -58,7 +58,7 @@ def test_duckdb_and_spark_build_the_same_marts(tiny_csv: Path, tiny_warehouse: P
     spark_nodes = _test_results(spark_work / "target" / "run_results.json")
     assert duck_nodes.keys() == spark_nodes.keys()
     assert {s for s in duck_nodes.values()} == {s for s in spark_nodes.values()} == {"success", "pass"}
-    assert sum(uid.startswith("unit_test.") for uid in spark_nodes) == 3
+    assert sum(uid.startswith("unit_test.") for uid in spark_nodes) == 5
     assert sum(uid.startswith("test.") for uid in spark_nodes) > 80
 
     # the marts leave both warehouses as Parquet; they are identical

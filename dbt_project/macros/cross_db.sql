@@ -214,3 +214,40 @@
         {{ delimiter }}
     )
 {%- endmacro %}
+
+
+{% macro staged_row_index(staged, rejected) -%}
+    {#- A select over the staged rows (line_number, playlist_number, track_number) adding staged_index,
+        each row's rank among the staged rows in file order (up to a constant): its line number less
+        the rejected lines before it. `rejected` holds the rejected lines' line_number. -#}
+    {{ return(adapter.dispatch('staged_row_index', 'music_recsys')(staged, rejected)) }}
+{%- endmacro %}
+
+{% macro default__staged_row_index(staged, rejected) -%}
+    {#- a window over the whole table in file order (one partition) -#}
+    select
+        line_number,
+        playlist_number,
+        track_number,
+        row_number() over (order by line_number) as staged_index
+    from {{ staged }}
+{%- endmacro %}
+
+{% macro duckdb__staged_row_index(staged, rejected) -%}
+    {#- An ASOF join finds, for every staged row, the last rejected line before it; that line's rank
+        among the rejected lines is how many precede the row. The staged rows are never sorted as one
+        sequence, and the rejected lines are few. -#}
+    select
+        {{ staged }}.line_number,
+        {{ staged }}.playlist_number,
+        {{ staged }}.track_number,
+        {{ staged }}.line_number - coalesce(preceding.n_rejected, 0) as staged_index
+    from {{ staged }}
+    asof left join (
+        select
+            line_number,
+            row_number() over (order by line_number) as n_rejected
+        from {{ rejected }}
+    ) as preceding
+        on {{ staged }}.line_number > preceding.line_number
+{%- endmacro %}

@@ -89,12 +89,23 @@
         lines in that order. It breaks a line at a lone '\r' too, and cuts one at the delimiter
         (chr(30)): for a file holding either byte the exact list split above is used, so both give
         the same lines. A line longer than 16 MiB stops the build with DuckDB's message naming it.
+        The numbered lines are a materialized CTE: row_number() over () runs on one thread and
+        would otherwise hold every later step of its pipeline (the whole parse, the table's write)
+        on that thread; materialized, only the read and the numbering do, and the parse reads the
+        numbered lines in parallel.
         The var physical_lines_reader: auto (this choice) or list (always the list split). -#}
     {%- if execute and var('physical_lines_reader') == 'auto' and raw_file_is_line_readable() %}
+    with physical_lines as materialized (
+        select
+            row_number() over () as line_number,
+            coalesce(line, '') as raw_line
+        from {{ raw_lines_reader() }}
+    )
+
     select
-        row_number() over () as line_number,
-        coalesce(line, '') as raw_line
-    from {{ raw_lines_reader() }}
+        line_number,
+        raw_line
+    from physical_lines
     {%- else %}
     {{ default__numbered_physical_lines(raw_file) }}
     {%- endif %}

@@ -47,12 +47,23 @@ def _numbered_physical_lines(relation):
     return f"select row_number() over () as line_number, content as raw_line from {relation}"
 
 
+def _staged_row_index(staged, rejected):
+    return (
+        f"select {staged}.line_number, {staged}.playlist_number, {staged}.track_number, "
+        f"{staged}.line_number - coalesce(preceding.n_rejected, 0) as staged_index from {staged} "
+        f"asof left join (select line_number, row_number() over (order by line_number) as n_rejected "
+        f"from {rejected}) as preceding on {staged}.line_number > preceding.line_number"
+    )
+
+
 def _dispatch(macro_name, macro_namespace=None):
     # a project macro dispatched per adapter renders as a plain function call
     if macro_name == "numbered_elements":  # renders a whole select
         return _numbered_elements
     if macro_name == "numbered_physical_lines":  # renders a whole select
         return _numbered_physical_lines
+    if macro_name == "staged_row_index":  # renders a whole select
+        return _staged_row_index
     return lambda *args, **kwargs: f"{macro_name}({_sql([_arg(a) for a in args])})"
 
 
