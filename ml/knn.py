@@ -33,6 +33,13 @@ contributions it got from its seeds (0 for an item no seed kept); then, as for t
 are excluded and the top k is taken with ties to the lower row (so when fewer than k items were
 kept, the rest come in row order). M is capped at n_items - 1. Still a brute-force top-k of inner
 products against the one item matrix: a batch of seed queries, a top-k per seed and a segment sum.
+How it is computed (the answer does not depend on it): a seed's top list depends only on the seed,
+so each distinct seed of a call is scored once (`SeedLists`, ml/knn_scan.py); the sums are kept sparse (at most
+M items per seed of a playlist, added one at a time in ascending seed order as the dense sum
+would) and the zeros of the fill rule are enumerated, never materialized; the top M+1 of a seed
+comes from `SeedIndex`: a blocked scan of every item (default), or an exact pruned scan over
+k-means blocks (`SeedIndex.clustered`, `KnnTables.seed_index`) that skips a block only when a bound
+proves none of its items can enter the list. Cost on the full preset: bench/results/per_seed_cost.md.
 """
 
 from __future__ import annotations
@@ -41,6 +48,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from ml.knn_scan import CLUSTERED_FROM, SeedIndex, SeedLists, TopK, auto_seed_index
+
+__all__ = ["CLUSTERED_FROM", "KnnTables", "NameRule", "SeedIndex", "SeedLists", "TopK", "auto_seed_index"]
 
 
 def normalize_rows(vectors: np.ndarray) -> np.ndarray:
@@ -51,18 +62,13 @@ def normalize_rows(vectors: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class TopK:
-    rows: np.ndarray  # (n_playlists, k) int64 row indices into the vectors, best first
-    scores: np.ndarray  # (n_playlists, k) float32 inner product of the mean query with the item
-
-
-@dataclass(frozen=True)
 class KnnTables:
     """The query table and the item matrix of the rule (module docstring)."""
 
     items_t: np.ndarray  # I transposed, [d, n_items] float32 (a view of [n, d] works too)
     query_table: np.ndarray | None = None  # Q [n_items, d] float32; None: Q = I, stored once
     per_seed: int = 0  # M > 0: per-seed aggregation (module docstring); 0: the mean query
+    seed_index: SeedIndex | None = None  # per-seed scan of the item matrix; None: `SeedIndex.blocked`
 
     @classmethod
     def cosine(cls, vectors: np.ndarray, contiguous: bool = False) -> KnnTables:
@@ -94,24 +100,25 @@ class KnnTables:
 
     def per_seed_scores(self, seed_rows: Sequence[Sequence[int]], batch_size: int = 1024) -> np.ndarray:
         """(len(seed_rows), n_items) float32 per-seed aggregated scores (module docstring): each
-        distinct seed's top M contributions (shifted by its (M+1)-th score), summed per item;
-        the seed queries are scored `batch_size` rows per matrix product (fewer when a product
-        would pass ~32M scores: a full-size catalogue scores 13 seeds at a time)."""
-        m = min(int(self.per_seed), self.n_items - 1)
+        distinct seed's top M contributions (shifted by its (M+1)-th score), summed per item in
+        ascending seed order (dense: for small catalogues and tests; `top_k` never builds it)."""
         scores = np.zeros((len(seed_rows), self.n_items), dtype=np.float32)
-        sets = [np.unique(np.asarray(r, dtype=np.int64)) for r in seed_rows]
-        lengths = np.array([len(r) for r in sets], dtype=np.int64)
-        if m < 1 or not lengths.sum():
-            return scores
-        rows = np.concatenate(sets)
-        owner = np.repeat(np.arange(len(sets)), lengths)
-        chunk = max(1, min(batch_size, _SEED_CELLS // self.n_items))  # ~128 MB of seed scores
-        for start in range(0, len(rows), chunk):
-            stop = min(start + chunk, len(rows))
-            p = self.query_rows(rows[start:stop]) @ self.items_t  # (seeds, n_items)
-            cols, contrib = shifted_top(p, m)
-            np.add.at(scores, (np.repeat(owner[start:stop], m), cols.ravel()), contrib.ravel())
+        agg = self.per_seed_lists(seed_rows).aggregate(seed_rows)
+        if len(agg.owner):
+            scores[agg.owner, agg.item] = agg.score
         return scores
+
+    def per_seed_lists(self, seed_rows: Sequence[Sequence[int]], block: int = 0) -> SeedLists:
+        """Each distinct seed's top M+1 items (score descending, ties to the lower row), every seed
+        of every playlist computed once; `self.seed_index` (when set) prunes the scan exactly."""
+        m = min(int(self.per_seed), self.n_items - 1)
+        sets = [np.unique(np.asarray(r, dtype=np.int64)) for r in seed_rows]
+        distinct = np.unique(np.concatenate(sets)) if sets else np.zeros(0, np.int64)
+        if m < 1 or not len(distinct):
+            return SeedLists.empty(m)
+        index = self.seed_index if self.seed_index is not None else SeedIndex.blocked(self.items_t, block)
+        cols, vals = index.top(self.query_rows(distinct), m + 1)
+        return SeedLists(distinct, cols, vals, m)
 
     def scores(self, seed_rows: Sequence[Sequence[int]], batch_size: int = 1024) -> np.ndarray:
         """(len(seed_rows), n_items) scores of the rule, seeds not yet excluded."""
@@ -120,8 +127,11 @@ class KnnTables:
         return self.queries(seed_rows) @ self.items_t
 
     def top_k(self, seed_rows: Sequence[Sequence[int]], k: int, batch_size: int = 1024) -> TopK:
-        """Top-k rows for each playlist, its seed rows excluded, in batches of matrix products."""
+        """Top-k rows for each playlist, its seed rows excluded, in batches of matrix products
+        (per-seed: the distinct seeds' top lists, then a sparse sum per playlist, `SeedLists`)."""
         k_eff = min(k, self.n_items)
+        if self.per_seed > 0:
+            return self.per_seed_lists(seed_rows).top_k(seed_rows, k_eff, self.n_items)
         all_rows = np.empty((len(seed_rows), k_eff), dtype=np.int64)
         all_scores = np.empty((len(seed_rows), k_eff), dtype=np.float32)
         for start in range(0, len(seed_rows), batch_size):
@@ -272,13 +282,16 @@ def top_k(
     batch_size: int = 1024,
     items: np.ndarray | None = None,
     per_seed: int = 0,
+    seed_index: SeedIndex | None = None,
 ) -> TopK:
     """Top-k rows for each playlist with Q = `normed` and I = `items` (default: the same array),
-    by the mean rule or, `per_seed` = M > 0, per-seed aggregation."""
+    by the mean rule or, `per_seed` = M > 0, per-seed aggregation (its scan: `seed_index`)."""
     if items is None:
-        tables = KnnTables(items_t=np.asarray(normed).T, per_seed=per_seed)
+        tables = KnnTables(items_t=np.asarray(normed).T, per_seed=per_seed, seed_index=seed_index)
     else:
-        tables = KnnTables(items_t=np.asarray(items).T, query_table=normed, per_seed=per_seed)
+        tables = KnnTables(
+            items_t=np.asarray(items).T, query_table=normed, per_seed=per_seed, seed_index=seed_index
+        )
     return tables.top_k(seed_rows, k, batch_size)
 
 
@@ -346,7 +359,6 @@ def _select_top(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 _PREFILTER_STRIDE = 16
-_SEED_CELLS = 32_000_000  # per-seed rule: seed queries x items scored per product (float32)
 _TIE_FACTOR = 64  # candidates per row beyond 64 k: many ties at the bound, trimmed first
 
 

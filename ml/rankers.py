@@ -21,6 +21,7 @@ scipy and the run folder's loaders here: no training code.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -37,7 +38,7 @@ from ml.baselines import (
     rank_cooc,
     rank_popularity,
 )
-from ml.knn import normalize_rows, top_k
+from ml.knn import SeedIndex, auto_seed_index, normalize_rows, top_k
 from ml.run_dir import RunDir
 from ml.shapes import K_MAX, Ragged, Ranking
 
@@ -262,6 +263,11 @@ class VectorModel:
     row_of_track: np.ndarray  # (n_tracks,) row of each global track, -1 when not in the vocabulary
     per_seed: int = 0  # ml.knn's rule: 0 the mean query, M > 0 per-seed aggregation
 
+    @functools.cached_property
+    def seed_index(self) -> SeedIndex | None:
+        """ml.knn's per-seed scan, built once per tables (`auto_seed_index`: exact, pruned if large)."""
+        return auto_seed_index(np.asarray(self.items).T)
+
     @classmethod
     def from_tables(
         cls, query: np.ndarray, items: np.ndarray, track_of_row: np.ndarray, n_tracks: int, per_seed: int = 0
@@ -311,7 +317,8 @@ def rank_vectors(
     if batch_size is None:
         batch_size = auto_batch_size(len(model.items))
     items = None if model.shared else model.items
-    result = top_k(model.query, rows_list, k, batch_size=batch_size, items=items, per_seed=model.per_seed)
+    index = model.seed_index if model.per_seed else None
+    result = top_k(model.query, rows_list, k, batch_size, items, model.per_seed, index)
     tracks = model.track_of_row[result.rows]
     scores = result.scores.copy()
     if tracks.shape[1] < k:  # a catalogue smaller than k

@@ -3,9 +3,11 @@ a query table apart from the item matrix scores mean(Q[seeds]) . I[row]."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from ml.knn import KnnTables, NameRule, _select_top, normalize_rows, top_k
+from ml.knn import KnnTables, NameRule, SeedIndex, _select_top, normalize_rows, top_k
 
 
 def cosine_before_the_generalisation(normed: np.ndarray, seed_rows: list[list[int]], k: int):
@@ -132,6 +134,146 @@ def test_select_top_with_massive_ties_keeps_the_lower_rows():
     wide = np.zeros((2, 500), dtype=np.float32)  # narrow rows: the exact bound, ties trimmed too
     wide[1, 499] = 1.0
     assert _select_top(wide, 3)[0].tolist() == [[0, 1, 2], [499, 0, 1]]
+
+
+# --- per-seed scan: distinct seeds, sparse sums, blocked and pruned top lists (issue 12) ---------
+
+
+def per_seed_before_sparse(query: np.ndarray, items: np.ndarray, seed_rows, m: int, k: int):
+    """KnnTables.top_k under per-seed aggregation as it was before the sparse path: a dense score
+    matrix, each seed occurrence's top m+1 by one product, np.add.at, seeds -inf, _select_top."""
+    n = len(items)
+    m = min(m, n - 1)
+    scores = np.zeros((len(seed_rows), n), dtype=np.float32)
+    for i, rows in enumerate(seed_rows):
+        for s in np.unique(np.asarray(rows, dtype=np.int64)):
+            cols, vals = _select_top((query[s] @ items.T)[None, :], m + 1)
+            np.add.at(scores[i], cols[0, :m], vals[0, :m] - vals[0, m])
+        if len(rows):
+            scores[i, np.asarray(rows, dtype=np.int64)] = -np.inf
+    return _select_top(scores, min(k, n))
+
+
+def integer_tables(rng: np.random.Generator, n: int, d: int, clusters: int = 0):
+    """Small-integer rows (every product and sum exact in float32: ties are real ties), optionally
+    drawn around a few centers (the structure pruning relies on), with duplicated rows and zero rows."""
+    if clusters:
+        centers = rng.integers(-6, 7, size=(clusters, d))
+        items = centers[rng.integers(0, clusters, size=n)] + rng.integers(-1, 2, size=(n, d))
+    else:
+        items = rng.integers(-3, 4, size=(n, d))
+    query = rng.integers(-2, 3, size=(n, d))
+    items[n // 2 : n // 2 + 20] = items[5]  # exact duplicates: ties broken by the lower row
+    items[-3:] = 0
+    query[7] = 0  # a zero query: every item ties at 0, its top list is rows 0..m
+    return query.astype(np.float32), items.astype(np.float32)
+
+
+def test_seed_index_top_lists_are_the_brute_force(monkeypatch):
+    rng = np.random.default_rng(21)
+    for clusters in (0, 12):
+        query, items = integer_tables(rng, 3000, 8, clusters)
+        expected = _select_top(query @ items.T, 21)
+        indexes = [
+            SeedIndex.blocked(items.T, block=256),
+            SeedIndex.blocked(items.T),
+            SeedIndex.clustered(items.T, n_blocks=40, seed=3),
+            SeedIndex.clustered(items.T, n_blocks=1),
+            SeedIndex.clustered(items.T, n_blocks=10, norm_tiers=4),  # blocks by norm inside a cluster
+        ]
+        for index in indexes:
+            for batch, n_q in ((1, 40), (7, 300), (256, 3000)):
+                got = replace(index, query_batch=batch).top(query[:n_q], 21)
+                assert np.array_equal(got[0], expected[0][:n_q]) and np.array_equal(got[1], expected[1][:n_q])
+    # Real-valued rows (rounding differs between products: the scores agree to float precision).
+    items = rng.normal(size=(5000, 16)).astype(np.float32) * rng.gamma(1.0, size=(5000, 1)).astype(np.float32)
+    query = rng.normal(size=(300, 16)).astype(np.float32)
+    expected = _select_top(query @ items.T, 11)
+    items[4000:4100] = items[:100]  # exact duplicates far apart: they must tie, the lower row first
+    expected = _select_top(query @ items.T, 11)
+    stats: dict[str, float] = {}
+    got = SeedIndex.clustered(items.T, n_blocks=64).top(query, 11, stats)
+    assert (got[0] == expected[0]).mean() > 0.99  # one product's rounding may order near-ties apart
+    np.testing.assert_allclose(got[1], expected[1], rtol=1e-5, atol=1e-5)
+    assert 0 < stats["scored"] < stats["cells"]
+    # The scans rescore their candidates canonically: any layout gives the same lists, bit for bit.
+    for other in (SeedIndex.blocked(items.T, block=300), SeedIndex.clustered(items.T, 7, norm_tiers=3)):
+        again = replace(other, query_batch=37).top(query, 11)
+        assert np.array_equal(again[0], got[0]) and np.array_equal(again[1], got[1])
+    twins = 0
+    for listed in got[0].tolist():  # a duplicate comes only right after its lower twin
+        for at, row in enumerate(listed):
+            if 4000 <= row < 4100:
+                assert at > 0 and listed[at - 1] == row - 4000
+                twins += 1
+    assert twins > 0
+
+
+def test_seed_index_prunes_clustered_items_and_stays_exact():
+    """Well separated clusters: most blocks are skipped, and the lists are still the brute force's."""
+    rng = np.random.default_rng(22)
+    centers = rng.normal(size=(50, 16)).astype(np.float32) * 10
+    items = centers[np.repeat(np.arange(50), 200)] + rng.normal(size=(10_000, 16)).astype(np.float32)
+    query = centers[rng.integers(0, 50, size=200)] + rng.normal(size=(200, 16)).astype(np.float32)
+    stats: dict[str, float] = {}
+    got = SeedIndex.clustered(items.T, n_blocks=50).top(query, 21, stats)
+    expected = _select_top(query @ items.T, 21)
+    assert (got[0] == expected[0]).mean() > 0.999
+    np.testing.assert_allclose(got[1], expected[1], rtol=1e-5, atol=1e-4)
+    assert stats["scored"] < 0.5 * stats["cells"]
+
+
+def test_per_seed_sparse_path_is_the_dense_rule():
+    """Distinct seeds once, sparse sums, top k with the fill rule: the same rows and scores as the
+    dense matrix, including k beyond the kept items (zeros in row order, then the seeds) and k >= n."""
+    rng = np.random.default_rng(23)
+    query, items = integer_tables(rng, 400, 6)
+    seeds = playlists(rng, 400, 60) + [[], [7], [7, 7, 3], [5, 205], list(range(390))]
+    seeds[3] = seeds[3] + seeds[3][:2]  # a repeated seed counts once
+    for m, k in ((5, 10), (20, 30), (3, 100), (20, 400), (500, 50)):
+        expected = per_seed_before_sparse(query, items, seeds, m, k)
+        for index in (
+            None,
+            SeedIndex.clustered(items.T, n_blocks=16),
+            SeedIndex.clustered(items.T, 4, norm_tiers=3),
+        ):
+            tables = KnnTables(items_t=items.T, query_table=query, per_seed=m, seed_index=index)
+            got = tables.top_k(seeds, k)
+            assert np.array_equal(got.rows, expected[0]), (m, k)
+            assert np.array_equal(got.scores, expected[1]), (m, k)
+    dense = KnnTables(items_t=items.T, query_table=query, per_seed=5).per_seed_scores(seeds[:10])
+    for i, s in enumerate(seeds[:10]):
+        row = dense[i].copy()
+        row[s] = -np.inf
+        assert np.array_equal(
+            _select_top(row[None, :], 10)[0][0], per_seed_before_sparse(query, items, [s], 5, 10)[0][0]
+        )
+
+
+def test_evaluation_prunes_a_large_catalogue_with_the_same_answers(monkeypatch):
+    """ml.rankers.rank_vectors scans a catalogue of CLUSTERED_FROM rows or more through the
+    k-means-pruned index (built once per tables): the ranking is the full scan's, bit for bit."""
+    import ml.knn_scan
+    from ml.rankers import VectorModel, rank_vectors
+    from ml.shapes import Ragged
+
+    rng = np.random.default_rng(24)
+    centers = rng.normal(size=(30, 12)).astype(np.float32) * 4
+    items = centers[rng.integers(0, 30, size=6000)] + rng.normal(size=(6000, 12)).astype(np.float32)
+    items[5000:5200] = items[:200]  # duplicates, as folded rows
+    query = rng.normal(size=(6000, 12)).astype(np.float32)
+    track_of_row = rng.permutation(7000)[:6000]
+    lists = [rng.choice(7000, size=int(rng.integers(1, 30)), replace=False) for _ in range(150)]
+    seeds = Ragged(np.r_[0, np.cumsum([len(x) for x in lists])].astype(np.int64), np.concatenate(lists))
+    popular = np.arange(7000)
+    full = rank_vectors(
+        VectorModel.from_tables(query, items, track_of_row, 7000, per_seed=15), seeds, popular, 50
+    )
+    monkeypatch.setattr(ml.knn_scan, "CLUSTERED_FROM", 1000)
+    model = VectorModel.from_tables(query, items, track_of_row, 7000, per_seed=15)
+    pruned = rank_vectors(model, seeds, popular, 50)
+    assert model.seed_index is not None and model.seed_index.centers is not None
+    assert np.array_equal(pruned.tracks, full.tracks) and np.array_equal(pruned.scores, full.scores)
 
 
 def _named_per_seed_reference(
