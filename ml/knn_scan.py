@@ -318,7 +318,11 @@ class _Candidates:
         kth = np.full(b, -np.inf, dtype=np.float32)
         kth[filled] = v_all[starts[filled] + size - 1]
         rank = np.arange(len(q_all)) - starts[q_all]
-        keep = (rank < size) | (v_all >= kth[q_all] - slack[q_all])
+        # Near-ties within the slack stay candidates, but at most `tie_cap(size)` a query: a zero
+        # query or a run of identical rows ties every item, and keeping them all held
+        # queries x items candidates (an `ml train` search trial ran out of 24 GB). Sorted by score,
+        # then row, the cap keeps the lowest rows of an exact tie, which is the rule.
+        keep = (rank < size) | ((v_all >= kth[q_all] - slack[q_all]) & (rank < tie_cap(size)))
         return _Candidates(q_all[keep], r_all[keep], p_all[keep], v_all[keep], kth, filled)
 
     def final(self, q: np.ndarray, items_t: np.ndarray, b: int, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -334,6 +338,11 @@ class _Candidates:
         top_r[q_s[keep], rank[keep]] = r_s[keep]
         top_v[q_s[keep], rank[keep]] = v_s[keep]
         return top_r, top_v
+
+
+def tie_cap(size: int) -> int:
+    """Candidates a query keeps at most (its top `size` and the near-ties after them)."""
+    return 4 * size + 64
 
 
 def _canonical(queries: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -338,3 +338,34 @@ def test_a_name_beside_seeds_is_one_more_per_seed_list():
     share = 2.0 / (2 + 2.0)
     mixed = (1 - share) * np.r_[normed[[3, 17]].mean(axis=0), 0.0] + share * name_rows[0]
     np.testing.assert_allclose(got, normed @ mixed[:-1] + prior * mixed[-1], atol=1e-5)
+
+
+def test_a_zero_query_or_identical_rows_keep_a_bounded_candidate_set_and_the_lowest_rows() -> None:
+    # A zero query ties every item (and so do identical rows): the scan keeps the lowest rows, as
+    # the dense rule does, without holding every item as a candidate (a search trial once ran out
+    # of 24 GB that way).
+    from ml.knn_scan import _Candidates, tie_cap
+
+    n, size = 20_000, 21
+    cand = _Candidates.empty().merge(
+        np.zeros(n, np.int64),
+        np.arange(n, dtype=np.int64)[::-1].copy(),
+        np.arange(n, dtype=np.int64),
+        np.zeros(n, np.float32),
+        1,
+        size,
+        np.full(1, 1e-5, np.float32),
+    )
+    assert len(cand.q) == tie_cap(size) < n
+    assert sorted(cand.row.tolist()) == list(range(tie_cap(size)))
+
+    rng = np.random.default_rng(3)
+    items = np.repeat(rng.normal(size=(1, 16)).astype(np.float32), 5_000, axis=0)
+    items = np.vstack([items, rng.normal(size=(50, 16)).astype(np.float32)])
+    queries = np.vstack([np.zeros((1, 16), np.float32), items[:1], rng.normal(size=(3, 16)).astype(np.float32)])
+    cols, vals = SeedIndex.blocked(np.ascontiguousarray(items.T)).top(queries, size)
+    dense = queries @ items.T
+    for i in range(len(queries)):
+        order = np.lexsort((np.arange(len(items)), -dense[i]))[:size]
+        assert cols[i].tolist() == order.tolist()
+    assert cols[0].tolist() == list(range(size))
