@@ -362,7 +362,9 @@ def test_a_zero_query_or_identical_rows_keep_a_bounded_candidate_set_and_the_low
     rng = np.random.default_rng(3)
     items = np.repeat(rng.normal(size=(1, 16)).astype(np.float32), 5_000, axis=0)
     items = np.vstack([items, rng.normal(size=(50, 16)).astype(np.float32)])
-    queries = np.vstack([np.zeros((1, 16), np.float32), items[:1], rng.normal(size=(3, 16)).astype(np.float32)])
+    queries = np.vstack(
+        [np.zeros((1, 16), np.float32), items[:1], rng.normal(size=(3, 16)).astype(np.float32)]
+    )
     cols, vals = SeedIndex.blocked(np.ascontiguousarray(items.T)).top(queries, size)
     dense = queries @ items.T
     for i in range(len(queries)):
