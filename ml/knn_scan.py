@@ -52,7 +52,10 @@ class SeedLists:
     def aggregate(self, seed_rows: Sequence[Sequence[int]]) -> Aggregated:
         """Each playlist's items with a contribution, summed in ascending seed order (float32, one
         addition at a time: the sums the dense rule's `np.add.at` gives)."""
-        sets = [np.unique(np.asarray(r, dtype=np.int64)) for r in seed_rows]
+        return self._aggregate_sets([np.unique(np.asarray(r, dtype=np.int64)) for r in seed_rows])
+
+    def _aggregate_sets(self, sets: Sequence[np.ndarray]) -> Aggregated:
+        """`aggregate` over each playlist's distinct seed rows, ascending (np.unique)."""
         lengths = np.array([len(s) for s in sets], dtype=np.int64)
         empty = Aggregated(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
         if self.m < 1 or not lengths.sum():
@@ -75,8 +78,8 @@ class SeedLists:
         all_scores = np.empty((len(seed_rows), k), dtype=np.float32)
         for start in range(0, len(seed_rows), batch):
             part = seed_rows[start : start + batch]
-            agg = self.aggregate(part)
             sets = [np.unique(np.asarray(r, dtype=np.int64)) for r in part]
+            agg = self._aggregate_sets(sets)
             seed_keys = np.concatenate(
                 [i * n_items + s for i, s in enumerate(sets)] or [np.zeros(0, np.int64)]
             )
