@@ -54,7 +54,7 @@ import scipy.sparse as sp
 from ml.baselines import popularity_counts, popularity_order, rank_popularity
 from ml.knn import KnnTables, NameRule, TopK, name_queries, normalize_rows
 from ml.name_tokens import name_keys
-from ml.rankers import VectorRanker, auto_batch_size
+from ml.rankers import VectorRanker
 from ml.run_dir import RunDir
 from ml.shapes import K_MAX, Ragged, Ranking
 
@@ -316,7 +316,7 @@ class NameVectorRanker:
         assert base.model is not None, "fit or load the track vectors first"
         self.base, self.names = base, names
         vm = base.model
-        self.items = np.hstack([vm.normed, np.asarray(prior, np.float32)[vm.track_of_row, None]])
+        self.prior = np.asarray(prior, np.float32)[vm.track_of_row]  # the prior column, by row
 
     @property
     def known(self) -> np.ndarray:
@@ -337,14 +337,18 @@ class NameVectorRanker:
         return self._rank(token_lists, seeds, k)
 
     def rule(self) -> NameRule:
-        """ml.knn.NameRule over the base model's tables (its track rule) and this name table."""
+        """ml.knn.NameRule over the base model's tables (its track rule and per-seed scan) and this
+        name table."""
         vm = self.base.model
         assert vm is not None
         tables = KnnTables(
-            items_t=vm.items.T, query_table=None if vm.shared else vm.query, per_seed=vm.per_seed
+            items_t=vm.items.T,
+            query_table=None if vm.shared else vm.query,
+            per_seed=vm.per_seed,
+            seed_index=vm.seed_index if vm.per_seed else None,
         )
         keys = [str(key) for key in self.names.keys]
-        return NameRule.over(tables, keys, self.names.rows, self.items[:, -1], self.names.worth)
+        return NameRule.over(tables, keys, self.names.rows, self.prior, self.names.worth)
 
     def _rank(self, token_lists: Sequence[Sequence[str]], seeds: Ragged, k: int) -> Ranking:
         vm = self.base.model
@@ -357,13 +361,10 @@ class NameVectorRanker:
         scores = np.full((len(seeds), k), -np.inf, dtype=np.float32)
         # The name plays a part (a known token; beside seeds only when worth > 0): ml.knn.NameRule.
         named = np.flatnonzero(has_name & (~has_seeds | (self.names.worth > 0)))
-        if len(named):
-            rule, k_eff = self.rule(), min(k, len(self.items))
-            batch = auto_batch_size(len(self.items))
-            for start in range(0, len(named), batch):
-                idx = named[start : start + batch]
-                got = rule.top_k([seed_rows.row(i) for i in idx], [tokens.row(i) for i in idx], k_eff)
-                tracks[idx, :k_eff], scores[idx, :k_eff] = vm.track_of_row[got.rows], got.scores
+        if len(named):  # NameRule.top_k bounds its own memory (a blocked scan, sparse sums)
+            k_eff = min(k, len(self.prior))
+            got = self.rule().top_k([seed_rows.row(i) for i in named], [tokens.row(i) for i in named], k_eff)
+            tracks[named, :k_eff], scores[named, :k_eff] = vm.track_of_row[got.rows], got.scores
         # The name plays no part (no known token, or worth 0 beside seeds): the tracks' own rule.
         plain = has_seeds & ~(has_name & (self.names.worth > 0))
         if plain.any():

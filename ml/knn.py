@@ -21,7 +21,13 @@ seeds is then exactly seeds only), under the tables' track rule:
   of the seeds' lists (`NameRule.scores`, `shifted_top`);
 - the mean rule (per_seed = 0): the name's query mixed into the mean of the seeds' rows of N,
   its share worth / (n + worth) (`mix_queries`).
-No known token: the tables' rule alone.
+No known token: the tables' rule alone. How it is computed (the answer does not depend on it):
+`NameRule.top_k` never holds a [playlists x items] matrix - the name's scores come from a blocked
+scan of [N | prior] (`SeedIndex.name_space`: its top k alone, its top M+1 beside seeds, exact, ties
+to the lower row, canonically rescored as the per-seed lists are), the seeds' per-seed lists from
+the tables' own scan, and the sums are sparse (`sparse_top_k`); `NameRule.scores` is the dense
+form of the same rule (small catalogues and tests). Peak memory on the full preset:
+bench/results/name_scan_memory.md.
 
 Per-seed aggregation (`KnnTables.per_seed` = M > 0, issue 12; chosen on valid, stored in the run's
 knn_scoring.json as "per_seed"): instead of one mean query, every distinct known seed s is one
@@ -44,12 +50,13 @@ proves none of its items can enter the list. Cost on the full preset: bench/resu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from ml.knn_scan import CLUSTERED_FROM, SeedIndex, SeedLists, TopK, auto_seed_index
+from ml.knn_scan import CLUSTERED_FROM, Aggregated, SeedIndex, SeedLists, TopK, auto_seed_index, sparse_top_k
 
 __all__ = ["CLUSTERED_FROM", "KnnTables", "NameRule", "SeedIndex", "SeedLists", "TopK", "auto_seed_index"]
 
@@ -196,6 +203,7 @@ class NameRule:
     prior: np.ndarray  # (n_items,) float32: the prior column of the name space
     worth: float  # the name counts as this many seed tracks (per-seed: its list's weight)
     scale: np.ndarray | None = None  # (n_items,) 1 / |Q row|; None when Q = I
+    block: int = 0  # columns of the name space scored at a time (`space`); 0: SeedIndex's default
 
     @classmethod
     def over(
@@ -260,14 +268,101 @@ class NameRule:
                 tracks_q[i] = self.unit_rows(np.asarray(seeds, dtype=np.int64)).mean(axis=0)
         return self.name_scores(mix_queries(tracks_q, name_q, n_seeds, has_name, self.worth))
 
-    def top_k(self, seed_rows: Sequence[Sequence[int]], token_rows: Sequence[Sequence[int]], k: int) -> TopK:
-        """Top-k rows for playlists given by seeds and name tokens (rows of `rows`), seeds excluded."""
-        scores = self.scores(seed_rows, token_rows)
-        for i, seeds in enumerate(seed_rows):
-            if len(seeds):
-                scores[i, np.asarray(seeds, dtype=np.int64)] = -np.inf
-        rows, top = _select_top(scores, min(k, self.tables.n_items))
-        return TopK(rows=rows, scores=top)
+    @functools.cached_property
+    def space(self) -> SeedIndex:
+        """The name space [N | prior] as a blocked scan (`SeedIndex.name_space`): the item matrix
+        (Q = I) or Q with each item's score scaled by 1 / |Q row|, and the prior column; no copy."""
+        if self.scale is None:
+            return SeedIndex.name_space(self.tables.items_t, self.prior, block=self.block)
+        return SeedIndex.name_space(
+            np.asarray(self.tables.query_table).T, self.prior, self.scale, block=self.block
+        )
+
+    def top_k(
+        self,
+        seed_rows: Sequence[Sequence[int]],
+        token_rows: Sequence[Sequence[int]],
+        k: int,
+        batch: int = 2048,
+    ) -> TopK:
+        """Top-k rows for playlists given by seeds and name tokens (rows of `rows`), seeds excluded:
+        `scores`' rule (score descending, ties to the lower row, seeds last), never holding a
+        [playlists x items] matrix. The name's scores come from a blocked scan of the name space
+        (`space`: its top k, or its top M+1 beside seeds under per-seed aggregation); the seeds'
+        per-seed lists from the tables' own scan, summed sparsely with the name's (`SeedLists`).
+        Memory: the scan's blocks and each playlist's kept lists, whatever the catalogue x batch."""
+        n_items = self.tables.n_items
+        k_eff = min(k, n_items)
+        out_rows = np.empty((len(seed_rows), k_eff), dtype=np.int64)
+        out_scores = np.empty((len(seed_rows), k_eff), dtype=np.float32)
+        for start in range(0, len(seed_rows), batch):
+            stop = min(start + batch, len(seed_rows))
+            sets = [np.unique(np.asarray(r, dtype=np.int64)) for r in seed_rows[start:stop]]
+            name_q, has_name = name_queries(self.rows, token_rows[start:stop])
+            alone = np.flatnonzero([not len(s) for s in sets])
+            if len(alone):  # the name's own scores against every item
+                cols, vals = self.space.top(name_q[alone], k_eff)
+                out_rows[start + alone], out_scores[start + alone] = cols, vals
+            beside = np.flatnonzero([len(s) > 0 for s in sets])
+            if len(beside):
+                part = [sets[i] for i in beside]
+                if self.tables.per_seed > 0:
+                    cols, vals = self._per_seed_beside(part, name_q[beside], has_name[beside], k_eff)
+                else:
+                    given = [np.asarray(seed_rows[start + i], dtype=np.int64) for i in beside]
+                    cols, vals = self._mean_beside(given, part, name_q[beside], has_name[beside], k_eff)
+                out_rows[start + beside], out_scores[start + beside] = cols, vals
+        return TopK(rows=out_rows, scores=out_scores)
+
+    def _per_seed_beside(
+        self, sets: list[np.ndarray], name_q: np.ndarray, has_name: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The seeds' per-seed sums plus `worth` times the name's own list, sparse (`scores`)."""
+        n_items = self.tables.n_items
+        agg = self.tables.per_seed_lists(sets).aggregate(sets)
+        m = min(int(self.tables.per_seed), n_items - 1)
+        if m >= 1:
+            cols, vals = self.space.top(name_q, m + 1)
+            contrib = vals[:, :m] - vals[:, m : m + 1]
+            w = np.where(has_name, np.float32(self.worth), np.float32(0.0)).astype(np.float32)
+            added = (w[:, None] * contrib).ravel()
+            owner = np.repeat(np.arange(len(sets), dtype=np.int64), m)
+            keys = np.concatenate([agg.owner * n_items + agg.item, owner * n_items + cols[:, :m].ravel()])
+            values = np.concatenate([agg.score, np.zeros(len(added), np.float32)])
+            uniq, first = np.unique(keys, return_index=True)
+            total = values[first]  # each item's seed sum (0 where no seed kept it)...
+            at = np.searchsorted(uniq, owner * n_items + cols[:, :m].ravel())
+            total[at] = total[at] + added  # ...plus the name's contribution, as the dense rule adds it
+            agg = Aggregated(uniq // n_items, uniq % n_items, total)
+        return sparse_top_k(agg, sets, k, n_items)
+
+    def _mean_beside(
+        self,
+        given: list[np.ndarray],
+        sets: list[np.ndarray],
+        name_q: np.ndarray,
+        has_name: np.ndarray,
+        k: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The name mixed into the mean of the seeds' rows of N (`mix_queries`; the seeds as given),
+        the seeds (`sets`) excluded."""
+        n_items = self.tables.n_items
+        dim = self.rows.shape[1] - 1
+        tracks_q = np.zeros((len(given), dim), dtype=np.float32)
+        for i, seeds in enumerate(given):
+            tracks_q[i] = self.unit_rows(seeds).mean(axis=0)
+        n_seeds = np.array([len(s) for s in given], dtype=np.int64)
+        q = mix_queries(tracks_q, name_q, n_seeds, has_name, self.worth)
+        size = min(n_items, k + max(len(s) for s in sets))
+        cols, vals = self.space.top(q, size)
+        out_rows = np.empty((len(sets), k), dtype=np.int64)
+        out_scores = np.empty((len(sets), k), dtype=np.float32)
+        for i, seeds in enumerate(sets):
+            keep = ~np.isin(cols[i], seeds)
+            got = min(int(keep.sum()), k)
+            out_rows[i, :got], out_scores[i, :got] = cols[i][keep][:got], vals[i][keep][:got]
+            out_rows[i, got:], out_scores[i, got:] = seeds[: k - got], -np.inf  # seeds last, ascending
+        return out_rows, out_scores
 
 
 def query_vectors(normed: np.ndarray, seed_rows: Sequence[Sequence[int]]) -> np.ndarray:
@@ -293,34 +388,6 @@ def top_k(
             items_t=np.asarray(items).T, query_table=normed, per_seed=per_seed, seed_index=seed_index
         )
     return tables.top_k(seed_rows, k, batch_size)
-
-
-def top_k_queries(
-    queries: np.ndarray | Callable[[int, int], np.ndarray],
-    items: np.ndarray,
-    exclude: Sequence[Sequence[int]],
-    k: int,
-    batch_size: int = 1024,
-) -> TopK:
-    """Scoring from explicit queries, by the same rule as `KnnTables.top_k`: scores = query @
-    items.T, rows in `exclude[i]` removed, exact top-k with ties to the lower row. `queries` is an
-    (n, dim) array or a function giving rows [start, stop) (a batch's queries are built only when
-    scored); a name query (ml.cold_start) uses it with items that carry one more column than the
-    tracks' own vectors."""
-    n_items = items.shape[0]
-    k_eff = min(k, n_items)
-    n = len(exclude)
-    all_rows = np.empty((n, k_eff), dtype=np.int64)
-    all_scores = np.empty((n, k_eff), dtype=np.float32)
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        q = queries(start, stop) if callable(queries) else queries[start:stop]
-        scores = np.asarray(q, dtype=np.float32) @ items.T  # (b, n_items)
-        for i, rows in enumerate(exclude[start:stop]):
-            if len(rows):
-                scores[i, np.asarray(rows, dtype=np.int64)] = -np.inf
-        all_rows[start:stop], all_scores[start:stop] = _select_top(scores, k_eff)
-    return TopK(rows=all_rows, scores=all_scores)
 
 
 def _select_top(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

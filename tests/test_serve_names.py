@@ -252,11 +252,17 @@ def test_the_sagemaker_handler_answers_names_as_local_serve(named_export, tmp_pa
     from ml.endpoint_contract import parse_body
 
     from_local = local.predict(parse_body(body))
+    # The same answers up to float ties: TF's float32 products may order two tracks of equal score
+    # (identical rows) apart by a last bit, the numpy engine's exact scan gives the lower row.
+    ranked = ("track_ids", "artists", "titles", "scores")
     for a, b in zip(from_handler, from_local, strict=True):
-        assert {k: v for k, v in a.items() if k != "scores"} == {k: v for k, v in b.items() if k != "scores"}
+        assert {k: v for k, v in a.items() if k not in ranked} == {
+            k: v for k, v in b.items() if k not in ranked
+        }
         assert np.allclose(a["scores"], b["scores"], atol=SCORE_TOL)
     expected = offline_expected_named(named_export.run_dir, [([], n) for _, n in queries] + queries)
     assert_all_match(expected, from_handler)
+    assert_all_match(expected, from_local)
     # the handler refuses a bad name with the local server's message
     bad = handler_request(code_dir, json.dumps({"instances": [{"name": 5}]}).encode())
     assert bad == {"error": "instances[0].name must be a string (the playlist's name)", "status": 400}
