@@ -11,19 +11,20 @@ one makes a single query's product ~2x faster on CPU).
 Pure numpy, batched: a batch of playlists is one matrix product.
 
 A playlist's name (issue 14, ml/cold_start.py fits the rows; docs/cold_start.md) is scored by the
-same rule over the name space `[N | prior]`, N = the rows of Q normalized (Q itself when Q = I:
-its rows are unit already), `NameRule`. The name's query is the mean of its known token rows;
-alone (no seed), its scores are that query against [N | prior]. Beside seeds the name counts as
+same rule over the name space `[I | prior]`: the item matrix and one prior column, `NameRule`. A
+name-token row is a row of the query table's space plus a prior weight (a token's playlists' mean
+query), so a name queries the items as a playlist's tracks do. The name's query is the mean of its
+known token rows; alone (no seed), its scores are that query against [I | prior]. Beside seeds the name counts as
 `worth` seed tracks (chosen on valid; at 0 every caller answers by the tables' rule, so name +
 seeds is then exactly seeds only), under the tables' track rule:
 - per-seed aggregation (per_seed = M > 0): the name is one more per-seed query row - its top M+1
   of its own scores, each of the top M shifted by the (M+1)-th - added `worth` times to the sum
   of the seeds' lists (`NameRule.scores`, `shifted_top`);
-- the mean rule (per_seed = 0): the name's query mixed into the mean of the seeds' rows of N,
-  its share worth / (n + worth) (`mix_queries`).
+- the mean rule (per_seed = 0): the name's query mixed into the tracks' own query (the mean of
+  the seeds' rows of Q), its share worth / (n + worth) (`mix_queries`).
 No known token: the tables' rule alone. How it is computed (the answer does not depend on it):
 `NameRule.top_k` never holds a [playlists x items] matrix - the name's scores come from a blocked
-scan of [N | prior] (`SeedIndex.name_space`: its top k alone, its top M+1 beside seeds, exact, ties
+scan of [I | prior] (`SeedIndex.name_space`: its top k alone, its top M+1 beside seeds, exact, ties
 to the lower row, canonically rescored as the per-seed lists are), the seeds' per-seed lists from
 the tables' own scan, and the sums are sparse (`sparse_top_k`); `NameRule.scores` is the dense
 form of the same rule (small catalogues and tests). Peak memory on the full preset:
@@ -162,8 +163,8 @@ def shifted_top(p: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
 def mix_queries(
     tracks_q: np.ndarray, name_q: np.ndarray, n_tracks: np.ndarray, has_name: np.ndarray, worth: float
 ) -> np.ndarray:
-    """(n, dim + 1) queries of the name space: the mean of n known tracks' rows of N (prior weight 0)
-    and the name's mean, the name's share worth / (n + worth) (1 without tracks, 0 without a known
+    """(n, dim + 1) queries of the name space: the tracks' query (the mean of n known tracks' rows of
+    Q, prior weight 0) and the name's mean, the name's share worth / (n + worth) (1 without tracks, 0 without a known
     token)."""
     n = np.asarray(n_tracks, dtype=np.float32)
     share = np.where(has_name, worth / np.maximum(n + worth, 1e-12), 0.0)
@@ -192,61 +193,45 @@ def name_queries(
 class NameRule:
     """Name-token rows over `KnnTables` (module docstring): a name alone, or beside seed tracks.
 
-    A name-space query q scores `q[:, :-1] @ N^T + q[:, -1] * prior`; N^T is the item matrix
-    itself when Q = I, else Q^T with each item's score scaled by 1 / |Q row| (`scale`): the
-    normalized rows are never stored twice.
+    A name-space query q scores `q[:, :-1] @ I^T + q[:, -1] * prior` (I^T: the tables' item matrix,
+    never copied).
     """
 
     tables: KnnTables
     index: dict[str, int]  # token key (`name:chill`) -> row of `rows`
-    rows: np.ndarray  # (n_tokens, dn + 1) float32: [direction | prior weight]
+    rows: np.ndarray  # (n_tokens, d + 1) float32: [a query of the tables' space | prior weight]
     prior: np.ndarray  # (n_items,) float32: the prior column of the name space
     worth: float  # the name counts as this many seed tracks (per-seed: its list's weight)
-    scale: np.ndarray | None = None  # (n_items,) 1 / |Q row|; None when Q = I
     block: int = 0  # columns of the name space scored at a time (`space`); 0: SeedIndex's default
 
     @classmethod
     def over(
         cls, tables: KnnTables, keys: Sequence[str], rows: np.ndarray, prior: np.ndarray, worth: float
     ) -> NameRule:
-        scale = None
-        if not tables.shared:
-            norms = np.linalg.norm(np.asarray(tables.query_table, dtype=np.float32), axis=1)
-            scale = (np.float32(1.0) / np.maximum(norms, np.float32(1e-12))).astype(np.float32)
         return cls(
             tables,
             {str(k): i for i, k in enumerate(keys)},
             np.asarray(rows, dtype=np.float32),
             np.asarray(prior, dtype=np.float32),
             float(worth),
-            scale,
         )
 
     def token_rows(self, keys: Sequence[str]) -> list[int]:
         """Rows of the known keys, in order (unknown keys dropped)."""
         return [self.index[k] for k in keys if k in self.index]
 
-    def unit_rows(self, rows: np.ndarray) -> np.ndarray:
-        """Rows of N: the seeds' rows of Q, normalized (as they are when Q = I)."""
-        q = self.tables.query_rows(rows)
-        return q if self.scale is None else q * self.scale[rows, None]
-
     def name_scores(self, name_q: np.ndarray) -> np.ndarray:
-        """(n, n_items) scores of queries of the name space: q[:, :-1] @ N^T + q[:, -1] * prior."""
+        """(n, n_items) scores of queries of the name space: q[:, :-1] @ I^T + q[:, -1] * prior."""
         dim = self.rows.shape[1] - 1
-        if self.scale is None:
-            scores = name_q[:, :dim] @ self.tables.items_t
-        else:
-            scores = (name_q[:, :dim] @ self.tables.query_table.T) * self.scale[None, :]
-        return scores + name_q[:, dim:] * self.prior[None, :]
+        return name_q[:, :dim] @ self.tables.items_t + name_q[:, dim:] * self.prior[None, :]
 
     def scores(self, seed_rows: Sequence[Sequence[int]], token_rows: Sequence[Sequence[int]]) -> np.ndarray:
         """(n, n_items) scores of the name rule (module docstring), seeds not yet excluded.
 
-        Without a seed: the name's own scores (its mean token row against [N | prior]). Beside
+        Without a seed: the name's own scores (its mean token row against [I | prior]). Beside
         seeds, under per-seed aggregation: the seeds' per-seed sum plus `worth` times the name's
         per-seed list (its top M+1 of its own scores, shifted by the (M+1)-th); under the mean
-        rule: the name's mean mixed into the seeds' mean of N (`mix_queries`)."""
+        rule: the name's mean mixed into the tracks' query (the mean of their rows of Q, `mix_queries`)."""
         name_q, has_name = name_queries(self.rows, token_rows)
         n_seeds = np.array([len(s) for s in seed_rows], dtype=np.int64)
         if self.tables.per_seed > 0:
@@ -261,22 +246,13 @@ class NameRule:
                 seeds[at, cols] = seeds[at, cols] + w[:, None] * contrib
                 scores[beside] = seeds
             return scores
-        dim = self.rows.shape[1] - 1
-        tracks_q = np.zeros((len(seed_rows), dim), dtype=np.float32)
-        for i, seeds in enumerate(seed_rows):
-            if len(seeds):
-                tracks_q[i] = self.unit_rows(np.asarray(seeds, dtype=np.int64)).mean(axis=0)
+        tracks_q = self.tables.queries(seed_rows)
         return self.name_scores(mix_queries(tracks_q, name_q, n_seeds, has_name, self.worth))
 
     @functools.cached_property
     def space(self) -> SeedIndex:
-        """The name space [N | prior] as a blocked scan (`SeedIndex.name_space`): the item matrix
-        (Q = I) or Q with each item's score scaled by 1 / |Q row|, and the prior column; no copy."""
-        if self.scale is None:
-            return SeedIndex.name_space(self.tables.items_t, self.prior, block=self.block)
-        return SeedIndex.name_space(
-            np.asarray(self.tables.query_table).T, self.prior, self.scale, block=self.block
-        )
+        """The name space [I | prior] as a blocked scan (`SeedIndex.name_space`), no copy."""
+        return SeedIndex.name_space(self.tables.items_t, self.prior, block=self.block)
 
     def top_k(
         self,
@@ -344,13 +320,10 @@ class NameRule:
         has_name: np.ndarray,
         k: int,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The name mixed into the mean of the seeds' rows of N (`mix_queries`; the seeds as given),
-        the seeds (`sets`) excluded."""
+        """The name mixed into the tracks' query, the mean of the seeds' rows of Q (`mix_queries`;
+        the seeds as given), the seeds (`sets`) excluded."""
         n_items = self.tables.n_items
-        dim = self.rows.shape[1] - 1
-        tracks_q = np.zeros((len(given), dim), dtype=np.float32)
-        for i, seeds in enumerate(given):
-            tracks_q[i] = self.unit_rows(seeds).mean(axis=0)
+        tracks_q = self.tables.queries(given)
         n_seeds = np.array([len(s) for s in given], dtype=np.int64)
         q = mix_queries(tracks_q, name_q, n_seeds, has_name, self.worth)
         size = min(n_items, k + max(len(s) for s in sets))

@@ -132,9 +132,8 @@ class SeedIndex:
     max_norms: np.ndarray | None = None  # (n_blocks,) float32
     query_batch: int = 256
     workers: int = 0  # query batches scanned in parallel (threads); 0: the cores this process may use
-    # The name space of ml.knn.NameRule ([N | prior], `name_space`): item j scores
-    # (q[:d] . items_t[:, j]) * scale[j] + q[d] * extra[j]; None: no scale, no extra column.
-    scale: np.ndarray | None = None  # (n,) per scan position, float32
+    # The name space of ml.knn.NameRule ([I | prior], `name_space`): item j scores
+    # q[:d] . items_t[:, j] + q[d] * extra[j]; None: no extra column.
     extra: np.ndarray | None = None  # (n,) per scan position, float32; queries then have d + 1 columns
 
     @classmethod
@@ -145,19 +144,11 @@ class SeedIndex:
         return cls(items_t=items_t, starts=np.r_[np.arange(0, n, width), n].astype(np.int64))
 
     @classmethod
-    def name_space(
-        cls, items_t: np.ndarray, extra: np.ndarray, scale: np.ndarray | None = None, block: int = 0
-    ) -> SeedIndex:
-        """A blocked scan of `[items * scale | extra]` without building it: queries of d + 1 columns,
-        item j scoring (q[:d] . items_t[:, j]) * scale[j] + q[d] * extra[j] (ml.knn.NameRule's
-        `[N | prior]`: N = the item matrix, or Q scaled to unit rows, never copied)."""
+    def name_space(cls, items_t: np.ndarray, extra: np.ndarray, block: int = 0) -> SeedIndex:
+        """A blocked scan of `[items | extra]` without building it: queries of d + 1 columns, item j
+        scoring q[:d] . items_t[:, j] + q[d] * extra[j] (ml.knn.NameRule's `[I | prior]`)."""
         base = cls.blocked(items_t, block)
-        return cls(
-            items_t=items_t,
-            starts=base.starts,
-            scale=None if scale is None else np.asarray(scale, dtype=np.float32),
-            extra=np.asarray(extra, dtype=np.float32),
-        )
+        return cls(items_t=items_t, starts=base.starts, extra=np.asarray(extra, dtype=np.float32))
 
     @classmethod
     def clustered(
@@ -306,8 +297,6 @@ class SeedIndex:
         if self.extra is None:
             return q @ self.items_t[:, s:e]
         p = q[:, :-1] @ self.items_t[:, s:e]
-        if self.scale is not None:
-            p *= self.scale[None, s:e]
         p += q[:, -1:] * self.extra[None, s:e]
         return p
 
@@ -319,8 +308,6 @@ class SeedIndex:
             return _canonical(queries, self.items_t[:, pos].T)
         q = queries.astype(np.float64)
         v = np.einsum("ij,ij->i", q[:, :-1], self.items_t[:, pos].T.astype(np.float64))
-        if self.scale is not None:
-            v *= self.scale[pos].astype(np.float64)
         return (v + q[:, -1] * self.extra[pos].astype(np.float64)).astype(np.float32)
 
     @functools.cached_property
@@ -330,8 +317,6 @@ class SeedIndex:
         if not self.items_t.size:
             return 0.0
         squares = np.einsum("ij,ij->j", self.items_t, self.items_t)
-        if self.scale is not None:
-            squares = squares * np.square(self.scale)
         if self.extra is not None:
             squares = squares + np.square(self.extra)
         return float(np.sqrt(squares.max()))

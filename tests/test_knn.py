@@ -286,7 +286,7 @@ def _named_per_seed_reference(
     worth: float,
 ) -> list[int]:
     """Name + seeds under per-seed aggregation, written out: the seeds' per-seed sum, plus `worth`
-    times the name's own list - its query [N | prior] . name_row, top m kept minus its (m+1)-th."""
+    times the name's own list - its query [I | prior] . name_row, top m kept minus its (m+1)-th."""
     n = len(items)
     total = np.zeros(n, dtype=np.float64)
     for s in sorted(set(seeds)):
@@ -294,8 +294,7 @@ def _named_per_seed_reference(
         order = sorted(range(n), key=lambda j: (-p[j], j))
         for j in order[:m]:
             total[j] += p[j] - p[order[m]]
-    normed = query / np.linalg.norm(query, axis=1, keepdims=True)
-    p = normed.astype(np.float64) @ name_row[:-1] + prior * name_row[-1]
+    p = items.astype(np.float64) @ name_row[:-1] + prior * name_row[-1]  # the name space [I | prior]
     order = sorted(range(n), key=lambda j: (-p[j], j))
     for j in order[:m]:
         total[j] += worth * (p[j] - p[order[m]])
@@ -324,20 +323,20 @@ def test_a_name_beside_seeds_is_one_more_per_seed_list():
             want = _named_per_seed_reference(query, items, name_q, prior, seeds[i], 20, worth)
             assert got.rows[i].tolist() == want
         assert not np.array_equal(got.rows[:3], tables.top_k(seeds[:3], 10).rows)  # the name counts
-    # A name alone: the mean of its token rows against [N | prior], every item (not a top-M list).
+    # A name alone: the mean of its token rows against [I | prior], every item (not a top-M list).
     alone = NameRule.over(tables, keys, name_rows, prior, 4.0).top_k([[]], [[0, 1]], n)
-    normed = query / np.linalg.norm(query, axis=1, keepdims=True)
     q = name_rows[[0, 1]].mean(axis=0)
-    np.testing.assert_allclose(alone.scores[0], np.sort(normed @ q[:-1] + prior * q[-1])[::-1], atol=1e-5)
+    np.testing.assert_allclose(alone.scores[0], np.sort(items @ q[:-1] + prior * q[-1])[::-1], atol=1e-5)
     # Worth 0: exactly the seeds' per-seed scores.
     zero = NameRule.over(tables, keys, name_rows, prior, 0.0)
     assert np.array_equal(zero.scores(seeds[:3], tokens[:3]), tables.per_seed_scores(seeds[:3]))
-    # The mean rule (per_seed 0): the name mixed into the mean of N, its share worth / (n + worth).
+    # The mean rule (per_seed 0): the name mixed into the tracks' query (the mean of their Q rows),
+    # its share worth / (n + worth), against [I | prior].
     mean_rule = NameRule.over(KnnTables(items_t=items.T, query_table=query), keys, name_rows, prior, 2.0)
     got = mean_rule.scores([[3, 17]], [[0]])[0]
     share = 2.0 / (2 + 2.0)
-    mixed = (1 - share) * np.r_[normed[[3, 17]].mean(axis=0), 0.0] + share * name_rows[0]
-    np.testing.assert_allclose(got, normed @ mixed[:-1] + prior * mixed[-1], atol=1e-5)
+    mixed = (1 - share) * np.r_[query[[3, 17]].mean(axis=0), 0.0] + share * name_rows[0]
+    np.testing.assert_allclose(got, items @ mixed[:-1] + prior * mixed[-1], atol=1e-5)
 
 
 def test_a_zero_query_or_identical_rows_keep_a_bounded_candidate_set_and_the_lowest_rows() -> None:

@@ -87,7 +87,7 @@ def assert_all_match(expected, predictions, min_identical: float = 0.9) -> None:
 def test_a_name_alone_returns_the_offline_cold_start_answer(tiny_export, tiny_client):
     """`{"name": ..., "k": 10}` over HTTP: predictions (not the popularity fallback), equal to
     ml.cold_start's rule; one name checked by hand: the mean of its token rows against
-    [normalized vectors | prior]."""
+    [I | prior] (the item matrix and the prior column)."""
     run_dir = tiny_export.run_dir
     words = words_of(run_dir, 15)
     names = words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
@@ -102,7 +102,8 @@ def test_a_name_alone_returns_the_offline_cold_start_answer(tiny_export, tiny_cl
     index = scoring.names.index
     pair = names[len(words)]  # two tokens
     query = np.mean([scoring.names.rows[index[k]] for k in name_keys(pair)], axis=0)
-    by_hand = np.argsort(-(scoring.items @ query), kind="stable")[:10]
+    items = np.hstack([scoring.rule.tables.items_t.T, scoring.rule.prior[:, None]])  # [I | prior]
+    by_hand = np.argsort(-(items @ query), kind="stable")[:10]
     got = predictions[len(words)]["track_ids"]
     assert got == [scoring.track_ids[r] for r in by_hand]
 
