@@ -29,8 +29,8 @@ token, so any `VectorRanker` (any query table) gets them without retraining:
   of its tracks' Q rows): the name asks what its playlists' tracks would ask, in the same units
   (the seeds' per-seed lists and the name's are then comparable). Weighed in a name's mean by
   w = idf ** power, idf = log(train playlists / the token's), so a word every taste uses
-  (`mix`, `favorites`) weighs less than one few playlists carry (`metal`); power and beta from a
-  grid.
+  (`mix`, `favorites`) weighs less than one few playlists carry (`metal`); power (0, 1, 2) and
+  beta from a grid.
 - artist tokens (optional, chosen on valid): a token no train playlist name carries (often enough)
   gets the mean query row of the tracks whose artist name has it (beta 0, idf as a token no
   playlist carries), so `Metallica – Live` finds Metallica.

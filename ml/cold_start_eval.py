@@ -32,7 +32,7 @@ from ml.shapes import K_MAX, EvalSet, Ragged
 
 MIN_PLAYLISTS = (2, 5)  # a token needs this many train playlists (chosen on valid)
 BETAS = (0.0, 0.25, 0.5, 1.0, 2.0)  # query_mean: weight of the prior column
-IDF = (0.0, 1.0)  # query_mean: power of a token's idf weighing it in a name's mean
+IDF = (0.0, 1.0, 2.0)  # query_mean: power of a token's idf weighing it in a name's mean
 ALPHAS = (0.1, 1.0)  # ridge: penalty, times trace(I'I) / (dim + 1)
 # name + tracks: the name counts as this many seed tracks. Steps of x4 up to 128: under per-seed
 # aggregation the name's list is in the name space's units (cosine + beta * prior) and a seed's in
