@@ -2,49 +2,32 @@
 
 A name token (`name:chill`, ml.name_tokens) gets a query row in the space the tracks query in, so
 the one rule of `ml.knn` (scores = query @ items.T, exact top-k, ties to the lower row) answers a
-name as it answers tracks:
+name as it answers tracks (docs/cold_start.md has the table):
 
-    items      [I | prior]                  the tables' item matrix and one prior column (n_rows, d + 1)
+    items      [I | prior]                  the tables' item matrix and one prior column
     track row  [Q row | 0]                  a seed's query row (a seed query never uses the prior)
     name row   w * [mean query | beta]      fitted here, never an item
-    query      name only:      mean of the name's known token rows
-               tracks only:    the tables' rule (ml.knn.top_k: the mean of the seeds' rows, or
-                               per-seed aggregation when the run's per_seed > 0)
-               name + n tracks: the name counts as s seed tracks (`worth`, chosen on valid; 0:
-                               the tracks' rule alone, exactly), so it matters for a playlist
-                               of 1 track and fades as tracks are added. Per-seed aggregation
-                               (per_seed = M > 0): the name is one more per-seed query row, its
-                               top M+1 list shifted and added s times to the seeds' lists; the
-                               mean rule: (1 - w) * tracks query + w * name query, w = s / (n + s)
-                               (ml.knn.NameRule, the one rule of export and serving too)
-    fallback   neither known:  the popularity list
+    query      a name's mean token row alone; beside n seed tracks it counts as `worth` seeds
+               (ml.knn.NameRule, the one rule of export and serving too); neither known:
+               the popularity list
 
-`prior` = log(1 + train playlists holding the track) / log(1 + the most), in [0, 1]: a name says
-"which taste", the prior "which of its tracks people add first"; beta weighs them (under the
-output layer's inner products the item matrix carries popularity itself, and valid may choose 0).
+`prior` = log(1 + train playlists holding the track) / log(1 + the most), in [0, 1]; beta weighs
+it (under the output layer the item matrix carries popularity itself; valid may choose 0).
 
 Name rows are fitted after the track vectors (post hoc), from the train playlists carrying each
 token, so any `VectorRanker` (any query table) gets them without retraining:
 - `query_mean`: the mean, over the token's train playlists, of each playlist's own query (the mean
-  of its tracks' Q rows): the name asks what its playlists' tracks would ask, in the same units
-  (the seeds' per-seed lists and the name's are then comparable). Weighed in a name's mean by
-  w = idf ** power, idf = log(train playlists / the token's), so a word every taste uses
-  (`mix`, `favorites`) weighs less than one few playlists carry (`metal`); power (0, 1, 2) and
-  beta from a grid.
-- artist tokens (optional, chosen on valid): a token no train playlist name carries (often enough)
-  gets the mean query row of the tracks whose artist name has it (beta 0, idf as a token no
-  playlist carries), so `Metallica – Live` finds Metallica.
-- `ridge`: the row v minimizing ||[I | prior] v - y||^2 + alpha ||v||^2 where y[t] is the share of
-  the token's train playlists that hold track t: the row whose scores best predict those
-  playlists' tracks under the model's own scoring, its prior weight included.
+  of its tracks' Q rows): the name asks what its playlists' tracks would ask. Weighed in a name's
+  mean by w = idf ** power, idf = log(train playlists / the token's): a word every taste uses
+  (`mix`) weighs less than one few playlists carry (`metal`); power and beta from a grid.
+- artist tokens (optional): a token no train playlist name carries (often enough) gets the mean
+  query row of the tracks whose artist name has it (beta 0), so `Metallica – Live` finds Metallica.
+- `ridge`: the row v minimizing ||[I | prior] v - y||^2 + alpha ||v||^2, y[t] the share of the
+  token's train playlists holding track t.
 The method and its parameters are chosen on valid (`ml.cold_start_eval`), with the minimum number
-of train playlists a token needs and the name's worth s. (Before, rows were unit taste directions
-scored against the normalized query rows [N | prior]: on valid, at data seeds 42, 43, 44 and 7,
-name-only HR@10 rose 23-57 % with this space; docs/cold_start.md.)
+of train playlists a token needs and the name's worth.
 
-Only numpy, scipy and pyarrow here, so a `NameModel` loads without training code. The exported
-model carries the name table (`ml.knn_keras`, `ml.knn.NameRule` in `ml serve`): the endpoint and
-`ml recommend --name` answer names by this rule (docs/cold_start.md).
+Only numpy, scipy and pyarrow here, so a `NameModel` loads without training code.
 """
 
 from __future__ import annotations
