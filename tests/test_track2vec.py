@@ -167,7 +167,7 @@ def test_fold_rare_is_the_shared_playlist_weighted_mean_of_vocabulary_rows() -> 
     vocab_tracks = np.array([3, 1, 0, 2])
     rng = np.random.default_rng(0)
     w, o = rng.normal(size=(4, 3)).astype(np.float32), rng.normal(size=(4, 3)).astype(np.float32)
-    folded = fold_rare(train, 7, vocab_tracks, w, o, block_work=1)  # one rare track per block
+    folded = fold_rare(train, 7, vocab_tracks, w, o)
     assert folded.tracks.tolist() == [4, 5]
     row = {t: r for r, t in enumerate(vocab_tracks)}
     # track 4 shares two playlists with track 0 (a repeat counts once) and one with track 1
