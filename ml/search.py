@@ -63,13 +63,13 @@ class W2VParams:
         return json.dumps(asdict(self), sort_keys=True)
 
     def fit_cost(self, tokens: int) -> float:
-        """Relative cost of fitting `tokens` corpus tokens per epoch (vector updates, up to a
-        machine's seconds per unit): skip-gram updates `negative + 1` output rows per context track,
-        CBOW once per centre track plus the context mean and its update. The search turns it into
-        seconds with the rate its own fits measured (`refit_budget_s`)."""
+        """The float updates of fitting `tokens` corpus tokens per epoch (before sub-sampling), a
+        machine-independent cost: skip-gram updates `negative + 1` output rows per context track and
+        a context row for each, CBOW the context mean, `negative + 1` output rows and the context
+        rows once per centre track; each row is `vector_size` floats. `search.max_refit_cost` caps it."""
         reach = self.window if not self.shrink_windows else (self.window + 1) / 2  # mean tracks each side
         per_token = 4 * reach * (self.negative + 1) if self.sg else 4 * reach + 2 * (self.negative + 1)
-        return float(tokens) * self.epochs * per_token
+        return float(tokens) * self.epochs * per_token * self.vector_size
 
     def label(self) -> str:
         mode = "sg" if self.sg else "cbow"
@@ -92,8 +92,8 @@ class SearchSettings:
     startup_trials: int = 5  # random draws before TPE models the results
     max_sg_pairs: int = 100  # skip-gram draws with window * negative above this are not fitted (cost)
     oov_slack: float = 1.0  # a fit whose valid oov_share exceeds the train tracks' by more ranks last
-    refit_budget_s: float = 0.0  # projected refit on the whole train split above this: not fitted /
-    # ranked below every fit within it (0: no budget)
+    max_refit_cost: float = 0.0  # W2VParams.fit_cost of a refit on the whole train split above this:
+    # not fitted, and ranked below every fit within it (0: no cap)
     rules: tuple[str, ...] = ("cosine",)  # scoring rules every fit is scored under
     priors: tuple[float, ...] = (0.0,)  # popularity-prior weights every fit is scored with
     per_seed: tuple[int, ...] = ()  # per-seed M every fit is also scored with (each rule, prior 0)
@@ -182,7 +182,7 @@ def load_grid(path: Path | None = None) -> GridConfig:
             startup_trials=int(s.get("startup_trials", 5)),
             max_sg_pairs=int(s.get("max_sg_pairs", 100)),
             oov_slack=float(s.get("oov_slack", 1.0)),
-            refit_budget_s=float(s.get("refit_budget_s", 0.0)),
+            max_refit_cost=float(s.get("max_refit_cost", 0.0)),
             rules=rules,
             priors=tuple(float(w) for w in scoring.get("priors", [0.0])),
             per_seed=tuple(int(m) for m in scoring.get("per_seed", [])),
@@ -220,8 +220,8 @@ class Scored:
     vocab_size: int
     covered: bool = True  # oov_share within `search.oov_slack` of the sample's train tracks
     per_seed: int = 0  # the best variant's ml.knn rule (0: the mean query)
-    refit_s: float = 0.0  # projected seconds of its refit on the whole train split (0: not projected)
-    within_budget: bool = True  # refit_s <= search.refit_budget_s (or no budget)
+    refit_cost: float = 0.0  # W2VParams.fit_cost of its refit on the whole train split (0: not known)
+    within_budget: bool = True  # refit_cost <= search.max_refit_cost (or no cap)
 
     def objective(self, metric: str) -> float:
         """What the search maximizes: the metric, minus 1 when the fit misses the coverage target
@@ -259,7 +259,7 @@ class TrialResult:
             **{f"rung0 {k}": v for k, v in self.runs[0].variants.items()},
             "vocab_size": self.last.vocab_size,
             "covered": self.last.covered,
-            "refit_s": round(self.last.refit_s, 1),
+            "refit_cost": float(f"{self.last.refit_cost:.3g}"),
             "within_budget": self.last.within_budget,
             "fit_seconds": round(self.last.fit_seconds, 2),
             "eval_seconds": round(self.last.eval_seconds, 2),
@@ -279,7 +279,7 @@ class SearchOutcome:
 
 
 FitAndScore = Callable[[W2VParams, int], Scored]  # (params, rung) -> scored fit
-Project = Callable[[W2VParams], "float | None"]  # params -> projected refit seconds (None: not known yet)
+Project = Callable[[W2VParams], float]  # params -> W2VParams.fit_cost of its refit on the whole train split
 
 
 def run_search(
@@ -294,8 +294,8 @@ def run_search(
 
     `study_file` keys the resumable state: the caller names it by what the trials depend on (the
     samples, the valid sample, the seed, the config), so a changed input starts a fresh study.
-    `project` gives a draw's projected refit seconds before it is fitted: with a
-    `search.refit_budget_s`, a draw projected above it is not fitted (counted in `skipped`).
+    `project` gives a draw's refit cost before it is fitted: with a `search.max_refit_cost`, a draw
+    above it is not fitted (counted in `skipped`; the defaults too).
     """
     import optuna
     from optuna.storages import JournalStorage
@@ -379,11 +379,11 @@ def _rung0(
         if any(p.key() == params.key() for p in params_of.values()):
             rung0.tell(trial, state=optuna.trial.TrialState.PRUNED)  # a repeat: nothing to learn
             continue
-        projected = project(params) if project is not None and s.refit_budget_s > 0 else None
-        if projected is not None and projected > s.refit_budget_s:
-            rung0.tell(trial, state=optuna.trial.TrialState.PRUNED)  # its refit would not fit the budget
+        cost = project(params) if project is not None else 0.0
+        if s.max_refit_cost > 0 and cost > s.max_refit_cost:
+            rung0.tell(trial, state=optuna.trial.TrialState.PRUNED)  # its refit would exceed the budget
             skipped += 1
-            bar.write(f"rung 0: {params.label()} not fitted: refit projected {projected:.0f}s > budget")
+            bar.write(f"rung 0: {params.label()} not fitted: refit cost {cost:.2g} > max_refit_cost")
             continue
         result = fit_and_score(params, 0)
         trial.set_user_attr("scored", asdict(result))
@@ -401,7 +401,7 @@ def _best_line(result: Scored, metric: str) -> str:
         f"{f'+{result.prior:g}prior' if result.prior else ''}"
         f"{f' seed{result.per_seed}' if result.per_seed else ''}; fit {result.fit_seconds:.0f}s)"
         f"{'' if result.covered else ' [misses the coverage target]'}"
-        f"{'' if result.within_budget else f' [refit projected {result.refit_s:.0f}s: over the budget]'}"
+        f"{'' if result.within_budget else f' [refit cost {result.refit_cost:.2g}: over the budget]'}"
     )
 
 

@@ -215,12 +215,10 @@ def search_step(ctx: TrainContext) -> tuple[SearchOutcome, dict[str, FitResult]]
     done: dict[tuple[str, int], Scored] = {}  # (params, sample size): a rung as large as the one
     # before it (a small preset: every rung is the whole train split) reuses that fit's score
     full_tokens = len(data.train.values)
-    rates: list[float] = []  # seconds per unit of W2VParams.fit_cost, as this run's fits measured them
 
-    def project(params: W2VParams) -> float | None:
-        """Projected seconds of `params`' refit on the whole train split: its cost at the slowest
-        rate measured so far (a larger vocabulary is slower per unit: the refit may take longer)."""
-        return params.fit_cost(full_tokens) * max(rates) if rates else None
+    def project(params: W2VParams) -> float:
+        """The cost of `params`' refit on the whole train split (search.max_refit_cost)."""
+        return params.fit_cost(full_tokens)
 
     def fit_and_score(params: W2VParams, rung: int) -> Scored:
         size = len(ctx.rung_samples[rung])
@@ -249,9 +247,7 @@ def search_step(ctx: TrainContext) -> tuple[SearchOutcome, dict[str, FitResult]]
         # Coverage target: held-out tracks out of vocabulary beyond those the sample never saw.
         floor = oov_share(ctx.valid_sample.holdouts, counts[rung] > 0)
         covered = variants[best]["oov_share"] <= floor + config.search.oov_slack
-        rates.append(trial.result.seconds / max(on_sample.fit_cost(len(ctx.rung_samples[rung].values)), 1.0))
-        refit_s = project(params) or 0.0
-        budget = config.search.refit_budget_s
+        refit_cost, cap = project(params), config.search.max_refit_cost
         if fraction == 1.0:  # the sample is the whole train split: a refit would repeat this fit
             kept[replace(params, scoring=rule, prior=float(prior), per_seed=per_seed).key()] = trial.result
         return Scored(
@@ -264,8 +260,8 @@ def search_step(ctx: TrainContext) -> tuple[SearchOutcome, dict[str, FitResult]]
             eval_seconds=time.perf_counter() - t0,
             vocab_size=len(trial.result.vectors),
             covered=bool(covered),
-            refit_s=float(refit_s),
-            within_budget=budget <= 0 or refit_s <= budget,
+            refit_cost=float(refit_cost),
+            within_budget=cap <= 0 or refit_cost <= cap,
         )
 
     valid = ctx.valid_sample

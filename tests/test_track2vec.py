@@ -223,33 +223,38 @@ def test_search_ranks_a_fit_missing_the_coverage_target_below_every_covering_one
     assert not worst.last.covered and worst.last.objective("hr@10") == worst.value - 1.0
 
 
-def test_search_does_not_fit_a_draw_whose_refit_is_projected_over_the_budget(tmp_path: Path) -> None:
+def test_search_does_not_fit_a_draw_whose_refit_costs_more_than_the_cap(tmp_path: Path) -> None:
     config = load_grid(TINY_GRID)
-    budget = 200.0
+    tokens = 1000
+    cap = 200 * tokens * 16  # d = 16 on the tiny grid
     config = replace(
-        config, search=replace(config.search, n_trials=3, reduction_factor=2, refit_budget_s=budget)
+        config, search=replace(config.search, n_trials=3, reduction_factor=2, max_refit_cost=cap)
     )
     calls: list = []
 
     def project(params: W2VParams) -> float:
-        return params.fit_cost(1000) * 1e-3  # 1,000 train tokens at 1 ms per cost unit
+        return params.fit_cost(tokens)
 
     def fit_and_score(params: W2VParams, rung: int) -> Scored:
         calls.append(params)
         value = params.window / 100 + (0.5 if params.sg else 0.0) + rung / 10  # costly draws score higher
-        refit = project(params)
-        return Scored({"hr@10": value}, "output", 0.0, {}, 0.0, 0.0, 1, True, 0, refit, refit <= budget)
+        cost = project(params)
+        return Scored({"hr@10": value}, "output", 0.0, {}, 0.0, 0.0, 1, True, 0, cost, cost <= cap)
 
-    # CBOW, window 5: 1,000 x epochs x (4*5 + 2*6) units -> 96 s (3 epochs), 160 s (5); the tiny
-    # defaults (CBOW, window 10, 5 epochs) 260 s and every skip-gram draw >= 360 s: over the budget
-    assert project(config.defaults) > budget
+    # per token and epoch: CBOW window 5 costs 4*5 + 2*6 = 32 (x 3 or 5 epochs: 96, 160 <= 200), the
+    # tiny defaults (CBOW, window 10, 5 epochs) 5 * 52 = 260 and every skip-gram draw >= 3 * 120: over
+    assert project(config.defaults) > cap
     out = run_search(config, fit_and_score, tmp_path / "b.journal", seed=1, progress=False, project=project)
-    assert calls and all(project(p) <= budget for p in calls)  # nothing over the budget was fitted
+    assert calls and all(project(p) <= cap for p in calls)  # nothing over the cap was fitted
     assert config.defaults not in calls and out.skipped >= 1
-    assert all(r.last.within_budget and r.last.refit_s <= budget for r in out.results)
-    # a fit over the budget ranks below every fit within it, whatever its metric
-    over = Scored({"hr@10": 0.9}, "output", 0.0, {}, 0.0, 0.0, 1, True, 0, 500.0, False)
+    assert all(r.last.within_budget and r.last.refit_cost <= cap for r in out.results)
+    first = list(calls)
+    rerun = run_search(config, fit_and_score, tmp_path / "c.journal", seed=1, progress=False, project=project)
+    assert calls[len(first) :] == first  # a fresh study draws and skips the same: no clock in the cap
+    assert [r.params for r in rerun.results] == [r.params for r in out.results]
+    # a fit over the cap ranks below every fit within it, whatever its metric
+    over = Scored({"hr@10": 0.9}, "output", 0.0, {}, 0.0, 0.0, 1, True, 0, 2.0 * cap, False)
     assert over.objective("hr@10") == pytest.approx(0.9 - 2.0)
-    sg = W2VParams(sg=1, window=5, negative=20, epochs=1, shrink_windows=False)
-    assert sg.fit_cost(10) == 10 * 4 * 5 * 21
-    assert replace(sg, sg=0, epochs=2).fit_cost(10) == 2 * 10 * (4 * 5 + 2 * 21)
+    sg = W2VParams(sg=1, window=5, negative=20, epochs=1, vector_size=64, shrink_windows=False)
+    assert sg.fit_cost(10) == 10 * 4 * 5 * 21 * 64
+    assert replace(sg, sg=0, epochs=2, vector_size=128).fit_cost(10) == 2 * 10 * (4 * 5 + 2 * 21) * 128
