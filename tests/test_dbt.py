@@ -344,6 +344,52 @@ def test_split_by_user_keeps_each_user_in_one_split(tiny_csv: Path, tiny_warehou
     assert all(n == 1 for _, n in users)
 
 
+def test_unique_combination_test_finds_exactly_the_repeated_combinations(tiny_csv: Path, tiny_warehouse_copy):
+    # the generic test groups the strings only where a combination hash repeats: it must still report
+    # each repeated (session_id, track_id) of fct_playlist_tracks, with its count, and nothing else
+    db = tiny_warehouse_copy("unique_combination")
+    con = duckdb.connect(str(db))
+    try:
+        con.execute(
+            "insert into fct_playlist_tracks select * from fct_playlist_tracks "
+            "where (session_id, track_id) in (select (session_id, track_id) from fct_playlist_tracks "
+            "order by session_id, track_id limit 2)"
+        )
+        con.execute(
+            "insert into fct_playlist_tracks select * from fct_playlist_tracks "
+            "where (session_id, track_id) = (select min((session_id, track_id)) from fct_playlist_tracks)"
+        )
+        expected = con.execute(
+            "select session_id, track_id, count(*) from fct_playlist_tracks "
+            "group by all having count(*) > 1 order by all"
+        ).fetchall()
+    finally:
+        con.close()
+    assert [n for _, _, n in expected] == [4, 2]
+    result = build_warehouse(
+        tiny_csv,
+        db,
+        dbt_vars={"split_seed": TEST_SEED},
+        command=("test", "--store-failures"),
+        select="fct_playlist_tracks,test_name:unique_combination_of_columns",
+        check=False,
+    )
+    assert not result.success
+    assert "Got 2 results" in result.output
+    con = connect(db)
+    try:
+        # --store-failures keeps the failing rows in a table of the audit schema (one test selected)
+        (audit_table,) = con.execute(
+            "select table_name from information_schema.tables where table_schema = 'main_dbt_test__audit'"
+        ).fetchall()
+        failures = con.execute(
+            f'select session_id, track_id, n_rows from main_dbt_test__audit."{audit_table[0]}" order by all'
+        ).fetchall()
+    finally:
+        con.close()
+    assert failures == expected
+
+
 def test_bad_split_vars_stop_the_build(tiny_csv: Path, tmp_path: Path):
     result = build_warehouse(
         tiny_csv, tmp_path / "w.duckdb", dbt_vars={"split_by": "track"}, command=("run",), check=False

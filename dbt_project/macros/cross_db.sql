@@ -251,3 +251,18 @@
     ) as preceding
         on {{ staged }}.line_number > preceding.line_number
 {%- endmacro %}
+
+
+{% macro combination_hash(columns) -%}
+    {#- A 64-bit hash of the columns' values (equal values, equal hashes; nulls included): a cheap
+        pre-filter for exact checks, never an identity. -#}
+    {{ return(adapter.dispatch('combination_hash', 'music_recsys')(columns)) }}
+{%- endmacro %}
+
+{% macro duckdb__combination_hash(columns) -%}
+    hash({{ columns | join(', ') }})
+{%- endmacro %}
+
+{% macro spark__combination_hash(columns) -%}
+    xxhash64({{ columns | join(', ') }})
+{%- endmacro %}
