@@ -116,14 +116,17 @@ class SplitProduct:
     on the event loop, one request after another.
 
     Two threads help only when a second core is free; on a machine busy with other work they
-    take turns on one core and the split costs more than it gives. So each call is timed, and the
-    split or the single product is used by the lower moving average of its recent calls, the other
-    one tried every EXPLORE-th call to follow the machine's load. Either gives the same floats.
+    take turns on one core, and the woken helper takes CPU from the other processes (the client
+    among them): the split then costs more than it gives (bench serve, ~0.3 ms a request at a load
+    of 4 on 2 cores). So each call is timed: the split is used while the moving average of its
+    recent calls is under SPEEDUP x the single product's, the other way tried every EXPLORE-th call
+    to follow the machine's load. Either gives the same floats.
     """
 
     BLOCK = 4096
-    EXPLORE = 16
-    ALPHA = 0.2  # weight of a call's time in its mode's moving average
+    EXPLORE = 32
+    ALPHA = 0.2  # weight of a call's time in its way's moving average
+    SPEEDUP = 0.75  # the split must be this much faster: a second core at work, not turns on one
 
     def __init__(self, items_t: np.ndarray) -> None:
         self.items_t = items_t
@@ -161,7 +164,7 @@ class SplitProduct:
             return queries @ self.items_t
         self._calls += 1
         seconds = self._seconds
-        split = seconds[True] <= seconds[False]  # the faster so far (split until both are timed)
+        split = seconds[True] <= self.SPEEDUP * seconds[False]  # (split until both are timed)
         if self._calls % self.EXPLORE == 0 or not seconds[not split]:
             split = not split
         start = time.perf_counter()
