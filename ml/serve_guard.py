@@ -320,6 +320,9 @@ def build_server(app: Any, host: str, port: int, limits: ServeLimits) -> Any:  #
         backlog=limits.backlog,
         timeout_keep_alive=limits.keep_alive_s,
         access_log=False,  # ml.serve.RequestLog writes one line per request instead
+        # Nothing proxies ml serve (it binds 127.0.0.1): a local client's X-Forwarded-For must not
+        # rename it in the request log (uvicorn trusts it from 127.0.0.1 by default); one step less.
+        proxy_headers=False,
         log_level="info",
         log_config=None,  # keep the handlers (and their filters) of the process
         lifespan="off",

@@ -273,6 +273,15 @@ def test_every_invalid_id_is_a_400_and_logged_so(guarded, body, message, caplog)
     assert lines and " 400 " in lines[-1]
 
 
+def test_the_request_log_names_the_peer_not_a_forwarded_header(guarded, caplog):
+    with caplog.at_level(logging.INFO, logger="ml.serve"):
+        response = httpx.get(f"{guarded.url}/ping", headers={"x-forwarded-for": "10.1.2.3"})
+        time.sleep(0.05)
+    assert response.status_code == 200
+    lines = [r.getMessage() for r in caplog.records if "GET /ping 200" in r.getMessage()]
+    assert lines and lines[-1].startswith("127.0.0.1 GET /ping 200"), lines
+
+
 @pytest.mark.parametrize("pieces", [1, 40])
 def test_oversized_headers_are_refused(guarded, pieces):
     """Over 16 KiB of request line and headers: 431 whether they come in one read or in pieces."""
