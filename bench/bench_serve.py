@@ -15,11 +15,8 @@ Figures, each beside its numpy reference measured in the same run, same process 
   p50 - numpy p50; p99 / p50 of the endpoint;
 - throughput with 8 concurrent clients (8 threads, one keep-alive connection each) vs numpy;
 - server RSS against the matrix's bytes; export time and sizes.
-Options tried: the TensorFlow engine (the SavedModel as TF Serving runs it) at 68k; at 68k (a
-model `ml serve` scores on the event loop) the numpy engine with and without a single query's
-product split over the loop thread and a helper thread (`ml.knn_engine.SplitProduct`, the default:
-`numpy_1_thread`; BLAS at 1 thread either way); the numpy engine with 1 vs 2 BLAS threads at 1M;
-float16 storage (parity measured, not served).
+Options tried: the TensorFlow engine (the SavedModel as TF Serving runs it) at 68k; the numpy
+engine with 1 vs 2 BLAS threads at 1M; float16 storage (parity measured, not served).
 Run it alone: `flock /tmp/music-recsys-heavy.lock python -m bench serve`.
 """
 
@@ -116,9 +113,8 @@ def _bench_size(label: str, run_dir: Path, threadpool_limits) -> dict[str, objec
     ]
 
     reference = _numpy_reference(normed, playlists[:n_single], playlists[n_single:], threadpool_limits)
-    configs = {"numpy_1_thread": ["--threads", "1"]}  # ml serve's default (68k: the product split, below)
+    configs = {"numpy_1_thread": ["--threads", "1"]}
     if label == "68k":
-        configs["numpy_1_thread_no_split"] = ["--threads", "1", "--no-split"]
         configs["tensorflow"] = ["--engine", "tensorflow"]
     else:
         configs["numpy_2_threads"] = ["--threads", "2"]
@@ -170,7 +166,7 @@ def _size_lines(label: str, size: dict) -> list[str]:
     ]
     for name, e in size["endpoints"].items():
         lines.append(
-            f"| ml serve, {ENDPOINT_LABELS.get(name, name.replace('_', ' '))} (HTTP) | {e['p50_ms']:.3f} | {e['p99_ms']:.3f} | "
+            f"| ml serve, {name.replace('_', ' ')} (HTTP) | {e['p50_ms']:.3f} | {e['p99_ms']:.3f} | "
             f"{e['p99_ms'] / e['p50_ms']:.2f} | {e['throughput_rps']:.0f} req/s | {e['rss_mb']:.0f} | "
             f"{e['p50_ms'] / ref['p50_ms']:.2f} |"
         )
@@ -180,13 +176,6 @@ def _size_lines(label: str, size: dict) -> list[str]:
         f"playlists, max |score diff| {f16['max_score_diff']:.1e} (the parity tolerance is 1e-6)"
     )
     return lines
-
-
-ENDPOINT_LABELS = {
-    "numpy_1_thread": "numpy, BLAS 1 thread (68k: product split over 2 threads, the default)",
-    "numpy_1_thread_no_split": "numpy, BLAS 1 thread, --no-split",
-    "numpy_2_threads": "numpy, BLAS 2 threads",
-}
 
 
 def numpy_top_k(matrix: np.ndarray, seeds: np.ndarray, transposed: bool, k: int = K) -> np.ndarray:

@@ -40,13 +40,6 @@ _LIMITS = ServeLimits()
     help="BLAS threads per query for the numpy engine (0: the library default).",
 )
 @click.option(
-    "--split/--no-split",
-    default=True,
-    show_default=True,
-    help="Share a single query's product with one helper thread (numpy engine, models scored on the "
-    "event loop; the same scores).",
-)
-@click.option(
     "--max-connections",
     type=click.IntRange(min=1),
     default=_LIMITS.max_connections,
@@ -80,7 +73,6 @@ def serve_cmd(
     model_path: Path | None,
     engine: str,
     threads: int,
-    split: bool,
     max_connections: int,
     header_timeout: float,
     body_timeout: float,
@@ -107,7 +99,6 @@ def serve_cmd(
             limits=limits,
             engine=engine,
             threads=threads or None,
-            split=split,
         )
     except ModelLoadError as err:
         if model_path is None:  # the default model: nothing the user typed is wrong

@@ -45,7 +45,7 @@ proves none of its items can enter the list. Cost on the full preset: bench/resu
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -69,9 +69,6 @@ class KnnTables:
     query_table: np.ndarray | None = None  # Q [n_items, d] float32; None: Q = I, stored once
     per_seed: int = 0  # M > 0: per-seed aggregation (module docstring); 0: the mean query
     seed_index: SeedIndex | None = None  # per-seed scan of the item matrix; None: `SeedIndex.blocked`
-    # queries -> queries @ items_t, the same floats as numpy's product (None: that product); serving
-    # shares a single query's product between two threads (ml.knn_engine.SplitProduct)
-    product: Callable[[np.ndarray], np.ndarray] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def cosine(cls, vectors: np.ndarray, contiguous: bool = False) -> KnnTables:
@@ -127,8 +124,7 @@ class KnnTables:
         """(len(seed_rows), n_items) scores of the rule, seeds not yet excluded."""
         if self.per_seed > 0:
             return self.per_seed_scores(seed_rows, batch_size)
-        queries = self.queries(seed_rows)
-        return queries @ self.items_t if self.product is None else self.product(queries)
+        return self.queries(seed_rows) @ self.items_t
 
     def top_k(self, seed_rows: Sequence[Sequence[int]], k: int, batch_size: int = 1024) -> TopK:
         """Top-k rows for each playlist, its seed rows excluded, in batches of matrix products

@@ -11,14 +11,10 @@ TensorFlow's per-call overhead and memory. The item matrix is kept as [d, n] C-c
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
-import threading
-import time
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -99,128 +95,6 @@ class IdIndex:
         return np.where(found, self.order[at], -1).astype(np.int64)
 
 
-class SplitProduct:
-    """`queries @ items_t` for a single query, its columns in blocks shared by the calling thread
-    and one helper thread: two cores on one request's product, BLAS kept at one thread.
-
-    numpy releases the GIL in the product, so both threads compute at once. The caller never waits
-    for the helper (on a busy machine it may get no core, or lose it mid-block): both take blocks
-    from a shared counter until none is left; the helper writes its blocks to a buffer of its own
-    and marks each one done; the caller then copies the helper's done blocks and computes any it
-    has not finished itself (at most one block computed twice, never waited for). A block is
-    `BLOCK` columns, a multiple of OpenBLAS's own column blocking of the product: with BLAS at one
-    thread (ml serve's default) each block's floats are then those of the whole product, bit for
-    bit (`exact`, checked on build; not exact, e.g. BLAS splitting the product over its own threads
-    at other edges, or another BLAS: `build` returns None and the single product is used). Several queries (a batch)
-    take the single product. For one caller at a time: `ml serve` uses it for the models it scores
-    on the event loop, one request after another.
-
-    Two threads help only when a second core is free; on a machine busy with other work they
-    take turns on one core, and the woken helper takes CPU from the other processes (the client
-    among them): the split then costs more than it gives (bench serve, ~0.3 ms a request at a load
-    of 4 on 2 cores). So each call is timed: the split is used while the moving average of its
-    recent calls is under SPEEDUP x the single product's, the other way tried every EXPLORE-th call
-    to follow the machine's load. Either gives the same floats.
-    """
-
-    BLOCK = 4096
-    EXPLORE = 32
-    ALPHA = 0.2  # weight of a call's time in its way's moving average
-    SPEEDUP = 0.75  # the split must be this much faster: a second core at work, not turns on one
-
-    def __init__(self, items_t: np.ndarray) -> None:
-        self.items_t = items_t
-        n = items_t.shape[1]
-        self.bounds = [(a, min(a + self.BLOCK, n)) for a in range(0, n, self.BLOCK)]
-        self._job: _SplitJob | None = None
-        self._wake = threading.Event()
-        self._calls = 0
-        self._seconds = {True: 0.0, False: 0.0}  # split?: moving average of a call (0: none yet)
-        threading.Thread(target=self._helper, name="ml-serve-product", daemon=True).start()
-
-    @classmethod
-    def build(cls, items_t: np.ndarray) -> SplitProduct | None:
-        """A SplitProduct over items_t, or None when it cannot help (one CPU, one block) or its
-        floats differ from the single product's (checked on a few queries)."""
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        if cpus < 2 or items_t.shape[1] <= cls.BLOCK or not items_t.flags.c_contiguous:
-            return None
-        split = cls(items_t)
-        return split if split.exact() else None
-
-    def exact(self, n_queries: int = 4) -> bool:
-        """The blocks' floats are the whole product's, on queries from the matrix's own columns."""
-        rng = np.random.default_rng(0)
-        n = self.items_t.shape[1]
-        for _ in range(n_queries):
-            cols = np.sort(rng.choice(n, size=min(10, n), replace=False))
-            query = np.ascontiguousarray(self.items_t[:, cols].T).mean(axis=0, keepdims=True)
-            if not np.array_equal(self.split(query), query @ self.items_t):
-                return False
-        return True
-
-    def __call__(self, queries: np.ndarray) -> np.ndarray:
-        if queries.shape[0] != 1:
-            return queries @ self.items_t
-        self._calls += 1
-        seconds = self._seconds
-        split = seconds[True] <= self.SPEEDUP * seconds[False]  # (split until both are timed)
-        if self._calls % self.EXPLORE == 0 or not seconds[not split]:
-            split = not split
-        start = time.perf_counter()
-        out = self.split(queries) if split else queries @ self.items_t
-        took = time.perf_counter() - start
-        seconds[split] = took if not seconds[split] else (1 - self.ALPHA) * seconds[split] + self.ALPHA * took
-        return out
-
-    def split(self, queries: np.ndarray) -> np.ndarray:
-        """The product of one query row, split (always; `__call__` chooses)."""
-        job = _SplitJob(np.ascontiguousarray(queries, dtype=np.float32), self.items_t.shape[1])
-        self._job = job
-        self._wake.set()
-        items_t, bounds, out = self.items_t, self.bounds, job.out
-        mine = set()
-        while (i := next(job.counter)) < len(bounds):  # next() on a count is atomic under the GIL
-            a, b = bounds[i]
-            np.matmul(job.queries, items_t[:, a:b], out=out[:, a:b])
-            mine.add(i)
-        for i in range(len(bounds)):
-            if i not in mine:  # the helper's: done (copied) or not (computed here)
-                a, b = bounds[i]
-                if i in job.done:
-                    out[:, a:b] = job.theirs[:, a:b]
-                else:
-                    np.matmul(job.queries, items_t[:, a:b], out=out[:, a:b])
-        return out
-
-    def _helper(self) -> None:
-        items_t, bounds = self.items_t, self.bounds
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            job = self._job  # read after clear(): a job set meanwhile is this one, or wakes it again
-            if job is None:
-                continue
-            while (i := next(job.counter)) < len(bounds):
-                a, b = bounds[i]
-                np.matmul(job.queries, items_t[:, a:b], out=job.theirs[:, a:b])
-                job.done.add(i)
-
-
-class _SplitJob:
-    """One product of `SplitProduct`: the query, the caller's output, the helper's own buffer,
-    the shared block counter and the blocks the helper has finished."""
-
-    __slots__ = ("counter", "done", "out", "queries", "theirs")
-
-    def __init__(self, queries: np.ndarray, n: int) -> None:
-        self.queries = queries
-        self.out = np.empty((1, n), dtype=np.float32)
-        self.theirs = np.empty((1, n), dtype=np.float32)
-        self.counter = itertools.count()
-        self.done: set[int] = set()
-
-
 @dataclass(frozen=True)
 class KnnEngine:
     """The model's tables and strings; `predict` answers a batch of instances."""
@@ -285,14 +159,6 @@ class KnnEngine:
                 raise ValueError(f"{assets / 'name_tokens.txt'}: {len(keys)} keys for {len(rows)} name rows")
             name_rule = NameRule.over(tables, keys, rows, prior, worth)
         return cls(tables, catalogue, index, popular, artists, titles, name_rule)
-
-    def sharing_products(self) -> KnnEngine:
-        """This engine with a single query's product shared by two threads (`SplitProduct`) when
-        that is exact and can help; else itself. For one caller at a time."""
-        if self.tables.per_seed > 0 or self.tables.product is not None:
-            return self
-        split = SplitProduct.build(self.tables.items_t)
-        return self if split is None else replace(self, tables=replace(self.tables, product=split))
 
     def _token_rows(self, inst: Instance) -> tuple[list[int], int]:
         """Rows of the name's known tokens, and how many tokens the model does not know."""

@@ -114,7 +114,7 @@ def _predict_tf(signature, instances: list[Instance]) -> list[dict[str, object]]
     )
 
 
-def load_model(path: Path, engine: str = "auto", threads: int | None = 1, split: bool = True) -> ServingModel:
+def load_model(path: Path, engine: str = "auto", threads: int | None = 1) -> ServingModel:
     """Load model.tar.gz (extracted to a temporary dir), an export dir, or a SavedModel dir.
 
     Raises ModelLoadError (a ValueError) naming the path when it holds no loadable model.
@@ -123,9 +123,6 @@ def load_model(path: Path, engine: str = "auto", threads: int | None = 1, split:
     `threads`: BLAS threads per product for the numpy engine (None: the library's default). One is
     the default: a single query's product is memory-bound, requests run side by side on the
     cores, and on a shared machine a second BLAS thread waits more than it helps (bench serve).
-    `split`: a model scored on the event loop (`inline`, one request at a time) shares a single
-    query's product with one helper thread (`ml.knn_engine.SplitProduct`: the same floats, the
-    caller never waits for the helper to start), BLAS still at `threads`.
     The model answers one warm-up query before it is returned (first calls allocate and load code).
     """
     if engine not in ENGINES:
@@ -164,10 +161,10 @@ def load_model(path: Path, engine: str = "auto", threads: int | None = 1, split:
         except (OSError, ValueError, KeyError) as exc:
             message = " ".join(str(exc).split())[:300]
             raise ModelLoadError(f"{path}: the exported model cannot be loaded ({message})") from None
-        inline = scorer.n_tracks * scorer.tables.items_t.shape[0] <= INLINE_CELLS
-        if inline and split:
-            scorer = scorer.sharing_products()
-        model = ServingModel(path, saved_model_dir, scorer.n_tracks, "numpy", info, scorer, inline)
+        cells = scorer.n_tracks * scorer.tables.items_t.shape[0]
+        model = ServingModel(
+            path, saved_model_dir, scorer.n_tracks, "numpy", info, scorer, cells <= INLINE_CELLS
+        )
         model.predict([Instance((scorer.catalogue[0],), 10), Instance((), 10), Instance((), 10, "warm up")])
         return model
     import tensorflow as tf  # after the cheap checks: a bad path fails in a second, not ten
@@ -302,7 +299,6 @@ def serve_forever(
     limits: ServeLimits | None = None,
     engine: str = "auto",
     threads: int | None = 1,
-    split: bool = True,
 ) -> None:
     """Load the exported model and serve it until interrupted (uvicorn, one process, guarded
     transport: ml.serve_guard)."""
@@ -310,20 +306,18 @@ def serve_forever(
 
     model_path = Path(model_path)
     start = time.perf_counter()
-    model = load_model(model_path, engine, threads, split)  # a bad path fails here, before logging is set up
+    model = load_model(model_path, engine, threads)  # a bad path fails here, before logging is set up
     _trim_heap()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     for handler in logging.getLogger().handlers:
         install_log_limits(handler)
     limits, why = fitted_limits(limits or ServeLimits())
-    split = model.engine == "numpy" and model.scorer.tables.product is not None
     log.info(
-        "loaded %s (%s tracks, run %s, %s engine%s) in %.1fs; serving on http://%s:%d; %s",
+        "loaded %s (%s tracks, run %s, %s engine) in %.1fs; serving on http://%s:%d; %s",
         model.saved_model_dir.parent,
         f"{model.n_tracks:,}",
         model.info.get("run_id", "unknown"),
         model.engine,
-        ", a query's product split over 2 threads" if split else "",
         time.perf_counter() - start,
         host,
         port,
