@@ -142,7 +142,7 @@ if __name__ == "__main__":
 def trained_in(argv: list[str] | None = None) -> None:
     """The other option of issue 14, measured once: name tokens written into the track2vec
     sentences (each train playlist's tracks plus its `name:` tokens), the tokens' own vectors as
-    name rows (beta from the same grid, focus 0), scored the same way on valid and test.
+    name rows (unit directions, beta from the same grid), scored the same way on valid and test.
 
     python -c 'from bench.bench_cold_start import trained_in; trained_in()' <warehouse> [label]
     """

@@ -1,44 +1,33 @@
 """Cold start from a playlist's name: name tokens as extra rows of the query table.
 
-A name token (`name:chill`, ml.name_tokens) gets a query row in the space the tracks are scored
-in, so the one rule of `ml.knn` (scores = query @ items.T, exact top-k, ties to the lower row)
-answers a name as it answers tracks:
+A name token (`name:chill`, ml.name_tokens) gets a query row in the space the tracks query in, so
+the one rule of `ml.knn` (scores = query @ items.T, exact top-k, ties to the lower row) answers a
+name as it answers tracks (docs/cold_start.md has the table):
 
-    items      I = [normalized track vectors | prior]        (n_rows, dim + 1)
-    track row  [normalized vector | 0]                         (a seed query never uses the prior)
-    name row   c * [unit-norm taste direction | beta]          (fitted here, never an item)
-    query      name only:      mean of the name's known token rows
-               tracks only:    the tables' rule (ml.knn.top_k: the mean of the seeds' rows, or
-                               per-seed aggregation when the run's per_seed > 0)
-               name + n tracks: the name counts as s seed tracks (`worth`, chosen on valid; 0:
-                               the tracks' rule alone, exactly), so it matters for a playlist
-                               of 1 track and fades as tracks are added. Per-seed aggregation
-                               (per_seed = M > 0): the name is one more per-seed query row, its
-                               top M+1 list shifted and added s times to the seeds' lists; the
-                               mean rule: (1 - w) * tracks query + w * name query, w = s / (n + s)
-                               (ml.knn.NameRule, the one rule of export and serving too)
-    fallback   neither known:  the popularity list
+    items      [I | prior]                  the tables' item matrix and one prior column
+    track row  [Q row | 0]                  a seed's query row (a seed query never uses the prior)
+    name row   w * [mean query | beta]      fitted here, never an item
+    query      a name's mean token row alone; beside n seed tracks it counts as `worth` seeds
+               (ml.knn.NameRule, the one rule of export and serving too); neither known:
+               the popularity list
 
-`prior` = log(1 + train playlists holding the track) / log(1 + the most), in [0, 1]: a name says
-"which taste", the prior "which of its tracks people add first"; beta weighs them.
+`prior` = log(1 + train playlists holding the track) / log(1 + the most), in [0, 1]; beta weighs
+it (under the output layer the item matrix carries popularity itself; valid may choose 0).
 
 Name rows are fitted after the track vectors (post hoc), from the train playlists carrying each
 token, so any `VectorRanker` (any query table) gets them without retraining:
-- `centroid`: the mean, over the token's train playlists, of their mean normalized track vector
-  (the direction with the highest average score on those playlists' tracks); beta from a grid;
-  c = (length of that mean) ** focus, so a word every taste uses (`favorites`) weighs little in a
-  name's mean next to one its playlists agree on (`metal`).
-- artist tokens (optional, chosen on valid): a token no train playlist name carries gets the
-  centroid of the tracks whose artist name has it (beta 0), so `Metallica – Live` finds Metallica.
-- `ridge`: the row v minimizing ||I v - y||^2 + alpha ||v||^2 where y[t] is the share of the
-  token's train playlists that hold track t: the row whose scores best predict those playlists'
-  tracks under the model's own scoring, its prior weight included.
+- `query_mean`: the mean, over the token's train playlists, of each playlist's own query (the mean
+  of its tracks' Q rows): the name asks what its playlists' tracks would ask. Weighed in a name's
+  mean by w = idf ** power, idf = log(train playlists / the token's): a word every taste uses
+  (`mix`) weighs less than one few playlists carry (`metal`); power and beta from a grid.
+- artist tokens (optional): a token no train playlist name carries (often enough) gets the mean
+  query row of the tracks whose artist name has it (beta 0), so `Metallica – Live` finds Metallica.
+- `ridge`: the row v minimizing ||[I | prior] v - y||^2 + alpha ||v||^2, y[t] the share of the
+  token's train playlists holding track t.
 The method and its parameters are chosen on valid (`ml.cold_start_eval`), with the minimum number
-of train playlists a token needs and the name's worth s.
+of train playlists a token needs and the name's worth.
 
-Only numpy, scipy and pyarrow here, so a `NameModel` loads without training code. The exported
-model carries the name table (`ml.knn_keras`, `ml.knn.NameRule` in `ml serve`): the endpoint and
-`ml recommend --name` answer names by this rule (docs/cold_start.md).
+Only numpy, scipy and pyarrow here, so a `NameModel` loads without training code.
 """
 
 from __future__ import annotations
@@ -52,13 +41,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from ml.baselines import popularity_counts, popularity_order, rank_popularity
-from ml.knn import KnnTables, NameRule, TopK, name_queries, normalize_rows
+from ml.knn import KnnTables, NameRule, TopK, name_queries
 from ml.name_tokens import name_keys
-from ml.rankers import VectorRanker, auto_batch_size
+from ml.rankers import VectorRanker
 from ml.run_dir import RunDir
 from ml.shapes import K_MAX, Ragged, Ranking
 
-METHODS = ("centroid", "ridge")
+METHODS = ("query_mean", "ridge")
+NAME_SPACE = "items"  # name rows score [I | prior] (params["space"]; older tables scored Q normalized)
 
 
 # --- tokens -------------------------------------------------------------------------------------
@@ -144,6 +134,11 @@ class NameModel:
             raise FileNotFoundError(f"{path} not found: the run predates name tokens; run `ml train`")
         table = pq.read_table(path)
         meta = table.schema.metadata or {}
+        if json.loads(meta.get(b"params", b"{}")).get("space") != NAME_SPACE:
+            raise ValueError(
+                f"{path}: its rows score the normalized query rows, not the item matrix (a run "
+                "before issue 14's name space); rerun `ml train`"
+            )
         rows = table.column("row").to_pylist()
         width = len(rows[0]) if rows else 0
         return cls(
@@ -156,6 +151,7 @@ class NameModel:
 
 
 def fit_name_model(
+    query: np.ndarray,
     items: np.ndarray,
     train_rows: Ragged,
     train_tokens: Sequence[Sequence[str]],
@@ -163,88 +159,106 @@ def fit_name_model(
     min_playlists: int,
     beta: float = 0.0,
     alpha: float = 0.1,
-    focus: float = 0.0,
+    idf: float = 0.0,
     item_tokens: Sequence[Sequence[str]] | None = None,
 ) -> NameModel:
     """Name rows from the train playlists carrying each token (see the module docstring).
 
-    items: (n_rows, dim + 1) [normalized vectors | prior]; train_rows: each train playlist's
-    tracks as rows of `items` (tracks without a row dropped). item_tokens: the tokens of each
-    row's artist name; a token no train playlist name carries (often enough) then gets a row from
-    the tracks of the artists it names (centroid rule, the playlists' count stored as 0).
+    query: (n_rows, dim) the tables' query rows (Q); items: (n_rows, dim + 1) [I | prior], the name
+    space; train_rows: each train playlist's tracks as rows (tracks without a row dropped).
+    item_tokens: the tokens of each row's artist name; a token no train playlist name carries
+    (often enough) then gets the mean query row of the tracks of the artists it names (prior
+    weight 0, the playlists' count stored as 0).
     """
-    names = _fit_from_playlists(items, train_rows, train_tokens, method, min_playlists, beta, alpha, focus)
+    counts: dict[str, int] = {}
+    for tokens in train_tokens:
+        for t in tokens:
+            counts[t] = counts.get(t, 0) + 1
+    names = _fit_from_playlists(
+        query, items, train_rows, train_tokens, counts, method, min_playlists, beta, alpha, idf
+    )
+    params = {**names.params, "space": NAME_SPACE}
     if item_tokens is None:
-        return NameModel(
-            names.keys, names.rows, names.n_playlists, 0.0, {**names.params, "artist_tokens": False}
-        )
+        return NameModel(names.keys, names.rows, names.n_playlists, 0.0, {**params, "artist_tokens": False})
     # An artist's name asks for that artist's tracks, not the popular ones: no prior weight.
-    artists = _fit_from_artists(items, item_tokens, set(names.index), 0.0, focus)
+    artists = _fit_from_artists(query, item_tokens, set(names.index), counts, len(train_tokens), idf)
     return NameModel(
         np.concatenate([names.keys, artists.keys]),
         np.vstack([names.rows, artists.rows]).astype(np.float32),
         np.concatenate([names.n_playlists, artists.n_playlists]),
         0.0,
-        {**names.params, "artist_tokens": True},
+        {**params, "artist_tokens": True},
     )
 
 
-def _centroid_rows(
-    members: sp.csr_matrix, playlist_means: np.ndarray, beta: float, focus: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, member counts): c * [unit mean | beta], c = length of the mean ** focus."""
+def idf_weights(n_playlists: np.ndarray, n_train: int, power: float) -> np.ndarray:
+    """(log(n_train / max(n, 1))) ** power per token: a word few playlists carry weighs more in a
+    name's mean than one every taste uses (`mix`, `favorites`); power 0: every token weighs 1."""
+    if power == 0:
+        return np.ones(len(n_playlists), dtype=np.float64)
+    df = np.maximum(np.asarray(n_playlists, dtype=np.float64), 1.0)
+    return np.log(max(n_train, 1) / df).clip(min=0.0) ** power
+
+
+def _mean_query_rows(
+    members: sp.csr_matrix, means: np.ndarray, beta: float, weight: np.ndarray
+) -> np.ndarray:
+    """weight * [mean of the members' query rows | beta] per token (members: (n, n_tokens))."""
     n = np.asarray(members.sum(axis=0)).ravel()
-    centroid = np.asarray(members.T @ playlist_means) / np.maximum(n, 1.0)[:, None]
-    # The centroid's length says how much the token's playlists agree (near 0 for a word used by
-    # every taste): its power `focus` weighs the token in a name's mean.
-    weight = np.linalg.norm(centroid, axis=1, keepdims=True) ** focus
-    beta_col = np.full((len(centroid), 1), beta, np.float32)
-    return (weight * np.hstack([normalize_rows(centroid), beta_col])).astype(np.float32), n
+    mean = np.asarray(members.T @ means) / np.maximum(n, 1.0)[:, None]
+    beta_col = np.full((len(mean), 1), beta)
+    return (weight[:, None] * np.hstack([mean, beta_col])).astype(np.float32)
+
+
+def _empty_names(dim: int) -> NameModel:
+    return NameModel(
+        np.array([], dtype=object), np.zeros((0, dim + 1), np.float32), np.zeros(0, np.int64), 0.0
+    )
 
 
 def _fit_from_artists(
-    items: np.ndarray, item_tokens: Sequence[Sequence[str]], taken: set[str], beta: float, focus: float
+    query: np.ndarray,
+    item_tokens: Sequence[Sequence[str]],
+    taken: set[str],
+    counts: dict[str, int],
+    n_train: int,
+    idf: float,
 ) -> NameModel:
     keys = sorted({t for tokens in item_tokens for t in tokens} - taken)
-    dim = items.shape[1] - 1
     if not keys:
-        return NameModel(
-            np.array([], dtype=object), np.zeros((0, dim + 1), np.float32), np.zeros(0, np.int64), 0.0
-        )
+        return _empty_names(query.shape[1])
     members = _incidence(token_rows(item_tokens, {t: i for i, t in enumerate(keys)}), len(keys))
-    rows, _ = _centroid_rows(members, items[:, :dim], beta, focus)
+    weight = idf_weights(np.array([counts.get(t, 0) for t in keys]), n_train, idf)
+    rows = _mean_query_rows(members, np.asarray(query, dtype=np.float32), 0.0, weight)
     return NameModel(np.asarray(keys, dtype=object), rows, np.zeros(len(keys), np.int64), 0.0)
 
 
 def _fit_from_playlists(
+    query: np.ndarray,
     items: np.ndarray,
     train_rows: Ragged,
     train_tokens: Sequence[Sequence[str]],
+    counts: dict[str, int],
     method: str,
     min_playlists: int,
     beta: float,
     alpha: float,
-    focus: float,
+    idf: float,
 ) -> NameModel:
-    counts: dict[str, int] = {}
-    for tokens in train_tokens:
-        for t in tokens:
-            counts[t] = counts.get(t, 0) + 1
     keys = sorted((t for t, c in counts.items() if c >= min_playlists), key=lambda t: (-counts[t], t))
     index = {t: i for i, t in enumerate(keys)}
     dim = items.shape[1] - 1
     if not keys:
-        return NameModel(
-            np.array([], dtype=object), np.zeros((0, dim + 1), np.float32), np.zeros(0, np.int64), 0.0
-        )
+        return _empty_names(dim)
     p = _incidence(token_rows(train_tokens, index), len(keys))  # (n_train, n_tokens)
     a = _incidence(train_rows, items.shape[0])  # (n_train, n_rows)
     n_pl = np.asarray(p.sum(axis=0)).ravel()
-    if method == "centroid":
+    if method == "query_mean":
         sizes = np.maximum(np.asarray(a.sum(axis=1)).ravel(), 1.0)
-        playlist_means = sp.diags(1.0 / sizes) @ a @ items[:, :dim]  # (n_train, dim)
-        rows, _ = _centroid_rows(p, playlist_means, beta, focus)
-        params = {"method": method, "min_playlists": min_playlists, "beta": beta, "focus": focus}
+        playlist_queries = sp.diags(1.0 / sizes) @ (a @ np.asarray(query, dtype=np.float32))  # (n_train, dim)
+        weight = idf_weights(n_pl, len(train_tokens), idf)
+        rows = _mean_query_rows(p, playlist_queries, beta, weight)
+        params = {"method": method, "min_playlists": min_playlists, "beta": beta, "idf": idf}
     elif method == "ridge":
         shares = sp.diags(1.0 / np.maximum(n_pl, 1.0)) @ (p.T @ a)  # (n_tokens, n_rows)
         x = items.astype(np.float64)
@@ -273,24 +287,19 @@ def run_prior(run: RunDir, track_ids: Sequence[str]) -> np.ndarray:
 class NameScoring:
     """A run's track vectors, prior column and name table, as the offline name scoring reads them."""
 
-    track_ids: list[str]  # row order of `items`
-    items: np.ndarray  # (n_rows, dim + 1) [normalized vectors | prior]
+    track_ids: list[str]  # row order of the run's tables
     names: NameModel
-    rule: NameRule  # the run's tables (and their track rule) with the name table
+    rule: NameRule  # the run's tables (and their track rule) with the name table and prior column
 
     @classmethod
     def from_run(cls, run: RunDir) -> NameScoring:
-        """The name space of the run's tables: N = its query rows normalized (as they are when
-        Q = I, cosine), and the prior column from popularity.parquet (what training fitted on)."""
+        """The name space of the run's tables: its item matrix I and the prior column from
+        popularity.parquet (what training fitted on)."""
         track_ids, tables = run.load_knn_tables()
-        if tables.shared:
-            normed = np.ascontiguousarray(tables.items_t.T)
-        else:
-            normed = normalize_rows(np.asarray(tables.query_table))
         prior = run_prior(run, track_ids)
         names = NameModel.load(run.path)
         rule = NameRule.over(tables, [str(k) for k in names.keys], names.rows, prior, names.worth)
-        return cls(track_ids, np.hstack([normed, prior[:, None]]), names, rule)
+        return cls(track_ids, names, rule)
 
     def rank(self, seed_rows: Sequence[int], tokens: Sequence[str], k: int) -> TopK | None:
         """Top-k rows for one playlist (seed rows excluded) by the name rule (`ml.knn.NameRule`
@@ -316,7 +325,7 @@ class NameVectorRanker:
         assert base.model is not None, "fit or load the track vectors first"
         self.base, self.names = base, names
         vm = base.model
-        self.items = np.hstack([vm.normed, np.asarray(prior, np.float32)[vm.track_of_row, None]])
+        self.prior = np.asarray(prior, np.float32)[vm.track_of_row]  # the prior column, by row
 
     @property
     def known(self) -> np.ndarray:
@@ -337,14 +346,18 @@ class NameVectorRanker:
         return self._rank(token_lists, seeds, k)
 
     def rule(self) -> NameRule:
-        """ml.knn.NameRule over the base model's tables (its track rule) and this name table."""
+        """ml.knn.NameRule over the base model's tables (its track rule and per-seed scan) and this
+        name table."""
         vm = self.base.model
         assert vm is not None
         tables = KnnTables(
-            items_t=vm.items.T, query_table=None if vm.shared else vm.query, per_seed=vm.per_seed
+            items_t=vm.items.T,
+            query_table=None if vm.shared else vm.query,
+            per_seed=vm.per_seed,
+            seed_index=vm.seed_index if vm.per_seed else None,
         )
         keys = [str(key) for key in self.names.keys]
-        return NameRule.over(tables, keys, self.names.rows, self.items[:, -1], self.names.worth)
+        return NameRule.over(tables, keys, self.names.rows, self.prior, self.names.worth)
 
     def _rank(self, token_lists: Sequence[Sequence[str]], seeds: Ragged, k: int) -> Ranking:
         vm = self.base.model
@@ -357,13 +370,10 @@ class NameVectorRanker:
         scores = np.full((len(seeds), k), -np.inf, dtype=np.float32)
         # The name plays a part (a known token; beside seeds only when worth > 0): ml.knn.NameRule.
         named = np.flatnonzero(has_name & (~has_seeds | (self.names.worth > 0)))
-        if len(named):
-            rule, k_eff = self.rule(), min(k, len(self.items))
-            batch = auto_batch_size(len(self.items))
-            for start in range(0, len(named), batch):
-                idx = named[start : start + batch]
-                got = rule.top_k([seed_rows.row(i) for i in idx], [tokens.row(i) for i in idx], k_eff)
-                tracks[idx, :k_eff], scores[idx, :k_eff] = vm.track_of_row[got.rows], got.scores
+        if len(named):  # NameRule.top_k bounds its own memory (a blocked scan, sparse sums)
+            k_eff = min(k, len(self.prior))
+            got = self.rule().top_k([seed_rows.row(i) for i in named], [tokens.row(i) for i in named], k_eff)
+            tracks[named, :k_eff], scores[named, :k_eff] = vm.track_of_row[got.rows], got.scores
         # The name plays no part (no known token, or worth 0 beside seeds): the tracks' own rule.
         plain = has_seeds & ~(has_name & (self.names.worth > 0))
         if plain.any():

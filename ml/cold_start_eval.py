@@ -31,8 +31,8 @@ from ml.rankers import VectorRanker
 from ml.shapes import K_MAX, EvalSet, Ragged
 
 MIN_PLAYLISTS = (2, 5)  # a token needs this many train playlists (chosen on valid)
-BETAS = (0.25, 0.5, 1.0, 1.5, 2.0)  # centroid: weight of the prior column
-FOCUS = (0.0, 1.0, 2.0)  # centroid: power of the centroid's length weighing a token in a name
+BETAS = (0.0, 0.25, 0.5, 1.0, 2.0)  # query_mean: weight of the prior column
+IDF = (0.0, 1.0, 2.0)  # query_mean: power of a token's idf weighing it in a name's mean
 ALPHAS = (0.1, 1.0)  # ridge: penalty, times trace(I'I) / (dim + 1)
 # name + tracks: the name counts as this many seed tracks. Steps of x4 up to 128: under per-seed
 # aggregation the name's list is in the name space's units (cosine + beta * prior) and a seed's in
@@ -66,9 +66,9 @@ class NameSelection:
 def _grid(methods: Sequence[str], artists: bool) -> list[tuple[str, int, dict[str, Any]]]:
     out: list[tuple[str, int, dict[str, Any]]] = []
     for method, min_pl in product(methods, MIN_PLAYLISTS):
-        if method == "centroid":
-            for use, f, b in product((False, True) if artists else (False,), FOCUS, BETAS):
-                out.append((method, min_pl, {"beta": b, "focus": f, "artists": use}))
+        if method == "query_mean":
+            for use, w, b in product((False, True) if artists else (False,), IDF, BETAS):
+                out.append((method, min_pl, {"beta": b, "idf": w, "artists": use}))
         else:
             out += [(method, min_pl, {"alpha": a, "artists": False}) for a in ALPHAS]
     return out
@@ -92,7 +92,7 @@ def select_name_model(
     assert base.model is not None and valid.names is not None
     counts = popularity_counts(train, len(base.model.row_of_track))
     prior = track_prior(counts)
-    items = np.hstack([base.model.normed, prior[base.model.track_of_row, None]])
+    items = np.hstack([base.model.items, prior[base.model.track_of_row, None]])  # [I | prior]
     train_tokens = name_token_lists(train_names)
     train_rows = train.map_values(base.model.row_of_track)
     cold = valid.cold()
@@ -106,6 +106,7 @@ def select_name_model(
     for method, min_pl, kw in _grid(methods, item_tokens is not None):
         artists = kw.pop("artists")
         names = fit_name_model(
+            base.model.query,
             items,
             train_rows,
             train_tokens,

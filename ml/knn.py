@@ -11,17 +11,24 @@ one makes a single query's product ~2x faster on CPU).
 Pure numpy, batched: a batch of playlists is one matrix product.
 
 A playlist's name (issue 14, ml/cold_start.py fits the rows; docs/cold_start.md) is scored by the
-same rule over the name space `[N | prior]`, N = the rows of Q normalized (Q itself when Q = I:
-its rows are unit already), `NameRule`. The name's query is the mean of its known token rows;
-alone (no seed), its scores are that query against [N | prior]. Beside seeds the name counts as
+same rule over the name space `[I | prior]`: the item matrix and one prior column, `NameRule`. A
+name-token row is a row of the query table's space plus a prior weight (a token's playlists' mean
+query), so a name queries the items as a playlist's tracks do. The name's query is the mean of its
+known token rows; alone (no seed), its scores are that query against [I | prior]. Beside seeds the name counts as
 `worth` seed tracks (chosen on valid; at 0 every caller answers by the tables' rule, so name +
 seeds is then exactly seeds only), under the tables' track rule:
 - per-seed aggregation (per_seed = M > 0): the name is one more per-seed query row - its top M+1
   of its own scores, each of the top M shifted by the (M+1)-th - added `worth` times to the sum
   of the seeds' lists (`NameRule.scores`, `shifted_top`);
-- the mean rule (per_seed = 0): the name's query mixed into the mean of the seeds' rows of N,
-  its share worth / (n + worth) (`mix_queries`).
-No known token: the tables' rule alone.
+- the mean rule (per_seed = 0): the name's query mixed into the tracks' own query (the mean of
+  the seeds' rows of Q), its share worth / (n + worth) (`mix_queries`).
+No known token: the tables' rule alone. How it is computed (the answer does not depend on it):
+`NameRule.top_k` never holds a [playlists x items] matrix - the name's scores come from a blocked
+scan of [I | prior] (`SeedIndex.name_space`: its top k alone, its top M+1 beside seeds, exact, ties
+to the lower row, canonically rescored as the per-seed lists are), the seeds' per-seed lists from
+the tables' own scan, and the sums are sparse (`sparse_top_k`); `NameRule.scores` is the dense
+form of the same rule (small catalogues and tests). Peak memory on the full preset:
+bench/results/name_scan_memory.md.
 
 Per-seed aggregation (`KnnTables.per_seed` = M > 0, issue 12; chosen on valid, stored in the run's
 knn_scoring.json as "per_seed"): instead of one mean query, every distinct known seed s is one
@@ -44,12 +51,13 @@ proves none of its items can enter the list. Cost on the full preset: bench/resu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from ml.knn_scan import CLUSTERED_FROM, SeedIndex, SeedLists, TopK, auto_seed_index
+from ml.knn_scan import CLUSTERED_FROM, Aggregated, SeedIndex, SeedLists, TopK, auto_seed_index, sparse_top_k
 
 __all__ = ["CLUSTERED_FROM", "KnnTables", "NameRule", "SeedIndex", "SeedLists", "TopK", "auto_seed_index"]
 
@@ -155,8 +163,8 @@ def shifted_top(p: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
 def mix_queries(
     tracks_q: np.ndarray, name_q: np.ndarray, n_tracks: np.ndarray, has_name: np.ndarray, worth: float
 ) -> np.ndarray:
-    """(n, dim + 1) queries of the name space: the mean of n known tracks' rows of N (prior weight 0)
-    and the name's mean, the name's share worth / (n + worth) (1 without tracks, 0 without a known
+    """(n, dim + 1) queries of the name space: the tracks' query (the mean of n known tracks' rows of
+    Q, prior weight 0) and the name's mean, the name's share worth / (n + worth) (1 without tracks, 0 without a known
     token)."""
     n = np.asarray(n_tracks, dtype=np.float32)
     share = np.where(has_name, worth / np.maximum(n + worth, 1e-12), 0.0)
@@ -185,60 +193,45 @@ def name_queries(
 class NameRule:
     """Name-token rows over `KnnTables` (module docstring): a name alone, or beside seed tracks.
 
-    A name-space query q scores `q[:, :-1] @ N^T + q[:, -1] * prior`; N^T is the item matrix
-    itself when Q = I, else Q^T with each item's score scaled by 1 / |Q row| (`scale`): the
-    normalized rows are never stored twice.
+    A name-space query q scores `q[:, :-1] @ I^T + q[:, -1] * prior` (I^T: the tables' item matrix,
+    never copied).
     """
 
     tables: KnnTables
     index: dict[str, int]  # token key (`name:chill`) -> row of `rows`
-    rows: np.ndarray  # (n_tokens, dn + 1) float32: [direction | prior weight]
+    rows: np.ndarray  # (n_tokens, d + 1) float32: [a query of the tables' space | prior weight]
     prior: np.ndarray  # (n_items,) float32: the prior column of the name space
     worth: float  # the name counts as this many seed tracks (per-seed: its list's weight)
-    scale: np.ndarray | None = None  # (n_items,) 1 / |Q row|; None when Q = I
+    block: int = 0  # columns of the name space scored at a time (`space`); 0: SeedIndex's default
 
     @classmethod
     def over(
         cls, tables: KnnTables, keys: Sequence[str], rows: np.ndarray, prior: np.ndarray, worth: float
     ) -> NameRule:
-        scale = None
-        if not tables.shared:
-            norms = np.linalg.norm(np.asarray(tables.query_table, dtype=np.float32), axis=1)
-            scale = (np.float32(1.0) / np.maximum(norms, np.float32(1e-12))).astype(np.float32)
         return cls(
             tables,
             {str(k): i for i, k in enumerate(keys)},
             np.asarray(rows, dtype=np.float32),
             np.asarray(prior, dtype=np.float32),
             float(worth),
-            scale,
         )
 
     def token_rows(self, keys: Sequence[str]) -> list[int]:
         """Rows of the known keys, in order (unknown keys dropped)."""
         return [self.index[k] for k in keys if k in self.index]
 
-    def unit_rows(self, rows: np.ndarray) -> np.ndarray:
-        """Rows of N: the seeds' rows of Q, normalized (as they are when Q = I)."""
-        q = self.tables.query_rows(rows)
-        return q if self.scale is None else q * self.scale[rows, None]
-
     def name_scores(self, name_q: np.ndarray) -> np.ndarray:
-        """(n, n_items) scores of queries of the name space: q[:, :-1] @ N^T + q[:, -1] * prior."""
+        """(n, n_items) scores of queries of the name space: q[:, :-1] @ I^T + q[:, -1] * prior."""
         dim = self.rows.shape[1] - 1
-        if self.scale is None:
-            scores = name_q[:, :dim] @ self.tables.items_t
-        else:
-            scores = (name_q[:, :dim] @ self.tables.query_table.T) * self.scale[None, :]
-        return scores + name_q[:, dim:] * self.prior[None, :]
+        return name_q[:, :dim] @ self.tables.items_t + name_q[:, dim:] * self.prior[None, :]
 
     def scores(self, seed_rows: Sequence[Sequence[int]], token_rows: Sequence[Sequence[int]]) -> np.ndarray:
         """(n, n_items) scores of the name rule (module docstring), seeds not yet excluded.
 
-        Without a seed: the name's own scores (its mean token row against [N | prior]). Beside
+        Without a seed: the name's own scores (its mean token row against [I | prior]). Beside
         seeds, under per-seed aggregation: the seeds' per-seed sum plus `worth` times the name's
         per-seed list (its top M+1 of its own scores, shifted by the (M+1)-th); under the mean
-        rule: the name's mean mixed into the seeds' mean of N (`mix_queries`)."""
+        rule: the name's mean mixed into the tracks' query (the mean of their rows of Q, `mix_queries`)."""
         name_q, has_name = name_queries(self.rows, token_rows)
         n_seeds = np.array([len(s) for s in seed_rows], dtype=np.int64)
         if self.tables.per_seed > 0:
@@ -253,21 +246,96 @@ class NameRule:
                 seeds[at, cols] = seeds[at, cols] + w[:, None] * contrib
                 scores[beside] = seeds
             return scores
-        dim = self.rows.shape[1] - 1
-        tracks_q = np.zeros((len(seed_rows), dim), dtype=np.float32)
-        for i, seeds in enumerate(seed_rows):
-            if len(seeds):
-                tracks_q[i] = self.unit_rows(np.asarray(seeds, dtype=np.int64)).mean(axis=0)
+        tracks_q = self.tables.queries(seed_rows)
         return self.name_scores(mix_queries(tracks_q, name_q, n_seeds, has_name, self.worth))
 
-    def top_k(self, seed_rows: Sequence[Sequence[int]], token_rows: Sequence[Sequence[int]], k: int) -> TopK:
-        """Top-k rows for playlists given by seeds and name tokens (rows of `rows`), seeds excluded."""
-        scores = self.scores(seed_rows, token_rows)
-        for i, seeds in enumerate(seed_rows):
-            if len(seeds):
-                scores[i, np.asarray(seeds, dtype=np.int64)] = -np.inf
-        rows, top = _select_top(scores, min(k, self.tables.n_items))
-        return TopK(rows=rows, scores=top)
+    @functools.cached_property
+    def space(self) -> SeedIndex:
+        """The name space [I | prior] as a blocked scan (`SeedIndex.name_space`), no copy."""
+        return SeedIndex.name_space(self.tables.items_t, self.prior, block=self.block)
+
+    def top_k(
+        self,
+        seed_rows: Sequence[Sequence[int]],
+        token_rows: Sequence[Sequence[int]],
+        k: int,
+        batch: int = 2048,
+    ) -> TopK:
+        """Top-k rows for playlists given by seeds and name tokens (rows of `rows`), seeds excluded:
+        `scores`' rule (score descending, ties to the lower row, seeds last), never holding a
+        [playlists x items] matrix. The name's scores come from a blocked scan of the name space
+        (`space`: its top k, or its top M+1 beside seeds under per-seed aggregation); the seeds'
+        per-seed lists from the tables' own scan, summed sparsely with the name's (`SeedLists`).
+        Memory: the scan's blocks and each playlist's kept lists, whatever the catalogue x batch."""
+        n_items = self.tables.n_items
+        k_eff = min(k, n_items)
+        out_rows = np.empty((len(seed_rows), k_eff), dtype=np.int64)
+        out_scores = np.empty((len(seed_rows), k_eff), dtype=np.float32)
+        for start in range(0, len(seed_rows), batch):
+            stop = min(start + batch, len(seed_rows))
+            sets = [np.unique(np.asarray(r, dtype=np.int64)) for r in seed_rows[start:stop]]
+            name_q, has_name = name_queries(self.rows, token_rows[start:stop])
+            alone = np.flatnonzero([not len(s) for s in sets])
+            if len(alone):  # the name's own scores against every item
+                cols, vals = self.space.top(name_q[alone], k_eff)
+                out_rows[start + alone], out_scores[start + alone] = cols, vals
+            beside = np.flatnonzero([len(s) > 0 for s in sets])
+            if len(beside):
+                part = [sets[i] for i in beside]
+                if self.tables.per_seed > 0:
+                    cols, vals = self._per_seed_beside(part, name_q[beside], has_name[beside], k_eff)
+                else:
+                    given = [np.asarray(seed_rows[start + i], dtype=np.int64) for i in beside]
+                    cols, vals = self._mean_beside(given, part, name_q[beside], has_name[beside], k_eff)
+                out_rows[start + beside], out_scores[start + beside] = cols, vals
+        return TopK(rows=out_rows, scores=out_scores)
+
+    def _per_seed_beside(
+        self, sets: list[np.ndarray], name_q: np.ndarray, has_name: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The seeds' per-seed sums plus `worth` times the name's own list, sparse (`scores`)."""
+        n_items = self.tables.n_items
+        agg = self.tables.per_seed_lists(sets).aggregate(sets)
+        m = min(int(self.tables.per_seed), n_items - 1)
+        if m >= 1:
+            cols, vals = self.space.top(name_q, m + 1)
+            contrib = vals[:, :m] - vals[:, m : m + 1]
+            w = np.where(has_name, np.float32(self.worth), np.float32(0.0)).astype(np.float32)
+            added = (w[:, None] * contrib).ravel()
+            owner = np.repeat(np.arange(len(sets), dtype=np.int64), m)
+            keys = np.concatenate([agg.owner * n_items + agg.item, owner * n_items + cols[:, :m].ravel()])
+            values = np.concatenate([agg.score, np.zeros(len(added), np.float32)])
+            uniq, first = np.unique(keys, return_index=True)
+            total = values[first]  # each item's seed sum (0 where no seed kept it)...
+            at = np.searchsorted(uniq, owner * n_items + cols[:, :m].ravel())
+            total[at] = total[at] + added  # ...plus the name's contribution, as the dense rule adds it
+            agg = Aggregated(uniq // n_items, uniq % n_items, total)
+        return sparse_top_k(agg, sets, k, n_items)
+
+    def _mean_beside(
+        self,
+        given: list[np.ndarray],
+        sets: list[np.ndarray],
+        name_q: np.ndarray,
+        has_name: np.ndarray,
+        k: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The name mixed into the tracks' query, the mean of the seeds' rows of Q (`mix_queries`;
+        the seeds as given), the seeds (`sets`) excluded."""
+        n_items = self.tables.n_items
+        tracks_q = self.tables.queries(given)
+        n_seeds = np.array([len(s) for s in given], dtype=np.int64)
+        q = mix_queries(tracks_q, name_q, n_seeds, has_name, self.worth)
+        size = min(n_items, k + max(len(s) for s in sets))
+        cols, vals = self.space.top(q, size)
+        out_rows = np.empty((len(sets), k), dtype=np.int64)
+        out_scores = np.empty((len(sets), k), dtype=np.float32)
+        for i, seeds in enumerate(sets):
+            keep = ~np.isin(cols[i], seeds)
+            got = min(int(keep.sum()), k)
+            out_rows[i, :got], out_scores[i, :got] = cols[i][keep][:got], vals[i][keep][:got]
+            out_rows[i, got:], out_scores[i, got:] = seeds[: k - got], -np.inf  # seeds last, ascending
+        return out_rows, out_scores
 
 
 def query_vectors(normed: np.ndarray, seed_rows: Sequence[Sequence[int]]) -> np.ndarray:
@@ -293,34 +361,6 @@ def top_k(
             items_t=np.asarray(items).T, query_table=normed, per_seed=per_seed, seed_index=seed_index
         )
     return tables.top_k(seed_rows, k, batch_size)
-
-
-def top_k_queries(
-    queries: np.ndarray | Callable[[int, int], np.ndarray],
-    items: np.ndarray,
-    exclude: Sequence[Sequence[int]],
-    k: int,
-    batch_size: int = 1024,
-) -> TopK:
-    """Scoring from explicit queries, by the same rule as `KnnTables.top_k`: scores = query @
-    items.T, rows in `exclude[i]` removed, exact top-k with ties to the lower row. `queries` is an
-    (n, dim) array or a function giving rows [start, stop) (a batch's queries are built only when
-    scored); a name query (ml.cold_start) uses it with items that carry one more column than the
-    tracks' own vectors."""
-    n_items = items.shape[0]
-    k_eff = min(k, n_items)
-    n = len(exclude)
-    all_rows = np.empty((n, k_eff), dtype=np.int64)
-    all_scores = np.empty((n, k_eff), dtype=np.float32)
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        q = queries(start, stop) if callable(queries) else queries[start:stop]
-        scores = np.asarray(q, dtype=np.float32) @ items.T  # (b, n_items)
-        for i, rows in enumerate(exclude[start:stop]):
-            if len(rows):
-                scores[i, np.asarray(rows, dtype=np.int64)] = -np.inf
-        all_rows[start:stop], all_scores[start:stop] = _select_top(scores, k_eff)
-    return TopK(rows=all_rows, scores=all_scores)
 
 
 def _select_top(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

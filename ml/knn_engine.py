@@ -256,11 +256,16 @@ def _read_tables(keras_file: Path) -> tuple[KnnTables, tuple[np.ndarray, np.ndar
         config = json.loads(archive.read("config.json"))["config"]
         with archive.open(WEIGHTS_MEMBER) as member, h5py.File(member, "r") as weights:
             # PlaylistKnn's own weights, in creation order: items_t, [query_table], popular_index,
-            # prior, name_rows, [query_scale].
+            # prior, name_rows.
             items_t = np.ascontiguousarray(weights["vars/0"][...], dtype=np.float32)
             query_table = None if config["shared"] else np.asarray(weights["vars/1"][...], dtype=np.float32)
             after = 2 if config["shared"] else 3
             names = None
+            if f"vars/{after + 2}" in weights:  # query_scale: names scored against Q normalized
+                raise ValueError(
+                    f"{keras_file}: its name table predates name scoring against the item matrix "
+                    "(issue 14); rerun `ml train` and `ml export`"
+                )
             if "n_tokens" in config:
                 prior = np.asarray(weights[f"vars/{after}"][...], dtype=np.float32)
                 rows = np.asarray(weights[f"vars/{after + 1}"][...], dtype=np.float32)

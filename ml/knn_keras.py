@@ -7,7 +7,7 @@ an inverted `StringLookup` (index -> track id) and in `CatalogueNames` (index ->
 popularity fallback as a `StringLookup` over the popular ids (id -> rank) and their catalogue
 indices (an int weight); the name table of issue 14 (`ml.knn.NameRule`): a `StringLookup` over the
 name-token keys (`name:chill`), their rows (`name_rows`, [n_tokens, d + 1]), the prior column
-(`prior`, [n]), 1 / |Q row| (`query_scale`, only when Q != I) and the name's `worth` (config).
+(`prior`, [n]) and the name's `worth` (config).
 
 `call({"tracks": string[batch, width] padded with "", "k": int32[batch], "name_tokens":
 string[batch, width'] padded with ""})` computes, as `ml.knn.KnnTables.top_k`: query = mean of the
@@ -17,9 +17,9 @@ counted. With `per_seed` = M > 0 (config) the tracks' scores are ml.knn's per-se
 instead: the distinct known seeds' rows of Q times I^T in one matmul, `top_k` M + 1 per seed, each
 kept score minus the (M+1)-th, summed per item with `scatter` (a segment sum). A playlist with a
 known name token is scored as `ml.knn.NameRule.scores` instead: alone, the mean of its known token
-rows against [N | prior]; beside seeds, under per-seed aggregation, the name's own per-seed list
+rows against [I | prior]; beside seeds, under per-seed aggregation, the name's own per-seed list
 (top M+1 of those scores, shifted) added `worth` times to the seeds' sum, under the mean rule the
-name's mean mixed with the mean of the seeds' normalized query rows by the worth. A playlist with neither a known track nor a known token gets the most popular
+name's mean mixed with the tracks' query (the mean of the seeds' rows of Q) by the worth. A playlist with neither a known track nor a known token gets the most popular
 tracks not in it (scores 0, `fallback`). Outputs: `track_ids`, `artists`, `titles`, `scores`
 ([batch, max k], valid up to `n_results`), `n_results`, `n_unknown`, `fallback`, `n_name_tokens`,
 `n_unknown_tokens`. `name_tokens` may be left out of a Keras call (no name); the SavedModel's
@@ -135,11 +135,6 @@ class PlaylistKnn(keras.Model):
         self.name_rows = self.add_weight(
             shape=(n_tokens, dim + 1), initializer="zeros", trainable=False, name="name_rows"
         )
-        self.query_scale = (
-            None
-            if shared
-            else self.add_weight(shape=(n_items,), initializer="ones", trainable=False, name="query_scale")
-        )
         self.built = True
 
     @classmethod
@@ -178,8 +173,6 @@ class PlaylistKnn(keras.Model):
         model.items_t.assign(items_t)
         if query_table is not None:
             model.query_table.assign(query_table)
-            norms = np.linalg.norm(np.asarray(query_table, dtype=np.float32), axis=1)
-            model.query_scale.assign(np.float32(1.0) / np.maximum(norms, np.float32(1e-12)))
         model.popular_index.assign(np.asarray(popular_index, dtype=np.int32))
         model.prior.assign(np.asarray(names.prior, dtype=np.float32))
         model.name_rows.assign(np.asarray(names.rows, dtype=np.float32))
@@ -240,7 +233,7 @@ class PlaylistKnn(keras.Model):
                 ops.any(use),
                 lambda: ops.where(
                     use[:, None],
-                    self._named_scores(scores, seed_rows, weights, safe_rows, n_known, name_q, has_name),
+                    self._named_scores(scores, summed, n_known, name_q, has_name),
                     scores,
                 ),
                 lambda: scores,
@@ -295,13 +288,13 @@ class PlaylistKnn(keras.Model):
         )
         return summed / ops.cast(ops.maximum(n_known, 1), "float32")[:, None], n_known, n_unknown
 
-    def _named_scores(self, scores, seed_rows, weights, safe_rows, n_known, name_q, has_name):
+    def _named_scores(self, scores, summed, n_known, name_q, has_name):
         """ml.knn.NameRule.scores [batch, n_items] beside the tracks' `scores`. Per-seed
         aggregation: without a seed the name's own scores; beside seeds the tracks' per-seed sum
         plus worth times the name's per-seed list (its top M+1 of its own scores, shifted by the
-        (M+1)-th). The mean rule: the seeds' mean row of N mixed with the name's by the worth."""
+        (M+1)-th). The mean rule: the tracks' query mixed with the name's by the worth."""
         if self.per_seed <= 0:
-            return self._name_scores(seed_rows, weights, safe_rows, n_known, name_q, has_name)
+            return self._name_scores(summed, n_known, name_q, has_name)
         alone = self._name_space_scores(name_q[:, : self.dim], name_q[:, self.dim :])
         m = min(self.per_seed, self.n_items - 1)
         top_scores, top_rows = ops.top_k(alone, m + 1, sorted=True)
@@ -311,30 +304,20 @@ class PlaylistKnn(keras.Model):
         beside = scores + ops.scatter(at, ops.reshape(kept, (-1,)), (batch, self.n_items))
         return ops.where(ops.equal(n_known, 0)[:, None], alone, beside)
 
-    def _name_scores(self, seed_rows, weights, safe_rows, n_known, name_q, has_name):
-        """ml.knn.NameRule's scores [batch, n_items] under the mean rule: the seeds' mean row of N
-        mixed with the name's mean by the worth, against [N | prior] (N = Q normalized: Q^T scaled
-        per item)."""
+    def _name_scores(self, summed, n_known, name_q, has_name):
+        """ml.knn.NameRule's scores [batch, n_items] under the mean rule: the tracks' query (the
+        mean of the seeds' rows of Q; `summed` is their sum) mixed with the name's mean by the
+        worth, against [I | prior]."""
         n = ops.cast(n_known, "float32")
-        if self.query_scale is not None:  # rows of N = rows of Q / |row|
-            weights = weights * ops.take(self.query_scale, safe_rows, axis=0)
-        tracks_q = ops.sum(seed_rows * weights[:, :, None], axis=1) / ops.maximum(n, 1.0)[:, None]
+        tracks_q = summed / ops.maximum(n, 1.0)[:, None]
         share = ops.where(has_name, self.worth / ops.maximum(n + self.worth, 1e-12), 0.0)
         w = ops.where(ops.logical_and(has_name, ops.equal(n_known, 0)), 1.0, share)[:, None]
         q = (1.0 - w) * tracks_q + w * name_q[:, : self.dim]
         return self._name_space_scores(q, w * name_q[:, self.dim :])
 
     def _name_space_scores(self, q, prior_weight):
-        """[batch, n_items] scores of name-space queries: q @ N^T + prior_weight * prior."""
-        if self.query_scale is None:
-            scores = ops.matmul(q, self.items_t)
-        else:
-            # Q^T by the matmul's own flag (no transposed copy); keras.ops' einsum/transpose are
-            # rewritten differently eagerly and in the exported graph (scores would differ in the
-            # last bit between knn.keras and the SavedModel), tf.linalg.matmul's flag is not.
-            table = ops.convert_to_tensor(self.query_table)
-            scores = tf.linalg.matmul(q, table, transpose_b=True) * self.query_scale[None, :]
-        return scores + prior_weight * self.prior[None, :]
+        """[batch, n_items] scores of name-space queries: q @ I^T + prior_weight * prior."""
+        return ops.matmul(q, self.items_t) + prior_weight * self.prior[None, :]
 
     @staticmethod
     def _hits(columns, mask, width: int):

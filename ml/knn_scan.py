@@ -79,23 +79,35 @@ class SeedLists:
         for start in range(0, len(seed_rows), batch):
             part = seed_rows[start : start + batch]
             sets = [np.unique(np.asarray(r, dtype=np.int64)) for r in part]
-            agg = self._aggregate_sets(sets)
-            seed_keys = np.concatenate(
-                [i * n_items + s for i, s in enumerate(sets)] or [np.zeros(0, np.int64)]
+            stop = start + len(part)
+            all_rows[start:stop], all_scores[start:stop] = sparse_top_k(
+                self._aggregate_sets(sets), sets, k, n_items
             )
-            keep = (agg.score > 0) & ~np.isin(agg.owner * n_items + agg.item, seed_keys)
-            owner, item, score = agg.owner[keep], agg.item[keep], agg.score[keep]
-            order = np.lexsort((item, -score, owner))
-            owner, item, score = owner[order], item[order], score[order]
-            starts = np.searchsorted(owner, np.arange(len(part) + 1))
-            for i, seeds in enumerate(sets):
-                a, b = starts[i], starts[i + 1]
-                got = min(b - a, k)
-                rows_i, scores_i = all_rows[start + i], all_scores[start + i]
-                rows_i[:got], scores_i[:got] = item[a : a + got], score[a : a + got]
-                if got < k:
-                    rows_i[got:], scores_i[got:] = _fill(k - got, n_items, item[a:b], seeds)
         return TopK(rows=all_rows, scores=all_scores)
+
+
+def sparse_top_k(
+    agg: Aggregated, sets: Sequence[np.ndarray], k: int, n_items: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(len(sets), k) rows and scores of the per-seed rule from sparse sums: the items with a
+    positive sum, score descending then lower row; then, as the dense rule's zeros tie, every other
+    non-seed row in ascending order; the seeds (`sets[i]`, distinct ascending; scored -inf) last."""
+    out_rows = np.empty((len(sets), k), dtype=np.int64)
+    out_scores = np.empty((len(sets), k), dtype=np.float32)
+    seed_keys = np.concatenate([i * n_items + s for i, s in enumerate(sets)] or [np.zeros(0, np.int64)])
+    keep = (agg.score > 0) & ~np.isin(agg.owner * n_items + agg.item, seed_keys)
+    owner, item, score = agg.owner[keep], agg.item[keep], agg.score[keep]
+    order = np.lexsort((item, -score, owner))
+    owner, item, score = owner[order], item[order], score[order]
+    starts = np.searchsorted(owner, np.arange(len(sets) + 1))
+    for i, seeds in enumerate(sets):
+        a, b = starts[i], starts[i + 1]
+        got = min(b - a, k)
+        rows_i, scores_i = out_rows[i], out_scores[i]
+        rows_i[:got], scores_i[:got] = item[a : a + got], score[a : a + got]
+        if got < k:
+            rows_i[got:], scores_i[got:] = _fill(k - got, n_items, item[a:b], seeds)
+    return out_rows, out_scores
 
 
 @dataclass(frozen=True)
@@ -120,6 +132,9 @@ class SeedIndex:
     max_norms: np.ndarray | None = None  # (n_blocks,) float32
     query_batch: int = 256
     workers: int = 0  # query batches scanned in parallel (threads); 0: the cores this process may use
+    # The name space of ml.knn.NameRule ([I | prior], `name_space`): item j scores
+    # q[:d] . items_t[:, j] + q[d] * extra[j]; None: no extra column.
+    extra: np.ndarray | None = None  # (n,) per scan position, float32; queries then have d + 1 columns
 
     @classmethod
     def blocked(cls, items_t: np.ndarray, block: int = 0) -> SeedIndex:
@@ -127,6 +142,13 @@ class SeedIndex:
         n = int(items_t.shape[1])
         width = block or max(1024, _BLOCK_CELLS // 256)
         return cls(items_t=items_t, starts=np.r_[np.arange(0, n, width), n].astype(np.int64))
+
+    @classmethod
+    def name_space(cls, items_t: np.ndarray, extra: np.ndarray, block: int = 0) -> SeedIndex:
+        """A blocked scan of `[items | extra]` without building it: queries of d + 1 columns, item j
+        scoring q[:d] . items_t[:, j] + q[d] * extra[j] (ml.knn.NameRule's `[I | prior]`)."""
+        base = cls.blocked(items_t, block)
+        return cls(items_t=items_t, starts=base.starts, extra=np.asarray(extra, dtype=np.float32))
 
     @classmethod
     def clustered(
@@ -254,7 +276,7 @@ class SeedIndex:
                 active = np.flatnonzero(~filled | (bound[:, blk] >= kth - slack))
                 if not len(active):
                     continue
-            p = q[active] @ self.items_t[:, s:e]
+            p = self._block_scores(q[active], s, e)
             scored += p.size
             bar = kth[active] - slack[active]
             unfilled = np.flatnonzero(~filled[active])
@@ -268,17 +290,36 @@ class SeedIndex:
                 rows = self.order[pos] if self.order is not None else pos
                 cand = cand.merge(active[r_i], rows, pos, p.ravel()[hit], b, size, slack)
                 kth, filled = cand.kth, cand.filled
-        return cand.final(q, self.items_t, b, size) + (scored,)
+        return cand.final(q, self, b, size) + (scored,)
+
+    def _block_scores(self, q: np.ndarray, s: int, e: int) -> np.ndarray:
+        """Scores of queries `q` against scan positions [s, e)."""
+        if self.extra is None:
+            return q @ self.items_t[:, s:e]
+        p = q[:, :-1] @ self.items_t[:, s:e]
+        p += q[:, -1:] * self.extra[None, s:e]
+        return p
+
+    def canonical(self, queries: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """Scores of queries[i] against scan position pos[i], computed the same way whatever the
+        layout (float64 sums of the float32 products, rounded once to float32): equal rows score
+        exactly equal."""
+        if self.extra is None:
+            return _canonical(queries, self.items_t[:, pos].T)
+        q = queries.astype(np.float64)
+        v = np.einsum("ij,ij->i", q[:, :-1], self.items_t[:, pos].T.astype(np.float64))
+        return (v + q[:, -1] * self.extra[pos].astype(np.float64)).astype(np.float32)
 
     @functools.cached_property
     def _max_norm(self) -> float:
         if self.max_norms is not None:
             return float(self.max_norms.max()) if len(self.max_norms) else 0.0
-        return (
-            float(np.sqrt(np.einsum("ij,ij->j", self.items_t, self.items_t).max()))
-            if self.items_t.size
-            else 0.0
-        )
+        if not self.items_t.size:
+            return 0.0
+        squares = np.einsum("ij,ij->j", self.items_t, self.items_t)
+        if self.extra is not None:
+            squares = squares + np.square(self.extra)
+        return float(np.sqrt(squares.max()))
 
 
 @dataclass(frozen=True)
@@ -328,9 +369,9 @@ class _Candidates:
         keep = (rank < size) | ((v_all >= kth[q_all] - slack[q_all]) & (rank < tie_cap(size)))
         return _Candidates(q_all[keep], r_all[keep], p_all[keep], v_all[keep], kth, filled)
 
-    def final(self, q: np.ndarray, items_t: np.ndarray, b: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    def final(self, q: np.ndarray, index: SeedIndex, b: int, size: int) -> tuple[np.ndarray, np.ndarray]:
         """Each query's top `size` by its candidates' canonical scores, ties to the lower row."""
-        v = _canonical(q[self.q], items_t[:, self.pos].T)
+        v = index.canonical(q[self.q], self.pos)
         o = np.lexsort((self.row, -v, self.q))
         q_s, r_s, v_s = self.q[o], self.row[o], v[o]
         starts = np.searchsorted(q_s, np.arange(b))

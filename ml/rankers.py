@@ -288,8 +288,8 @@ class VectorModel:
 
     @property
     def normed(self) -> np.ndarray:
-        """L2-normalized query rows (maps and neighbours in the model card; the name space of
-        ml.cold_start): the query table itself when Q = I (cosine: its rows are unit already)."""
+        """L2-normalized query rows (maps and neighbours in the model card): the query table itself
+        when Q = I (cosine: its rows are unit already)."""
         return self.query if self.shared else normalize_rows(self.query)
 
     @property

@@ -62,6 +62,15 @@ class W2VParams:
     def key(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
+    def fit_cost(self, tokens: int) -> float:
+        """The float updates of fitting `tokens` corpus tokens per epoch (before sub-sampling), a
+        machine-independent cost: skip-gram updates `negative + 1` output rows per context track and
+        a context row for each, CBOW the context mean, `negative + 1` output rows and the context
+        rows once per centre track; each row is `vector_size` floats. `search.max_refit_cost` caps it."""
+        reach = self.window if not self.shrink_windows else (self.window + 1) / 2  # mean tracks each side
+        per_token = 4 * reach * (self.negative + 1) if self.sg else 4 * reach + 2 * (self.negative + 1)
+        return float(tokens) * self.epochs * per_token * self.vector_size
+
     def label(self) -> str:
         mode = "sg" if self.sg else "cbow"
         return (
@@ -83,6 +92,8 @@ class SearchSettings:
     startup_trials: int = 5  # random draws before TPE models the results
     max_sg_pairs: int = 100  # skip-gram draws with window * negative above this are not fitted (cost)
     oov_slack: float = 1.0  # a fit whose valid oov_share exceeds the train tracks' by more ranks last
+    max_refit_cost: float = 0.0  # W2VParams.fit_cost of a refit on the whole train split above this:
+    # not fitted, and ranked below every fit within it (0: no cap)
     rules: tuple[str, ...] = ("cosine",)  # scoring rules every fit is scored under
     priors: tuple[float, ...] = (0.0,)  # popularity-prior weights every fit is scored with
     per_seed: tuple[int, ...] = ()  # per-seed M every fit is also scored with (each rule, prior 0)
@@ -171,6 +182,7 @@ def load_grid(path: Path | None = None) -> GridConfig:
             startup_trials=int(s.get("startup_trials", 5)),
             max_sg_pairs=int(s.get("max_sg_pairs", 100)),
             oov_slack=float(s.get("oov_slack", 1.0)),
+            max_refit_cost=float(s.get("max_refit_cost", 0.0)),
             rules=rules,
             priors=tuple(float(w) for w in scoring.get("priors", [0.0])),
             per_seed=tuple(int(m) for m in scoring.get("per_seed", [])),
@@ -208,11 +220,14 @@ class Scored:
     vocab_size: int
     covered: bool = True  # oov_share within `search.oov_slack` of the sample's train tracks
     per_seed: int = 0  # the best variant's ml.knn rule (0: the mean query)
+    refit_cost: float = 0.0  # W2VParams.fit_cost of its refit on the whole train split (0: not known)
+    within_budget: bool = True  # refit_cost <= search.max_refit_cost (or no cap)
 
     def objective(self, metric: str) -> float:
         """What the search maximizes: the metric, minus 1 when the fit misses the coverage target
-        (so a covering configuration always ranks above one that is not)."""
-        return self.metrics[metric] - (0.0 if self.covered else 1.0)
+        and minus 2 when its refit would exceed the budget (so a configuration within the budget
+        always ranks above one that is not, and a covering one above one that is not)."""
+        return self.metrics[metric] - (0.0 if self.covered else 1.0) - (0.0 if self.within_budget else 2.0)
 
 
 @dataclass(frozen=True)
@@ -244,6 +259,8 @@ class TrialResult:
             **{f"rung0 {k}": v for k, v in self.runs[0].variants.items()},
             "vocab_size": self.last.vocab_size,
             "covered": self.last.covered,
+            "refit_cost": float(f"{self.last.refit_cost:.3g}"),
+            "within_budget": self.last.within_budget,
             "fit_seconds": round(self.last.fit_seconds, 2),
             "eval_seconds": round(self.last.eval_seconds, 2),
         }
@@ -253,7 +270,7 @@ class TrialResult:
 class SearchOutcome:
     results: list[TrialResult]  # best first: last rung reached, then its score, then trial number
     study_file: Path | None = None
-    skipped: int = 0  # draws not fitted (skip-gram cost cap)
+    skipped: int = 0  # draws not fitted (skip-gram cost cap, or a projected refit over the budget)
     rung_sizes: tuple[int, ...] = field(default_factory=tuple)
 
     @property
@@ -262,6 +279,7 @@ class SearchOutcome:
 
 
 FitAndScore = Callable[[W2VParams, int], Scored]  # (params, rung) -> scored fit
+Project = Callable[[W2VParams], float]  # params -> W2VParams.fit_cost of its refit on the whole train split
 
 
 def run_search(
@@ -270,11 +288,14 @@ def run_search(
     study_file: Path,
     seed: int,
     progress: bool = True,
+    project: Project | None = None,
 ) -> SearchOutcome:
     """Successive halving over `config.search.rungs` with TPE proposals (module docstring).
 
     `study_file` keys the resumable state: the caller names it by what the trials depend on (the
     samples, the valid sample, the seed, the config), so a changed input starts a fresh study.
+    `project` gives a draw's refit cost before it is fitted: with a `search.max_refit_cost`, a draw
+    above it is not fitted (counted in `skipped`; the defaults too).
     """
     import optuna
     from optuna.storages import JournalStorage
@@ -289,7 +310,7 @@ def run_search(
         study_name="rung0", storage=storage, sampler=sampler, direction="maximize", load_if_exists=True
     )
     _fail_interrupted(rung0)
-    scored, params_of, skipped = _rung0(config, rung0, fit_and_score, progress)
+    scored, params_of, skipped = _rung0(config, rung0, fit_and_score, progress, project)
     alive = sorted(scored, key=lambda n: (-scored[n][0].objective(s.metric), n))
     for rung in range(1, len(s.rungs)):
         alive = alive[: max(1, math.ceil(len(alive) / s.reduction_factor))]
@@ -325,12 +346,12 @@ def run_search(
         results.append(
             TrialResult(number, params, len(runs) - 1, tuple(r.metrics[s.metric] for r in runs), tuple(runs))
         )
-    results.sort(key=lambda r: (-r.rung, not r.last.covered, -r.value, r.trial))
+    results.sort(key=lambda r: (-r.rung, not r.last.within_budget, not r.last.covered, -r.value, r.trial))
     return SearchOutcome(results, study_file, skipped, s.rungs)
 
 
 def _rung0(
-    config: GridConfig, rung0: Any, fit_and_score: FitAndScore, progress: bool
+    config: GridConfig, rung0: Any, fit_and_score: FitAndScore, progress: bool, project: Project | None = None
 ) -> tuple[dict[int, list[Scored]], dict[int, W2VParams], int]:
     """Rung 0: the finished trials of the journal, then TPE proposals fitted until n_trials."""
     import optuna
@@ -358,6 +379,12 @@ def _rung0(
         if any(p.key() == params.key() for p in params_of.values()):
             rung0.tell(trial, state=optuna.trial.TrialState.PRUNED)  # a repeat: nothing to learn
             continue
+        cost = project(params) if project is not None else 0.0
+        if s.max_refit_cost > 0 and cost > s.max_refit_cost:
+            rung0.tell(trial, state=optuna.trial.TrialState.PRUNED)  # its refit would exceed the budget
+            skipped += 1
+            bar.write(f"rung 0: {params.label()} not fitted: refit cost {cost:.2g} > max_refit_cost")
+            continue
         result = fit_and_score(params, 0)
         trial.set_user_attr("scored", asdict(result))
         rung0.tell(trial, result.objective(s.metric))
@@ -374,6 +401,7 @@ def _best_line(result: Scored, metric: str) -> str:
         f"{f'+{result.prior:g}prior' if result.prior else ''}"
         f"{f' seed{result.per_seed}' if result.per_seed else ''}; fit {result.fit_seconds:.0f}s)"
         f"{'' if result.covered else ' [misses the coverage target]'}"
+        f"{'' if result.within_budget else f' [refit cost {result.refit_cost:.2g}: over the budget]'}"
     )
 
 

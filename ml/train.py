@@ -214,6 +214,11 @@ def search_step(ctx: TrainContext) -> tuple[SearchOutcome, dict[str, FitResult]]
 
     done: dict[tuple[str, int], Scored] = {}  # (params, sample size): a rung as large as the one
     # before it (a small preset: every rung is the whole train split) reuses that fit's score
+    full_tokens = len(data.train.values)
+
+    def project(params: W2VParams) -> float:
+        """The cost of `params`' refit on the whole train split (search.max_refit_cost)."""
+        return params.fit_cost(full_tokens)
 
     def fit_and_score(params: W2VParams, rung: int) -> Scored:
         size = len(ctx.rung_samples[rung])
@@ -242,6 +247,7 @@ def search_step(ctx: TrainContext) -> tuple[SearchOutcome, dict[str, FitResult]]
         # Coverage target: held-out tracks out of vocabulary beyond those the sample never saw.
         floor = oov_share(ctx.valid_sample.holdouts, counts[rung] > 0)
         covered = variants[best]["oov_share"] <= floor + config.search.oov_slack
+        refit_cost, cap = project(params), config.search.max_refit_cost
         if fraction == 1.0:  # the sample is the whole train split: a refit would repeat this fit
             kept[replace(params, scoring=rule, prior=float(prior), per_seed=per_seed).key()] = trial.result
         return Scored(
@@ -254,6 +260,8 @@ def search_step(ctx: TrainContext) -> tuple[SearchOutcome, dict[str, FitResult]]
             eval_seconds=time.perf_counter() - t0,
             vocab_size=len(trial.result.vectors),
             covered=bool(covered),
+            refit_cost=float(refit_cost),
+            within_budget=cap <= 0 or refit_cost <= cap,
         )
 
     valid = ctx.valid_sample
@@ -268,7 +276,7 @@ def search_step(ctx: TrainContext) -> tuple[SearchOutcome, dict[str, FitResult]]
         config.search,
     )
     outcome = run_search(
-        config, fit_and_score, ctx.cache / "search" / f"{name}.journal", ctx.seed, ctx.progress
+        config, fit_and_score, ctx.cache / "search" / f"{name}.journal", ctx.seed, ctx.progress, project
     )
     return outcome, kept
 

@@ -104,15 +104,17 @@ def _base(per_seed: int = 0) -> VectorRanker:
 def _items(base: VectorRanker) -> tuple[np.ndarray, np.ndarray]:
     assert base.model is not None
     prior = track_prior(np.bincount(TRAIN.values, minlength=8))
-    return np.hstack([base.model.normed, prior[base.model.track_of_row, None]]), prior
+    return np.hstack([base.model.items, prior[base.model.track_of_row, None]]), prior  # [I | prior]
 
 
-@pytest.mark.parametrize("method", ["centroid", "ridge"])
+@pytest.mark.parametrize("method", ["query_mean", "ridge"])
 def test_a_name_alone_ranks_its_taste_first_and_an_unknown_name_gets_popularity(method: str) -> None:
     base = _base()
     items, prior = _items(base)
     tokens = [name_keys(n) for n in TRAIN_NAMES]
-    names = fit_name_model(items, TRAIN.map_values(base.model.row_of_track), tokens, method, min_playlists=2)
+    names = fit_name_model(
+        base.model.query, items, TRAIN.map_values(base.model.row_of_track), tokens, method, min_playlists=2
+    )
     assert set(names.keys) == {"name:rock", "name:jazz"}  # `classic`, `smooth` once; Starred none
     assert names.rows.shape == (2, 5)
     ranker = NameVectorRanker(base, prior, names)
@@ -131,7 +133,9 @@ def test_an_artist_token_no_playlist_name_carries_finds_the_artist() -> None:
     artists = ["Miles Davis", "Miles Davis", "Coltrane", "Evans", "Ozzy", "Ozzy", "Dio", "Ozzy"]
     artist_tokens = [name_keys(artists[int(t)]) for t in base.model.track_of_row]
     tokens = [name_keys(n) for n in TRAIN_NAMES]
-    names = fit_name_model(items, TRAIN, tokens, "centroid", 2, beta=0.5, item_tokens=artist_tokens)
+    names = fit_name_model(
+        base.model.query, items, TRAIN, tokens, "query_mean", 2, beta=0.5, item_tokens=artist_tokens
+    )
     assert {"name:rock", "name:jazz", "name:miles", "name:davis", "name:ozzy"} <= set(names.keys)
     ozzy = list(names.keys).index("name:ozzy")
     assert names.n_playlists[ozzy] == 0 and names.rows[ozzy, -1] == 0.0  # from artists: no prior
@@ -139,18 +143,19 @@ def test_an_artist_token_no_playlist_name_carries_finds_the_artist() -> None:
     assert set(ranking.tracks[0].tolist()) <= {4, 5, 6, 7}  # Ozzy's tracks and their neighbours
 
 
-@pytest.mark.parametrize("focus", [0.0, 2.0])
-def test_centroid_rows_are_the_mean_of_the_playlists_mean_vectors(focus: float) -> None:
+@pytest.mark.parametrize("idf", [0.0, 1.0])
+def test_query_mean_rows_are_the_mean_of_the_playlists_queries_weighed_by_idf(idf: float) -> None:
     base = _base()
     items, _ = _items(base)
     tokens = [name_keys(n) for n in TRAIN_NAMES]
-    names = fit_name_model(items, TRAIN, tokens, "centroid", min_playlists=2, beta=0.3, focus=focus)
-    normed = items[:, :4]
-    rock = np.mean([normed[[0, 1, 2]].mean(0), normed[[0, 1]].mean(0), normed[[0, 3]].mean(0)], axis=0)
-    length = np.linalg.norm(rock)
+    query = base.model.query
+    names = fit_name_model(query, items, TRAIN, tokens, "query_mean", min_playlists=2, beta=0.3, idf=idf)
+    assert names.params["space"] == "items" and names.params["idf"] == idf
+    rock = np.mean([query[[0, 1, 2]].mean(0), query[[0, 1]].mean(0), query[[0, 3]].mean(0)], axis=0)
+    weight = np.log(7 / 3) ** idf  # 7 train playlists, 3 of them named rock
     row = names.rows[list(names.keys).index("name:rock")]
-    np.testing.assert_allclose(row[:4], rock / length * length**focus, rtol=1e-5)
-    assert row[4] == pytest.approx(0.3 * length**focus)
+    np.testing.assert_allclose(row[:4], rock * weight, rtol=1e-5)
+    assert row[4] == pytest.approx(0.3 * weight)
 
 
 def test_ridge_rows_solve_the_regularized_least_squares_of_the_track_shares() -> None:
@@ -158,7 +163,13 @@ def test_ridge_rows_solve_the_regularized_least_squares_of_the_track_shares() ->
     items, _ = _items(base)
     alpha = 0.1
     names = fit_name_model(
-        items, TRAIN, [name_keys(n) for n in TRAIN_NAMES], "ridge", min_playlists=2, alpha=alpha
+        base.model.query,
+        items,
+        TRAIN,
+        [name_keys(n) for n in TRAIN_NAMES],
+        "ridge",
+        min_playlists=2,
+        alpha=alpha,
     )
     x = items.astype(np.float64)
     gram = x.T @ x
@@ -175,7 +186,9 @@ def test_a_name_worth_zero_seeds_is_exactly_the_track_model_and_a_worth_moves_it
     per-seed list) a name worth 0 seeds leaves the seeds' answer exactly, and a worth moves it."""
     base = _base(per_seed)
     items, prior = _items(base)
-    names = fit_name_model(items, TRAIN, [name_keys(n) for n in TRAIN_NAMES], "centroid", 2, beta=0.2)
+    names = fit_name_model(
+        base.model.query, items, TRAIN, [name_keys(n) for n in TRAIN_NAMES], "query_mean", 2, beta=0.2
+    )
     seeds = Ragged.from_lists([[0], [4, 5], [], [1]])
     plain = base.rank(seeds, 5)
     named = NameVectorRanker(base, prior, names.with_worth(0.0)).rank_named(
@@ -207,12 +220,20 @@ def test_keyword_popularity_counts_the_playlists_sharing_a_token() -> None:
 def test_the_name_model_round_trips_through_a_run_folder(tmp_path: Path) -> None:
     base = _base()
     items, _ = _items(base)
-    names = fit_name_model(items, TRAIN, [name_keys(n) for n in TRAIN_NAMES], "ridge", 2).with_worth(0.5)
+    names = fit_name_model(
+        base.model.query, items, TRAIN, [name_keys(n) for n in TRAIN_NAMES], "ridge", 2
+    ).with_worth(0.5)
     names.save(tmp_path)
     again = NameModel.load(tmp_path)
     assert RunDir(tmp_path).name_tokens.exists()
     assert again.keys.tolist() == names.keys.tolist() and again.worth == 0.5
     np.testing.assert_array_equal(again.rows, names.rows)
+    # A table fitted before the name space was the item matrix is refused, not served wrong.
+    old = tmp_path / "old"
+    old.mkdir()
+    NameModel(names.keys, names.rows, names.n_playlists, 0.0, {"method": "centroid"}).save(old)
+    with pytest.raises(ValueError, match="rerun `ml train`"):
+        NameModel.load(old)
     assert again.params == names.params and again.n_playlists.tolist() == names.n_playlists.tolist()
 
 

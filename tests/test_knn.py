@@ -286,7 +286,7 @@ def _named_per_seed_reference(
     worth: float,
 ) -> list[int]:
     """Name + seeds under per-seed aggregation, written out: the seeds' per-seed sum, plus `worth`
-    times the name's own list - its query [N | prior] . name_row, top m kept minus its (m+1)-th."""
+    times the name's own list - its query [I | prior] . name_row, top m kept minus its (m+1)-th."""
     n = len(items)
     total = np.zeros(n, dtype=np.float64)
     for s in sorted(set(seeds)):
@@ -294,8 +294,7 @@ def _named_per_seed_reference(
         order = sorted(range(n), key=lambda j: (-p[j], j))
         for j in order[:m]:
             total[j] += p[j] - p[order[m]]
-    normed = query / np.linalg.norm(query, axis=1, keepdims=True)
-    p = normed.astype(np.float64) @ name_row[:-1] + prior * name_row[-1]
+    p = items.astype(np.float64) @ name_row[:-1] + prior * name_row[-1]  # the name space [I | prior]
     order = sorted(range(n), key=lambda j: (-p[j], j))
     for j in order[:m]:
         total[j] += worth * (p[j] - p[order[m]])
@@ -324,20 +323,20 @@ def test_a_name_beside_seeds_is_one_more_per_seed_list():
             want = _named_per_seed_reference(query, items, name_q, prior, seeds[i], 20, worth)
             assert got.rows[i].tolist() == want
         assert not np.array_equal(got.rows[:3], tables.top_k(seeds[:3], 10).rows)  # the name counts
-    # A name alone: the mean of its token rows against [N | prior], every item (not a top-M list).
+    # A name alone: the mean of its token rows against [I | prior], every item (not a top-M list).
     alone = NameRule.over(tables, keys, name_rows, prior, 4.0).top_k([[]], [[0, 1]], n)
-    normed = query / np.linalg.norm(query, axis=1, keepdims=True)
     q = name_rows[[0, 1]].mean(axis=0)
-    np.testing.assert_allclose(alone.scores[0], np.sort(normed @ q[:-1] + prior * q[-1])[::-1], atol=1e-5)
+    np.testing.assert_allclose(alone.scores[0], np.sort(items @ q[:-1] + prior * q[-1])[::-1], atol=1e-5)
     # Worth 0: exactly the seeds' per-seed scores.
     zero = NameRule.over(tables, keys, name_rows, prior, 0.0)
     assert np.array_equal(zero.scores(seeds[:3], tokens[:3]), tables.per_seed_scores(seeds[:3]))
-    # The mean rule (per_seed 0): the name mixed into the mean of N, its share worth / (n + worth).
+    # The mean rule (per_seed 0): the name mixed into the tracks' query (the mean of their Q rows),
+    # its share worth / (n + worth), against [I | prior].
     mean_rule = NameRule.over(KnnTables(items_t=items.T, query_table=query), keys, name_rows, prior, 2.0)
     got = mean_rule.scores([[3, 17]], [[0]])[0]
     share = 2.0 / (2 + 2.0)
-    mixed = (1 - share) * np.r_[normed[[3, 17]].mean(axis=0), 0.0] + share * name_rows[0]
-    np.testing.assert_allclose(got, normed @ mixed[:-1] + prior * mixed[-1], atol=1e-5)
+    mixed = (1 - share) * np.r_[query[[3, 17]].mean(axis=0), 0.0] + share * name_rows[0]
+    np.testing.assert_allclose(got, items @ mixed[:-1] + prior * mixed[-1], atol=1e-5)
 
 
 def test_a_zero_query_or_identical_rows_keep_a_bounded_candidate_set_and_the_lowest_rows() -> None:
@@ -371,3 +370,62 @@ def test_a_zero_query_or_identical_rows_keep_a_bounded_candidate_set_and_the_low
         order = np.lexsort((np.arange(len(items)), -dense[i]))[:size]
         assert cols[i].tolist() == order.tolist()
     assert cols[0].tolist() == list(range(size))
+
+
+def _dense_named_top(rule: NameRule, seeds: list[list[int]], tokens: list[list[int]], k: int):
+    """NameRule's answer from its dense (playlists x items) scores: seeds -inf, exact top-k."""
+    scores = rule.scores(seeds, tokens)
+    for i, s in enumerate(seeds):
+        if s:
+            scores[i, np.asarray(s, dtype=np.int64)] = -np.inf
+    return _select_top(scores, min(k, rule.tables.n_items))
+
+
+def test_a_named_top_k_scans_in_blocks_with_the_dense_rules_answer() -> None:
+    """NameRule.top_k never holds a [playlists x items] matrix (a blocked scan of [N | prior], sparse
+    per-seed sums): its answer is the same whatever the block width and batch, and the dense rule's -
+    bit for bit where every product is exact (small integers, dyadic weights: ties everywhere, so the
+    lower-row rule is what decides), within float rounding otherwise."""
+    rng = np.random.default_rng(14)
+    n, d = 500, 8
+    items = rng.integers(-3, 4, size=(n, d)).astype(np.float32)
+    items[400:450] = items[:50]  # identical rows: an exact tie goes to the lower row
+    prior = (rng.integers(0, 9, size=n) / 8).astype(np.float32)
+    name_rows = (rng.integers(-2, 3, size=(4, d + 1)) / 4).astype(np.float32)
+    keys = ["name:a", "name:b", "name:c", "name:d"]
+    seeds = [[], [], [], [3, 17, 250], [5], [5, 5, 9], [299, 0, 1, 2, 3, 4], [7], list(range(495))]
+    tokens = [[0], [1, 2], [], [0, 1, 2, 3], [3], [], [1], [2, 3], [0]]  # 1, 2 or 4 rows: exact means
+    exact = {
+        "per_seed": KnnTables(items_t=items.T, per_seed=20),
+        "per_seed_1": KnnTables(items_t=items.T, per_seed=1),
+    }
+    rounded = {
+        "mean": KnnTables(items_t=items.T),
+        "query_table": KnnTables(items_t=items.T, query_table=rng.normal(size=(n, d)).astype(np.float32)),
+        "query_table_per_seed": KnnTables(
+            items_t=items.T, query_table=rng.normal(size=(n, d)).astype(np.float32), per_seed=20
+        ),
+    }
+    for label, tables in {**exact, **rounded}.items():
+        rule = NameRule.over(tables, keys, name_rows, prior, 4.0 if tables.per_seed else 2.0)
+        for k in (10, 30, n):
+            whole = replace(rule, block=n).top_k(seeds, tokens, k, batch=len(seeds))
+            blocked = replace(rule, block=16).top_k(seeds, tokens, k, batch=2)
+            assert np.array_equal(blocked.rows, whole.rows), (label, k)
+            assert np.array_equal(blocked.scores, whole.scores), (label, k)
+            rows, scores = _dense_named_top(rule, seeds, tokens, k)
+            if label in exact:
+                assert np.array_equal(whole.rows, rows), (label, k)
+                assert np.array_equal(whole.scores, scores), (label, k)
+            else:
+                finite = np.isfinite(scores)
+                assert np.array_equal(np.isfinite(whole.scores), finite), (label, k)
+                np.testing.assert_allclose(whole.scores[finite], scores[finite], atol=1e-5)
+                # Rows differ only where the dense rule's own scores tie within float rounding.
+                dense = rule.scores(seeds, tokens)
+                at, pos = np.nonzero(whole.rows != rows)
+                gap = np.abs(dense[at, whole.rows[at, pos]] - dense[at, rows[at, pos]])
+                assert (gap <= 1e-5).all(), (label, k, gap.max(initial=0.0))
+    # The seeds come last (scored -inf, ascending) when the catalogue runs out of other rows.
+    tail = NameRule.over(exact["per_seed"], keys, name_rows, prior, 4.0).top_k([list(range(495))], [[0]], 10)
+    assert tail.rows[0, 5:].tolist() == [0, 1, 2, 3, 4] and np.isinf(tail.scores[0, 5:]).all()

@@ -196,6 +196,8 @@ def test_ablation_shows_coverage_by_min_count_and_folding() -> None:
     assert "| 5 | yes | 0.0450 | 0.0570 | 2 |" in text  # best metric and lowest OOV of the two folded fits
     header = search_table(rows).splitlines()[0]
     assert "fold_rare" in header and "covered" in header
+    costed = [{**rows[0], "refit_cost": 3.3e11, "within_budget": False}]
+    assert "within_budget" in search_table(costed).splitlines()[0] and "| False |" in search_table(costed)
 
 
 def test_ablation_shows_what_per_seed_aggregation_bought() -> None:

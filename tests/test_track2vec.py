@@ -167,7 +167,7 @@ def test_fold_rare_is_the_shared_playlist_weighted_mean_of_vocabulary_rows() -> 
     vocab_tracks = np.array([3, 1, 0, 2])
     rng = np.random.default_rng(0)
     w, o = rng.normal(size=(4, 3)).astype(np.float32), rng.normal(size=(4, 3)).astype(np.float32)
-    folded = fold_rare(train, 7, vocab_tracks, w, o, block_work=1)  # one rare track per block
+    folded = fold_rare(train, 7, vocab_tracks, w, o)
     assert folded.tracks.tolist() == [4, 5]
     row = {t: r for r, t in enumerate(vocab_tracks)}
     # track 4 shares two playlists with track 0 (a repeat counts once) and one with track 1
@@ -221,3 +221,40 @@ def test_search_ranks_a_fit_missing_the_coverage_target_below_every_covering_one
     assert out.best.last.objective("hr@10") == out.best.value
     worst = min(out.results, key=lambda r: r.last.objective("hr@10"))
     assert not worst.last.covered and worst.last.objective("hr@10") == worst.value - 1.0
+
+
+def test_search_does_not_fit_a_draw_whose_refit_costs_more_than_the_cap(tmp_path: Path) -> None:
+    config = load_grid(TINY_GRID)
+    tokens = 1000
+    cap = 200 * tokens * 16  # d = 16 on the tiny grid
+    config = replace(
+        config, search=replace(config.search, n_trials=3, reduction_factor=2, max_refit_cost=cap)
+    )
+    calls: list = []
+
+    def project(params: W2VParams) -> float:
+        return params.fit_cost(tokens)
+
+    def fit_and_score(params: W2VParams, rung: int) -> Scored:
+        calls.append(params)
+        value = params.window / 100 + (0.5 if params.sg else 0.0) + rung / 10  # costly draws score higher
+        cost = project(params)
+        return Scored({"hr@10": value}, "output", 0.0, {}, 0.0, 0.0, 1, True, 0, cost, cost <= cap)
+
+    # per token and epoch: CBOW window 5 costs 4*5 + 2*6 = 32 (x 3 or 5 epochs: 96, 160 <= 200), the
+    # tiny defaults (CBOW, window 10, 5 epochs) 5 * 52 = 260 and every skip-gram draw >= 3 * 120: over
+    assert project(config.defaults) > cap
+    out = run_search(config, fit_and_score, tmp_path / "b.journal", seed=1, progress=False, project=project)
+    assert calls and all(project(p) <= cap for p in calls)  # nothing over the cap was fitted
+    assert config.defaults not in calls and out.skipped >= 1
+    assert all(r.last.within_budget and r.last.refit_cost <= cap for r in out.results)
+    first = list(calls)
+    rerun = run_search(config, fit_and_score, tmp_path / "c.journal", seed=1, progress=False, project=project)
+    assert calls[len(first) :] == first  # a fresh study draws and skips the same: no clock in the cap
+    assert [r.params for r in rerun.results] == [r.params for r in out.results]
+    # a fit over the cap ranks below every fit within it, whatever its metric
+    over = Scored({"hr@10": 0.9}, "output", 0.0, {}, 0.0, 0.0, 1, True, 0, 2.0 * cap, False)
+    assert over.objective("hr@10") == pytest.approx(0.9 - 2.0)
+    sg = W2VParams(sg=1, window=5, negative=20, epochs=1, vector_size=64, shrink_windows=False)
+    assert sg.fit_cost(10) == 10 * 4 * 5 * 21 * 64
+    assert replace(sg, sg=0, epochs=2, vector_size=128).fit_cost(10) == 2 * 10 * (4 * 5 + 2 * 21) * 128

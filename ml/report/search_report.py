@@ -30,7 +30,7 @@ def _table(cols: list[str], rows: list[list[Any]]) -> str:
 def search_table(rows: list[dict[str, Any]]) -> str:
     rung_cols = sorted({k for r in rows for k in r if k.startswith("rung") and k[4:].isdigit()})
     cols = ["trial", "rung", *[a for a in AXES if a in rows[0]], "scoring", "prior", "per_seed", *rung_cols]
-    cols += ["oov_share", "covered", "vocab_size", "fit_seconds"]
+    cols += ["oov_share", "covered", "vocab_size", "fit_seconds", "refit_cost", "within_budget"]
     return _table(cols, [[r.get(c, "") for c in cols] for r in sorted(rows, key=lambda r: r["trial"])])
 
 
