@@ -90,6 +90,7 @@ PLAIN_UVICORN = (
     "access_log=False, log_level='info', **ast.literal_eval(sys.argv[4]))"
 )
 UVICORN_SETTINGS = {
+    "http": "h11",  # as before issue 9 (uvicorn's "auto" picks httptools now that it is installed)
     "limit_concurrency": 50,
     "timeout_keep_alive": 5,
     "backlog": 32,

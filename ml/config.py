@@ -80,7 +80,7 @@ class ServeLimits:
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
     keep_alive_s: int = 5
-    max_header_bytes: int = 16 * 1024  # request line + headers (h11's incomplete-event limit)
+    max_header_bytes: int = 16 * 1024  # request line + headers (ml.serve_guard refuses more: 431)
     backlog: int = 32  # listen() queue, and the most connections asyncio accepts in one loop turn
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
+import ctypes
 import json
 import logging
 import shutil
@@ -283,6 +285,13 @@ class JsonBody(JSONResponse):
         return orjson.dumps(content)
 
 
+def _trim_heap() -> None:
+    """Hand the heap's free pages back after the load (glibc's malloc_trim; ~9 MB of RSS at 68k
+    tracks: the load's temporary buffers). Elsewhere nothing."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def serve_forever(
     model_path: Path,
     host: str,
@@ -298,6 +307,7 @@ def serve_forever(
     model_path = Path(model_path)
     start = time.perf_counter()
     model = load_model(model_path, engine, threads)  # a bad path fails here, before logging is set up
+    _trim_heap()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     for handler in logging.getLogger().handlers:
         install_log_limits(handler)

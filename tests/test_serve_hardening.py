@@ -100,6 +100,36 @@ def test_a_slow_body_gets_408_from_the_app(guarded, caplog):
     assert any("POST /invocations 408" in r.getMessage() for r in caplog.records)
 
 
+def test_a_keep_alive_request_with_slow_headers_gets_408(guarded):
+    """The header deadline runs again from a keep-alive request's first byte, not only on connect."""
+    sock = connect(guarded.port)
+    sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.3)  # answered; the keep-alive timer (1 s) would close it later than the deadline
+    sock.sendall(b"GET /ping HTTP/1.1\r\n")
+    started = time.monotonic()
+    data, _ = read_all(sock)
+    seconds = time.monotonic() - started
+    first, _, rest = data.partition(b"HTTP/1.1 408 ")
+    assert first.startswith(b"HTTP/1.1 200 ") and b"request headers not received within 0.6s" in rest
+    assert 0.4 <= seconds <= 3.0
+
+
+def test_pipelined_requests_are_each_answered_in_order(guarded, synthetic_run):
+    """Two requests in one write (a body, then a /ping): two answers, in order, on one connection."""
+    body = json.dumps({"instances": [{"tracks": [synthetic_run.model.track_ids[0]], "k": 3}]}).encode()
+    sock = connect(guarded.port)
+    sock.sendall(
+        b"POST /invocations HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+        + f"content-length: {len(body)}\r\n\r\n".encode()
+        + body
+        + b"GET /ping HTTP/1.1\r\nHost: x\r\nconnection: close\r\n\r\n"
+    )
+    data, _ = read_all(sock)
+    answers = data.split(b"HTTP/1.1 ")[1:]
+    assert [a[:3] for a in answers] == [b"200", b"200"]
+    assert b'"predictions"' in answers[0] and b'"status":"ok"' in answers[1]
+
+
 def test_a_body_no_route_reads_is_cut_by_the_backstop(guarded):
     """GET /ping announcing a body it never sends: answered, then closed (not held)."""
     sock = connect(guarded.port)
@@ -241,6 +271,15 @@ def test_every_invalid_id_is_a_400_and_logged_so(guarded, body, message, caplog)
     assert message in response.json()["error"]
     lines = [r.getMessage() for r in caplog.records if "POST /invocations" in r.getMessage()]
     assert lines and " 400 " in lines[-1]
+
+
+def test_the_request_log_names_the_peer_not_a_forwarded_header(guarded, caplog):
+    with caplog.at_level(logging.INFO, logger="ml.serve"):
+        response = httpx.get(f"{guarded.url}/ping", headers={"x-forwarded-for": "10.1.2.3"})
+        time.sleep(0.05)
+    assert response.status_code == 200
+    lines = [r.getMessage() for r in caplog.records if "GET /ping 200" in r.getMessage()]
+    assert lines and lines[-1].startswith("127.0.0.1 GET /ping 200"), lines
 
 
 @pytest.mark.parametrize("pieces", [1, 40])
