@@ -37,7 +37,15 @@ from moto_sagemaker import (
 
 from ml.config import REPO_ROOT, Paths
 from ml.deploy.config import TrainingJobConfig
-from ml.deploy.training_job import REQUIREMENTS, TrainingJobError, train_on_sagemaker
+from ml.deploy.training_job import (
+    REQUIREMENTS,
+    TrainingJobError,
+    deferred_interrupts,
+    train_on_sagemaker,
+)
+from ml.deploy.training_job import (
+    wait_for_job as wait_for_training_job,
+)
 
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/music-recsys-train-test"
 BUCKET = "music-recsys-test-training"
@@ -329,3 +337,29 @@ def test_an_unreachable_aws_is_one_line_naming_the_step(aws, monkeypatch):
         TrainingJobError, match=r"^upload to S3 failed \(EndpointConnectionError: .*check the AWS"
     ):
         train_on_sagemaker(aws.paths, config(), seed=7, search=False, progress=False, session=session)
+
+
+def test_a_ctrl_c_during_an_aws_call_is_counted_and_stops_the_job_at_the_next_poll():
+    """SIGINT inside deferred_interrupts raises nothing (a client library could swallow it); the
+    wait loop sees the count before its next call, stops the job, and a second Ctrl-C ends the wait."""
+
+    class Job:
+        training_job_name, training_job_status, refreshes, stops = "j", "InProgress", 0, 0
+
+        def refresh(self):
+            self.refreshes += 1
+            if self.refreshes == 2:
+                os.kill(os.getpid(), signal.SIGINT)  # arrives "inside" the AWS call
+            if self.refreshes == 4:
+                os.kill(os.getpid(), signal.SIGINT)  # the second one, while the stop is awaited
+
+        def stop(self):
+            self.stops += 1
+
+    job = Job()
+    with deferred_interrupts() as interrupts:
+        with pytest.raises(TrainingJobError, match="interrupted: training job j stopped"):
+            wait_for_training_job(job, 0.01, False, sleep=lambda s: None, interrupts=interrupts)
+        assert interrupts() == 2
+    assert job.stops == 1 and job.refreshes == 4  # polled once after the first, stopped, then left
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is restored

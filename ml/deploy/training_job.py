@@ -21,9 +21,11 @@ import contextlib
 import io
 import json
 import secrets
+import signal
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -200,13 +202,39 @@ def create_job(
 # --- 5: waiting ----------------------------------------------------------------------------------
 
 
-def wait_for_job(job: Any, poll_s: float, progress: bool, sleep: Callable[[float], None] = time.sleep) -> str:
-    """Poll until the job is Completed, Failed or Stopped; returns that status. On Ctrl-C: stop the
-    job, wait for it to stop, and raise TrainingJobError saying so."""
+@contextlib.contextmanager
+def deferred_interrupts() -> Iterator[Callable[[], int]]:
+    """Ctrl-C counted, not raised, while AWS calls run: a KeyboardInterrupt raised inside a client
+    library's call (a retry, a describe after create) could be swallowed there and leave the job
+    running unwatched. Yields the number of Ctrl-C so far; the waiting loop checks it between calls.
+    Outside the main thread signals cannot be handled: the count stays 0 (Ctrl-C raises as usual)."""
+    hits: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: 0
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: hits.append(signum))
+    try:
+        yield lambda: len(hits)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def wait_for_job(
+    job: Any,
+    poll_s: float,
+    progress: bool,
+    sleep: Callable[[float], None] = time.sleep,
+    interrupts: Callable[[], int] = lambda: 0,
+) -> str:
+    """Poll until the job is Completed, Failed or Stopped; returns that status. On Ctrl-C (raised, or
+    counted by `interrupts`, `deferred_interrupts`): stop the job, wait for it to stop (a second
+    Ctrl-C stops waiting), and raise TrainingJobError saying so."""
     start = time.monotonic()
     shown = ""
     try:
         while True:
+            if interrupts():
+                raise KeyboardInterrupt
             job.refresh()
             status, secondary = str(job.training_job_status), str(getattr(job, "secondary_status", ""))
             if progress:
@@ -220,10 +248,13 @@ def wait_for_job(job: Any, poll_s: float, progress: bool, sleep: Callable[[float
     except KeyboardInterrupt:
         if progress:
             sys.stderr.write("\n")
+        seen = interrupts()
         job.stop()
         deadline = time.monotonic() + 300
         try:
             while str(job.training_job_status) not in TERMINAL and time.monotonic() < deadline:
+                if interrupts() > max(seen, 1):
+                    break  # a second Ctrl-C: StopTrainingJob is sent, stop waiting for it
                 time.sleep(min(poll_s, 5))
                 job.refresh()
         except KeyboardInterrupt:  # a second Ctrl-C: StopTrainingJob is sent, stop waiting for it
@@ -316,11 +347,14 @@ def train_on_sagemaker(
         f"uploaded the Parquet marts to {uris[MARTS_CHANNEL]} and the package to {uris[CODE_CHANNEL]}"
     )
     hp = {"seed": seed, "search": str(search).lower(), "grid": grid_arg, "workers": workers}
-    with _aws("CreateTrainingJob"):
-        job = create_job(name, image, cfg, uris, hp, session)
-    steps.append(f"created training job {name} ({cfg.instance_type} x{cfg.instance_count}, image {image})")
-    with _aws(f"waiting for training job {name}"):
-        status = wait_for_job(job, cfg.poll_s, progress)
+    with deferred_interrupts() as interrupts:
+        with _aws("CreateTrainingJob"):
+            job = create_job(name, image, cfg, uris, hp, session)
+        steps.append(
+            f"created training job {name} ({cfg.instance_type} x{cfg.instance_count}, image {image})"
+        )
+        with _aws(f"waiting for training job {name}"):
+            status = wait_for_job(job, cfg.poll_s, progress, interrupts=interrupts)
     if status != "Completed":
         raise TrainingJobError(f"training job {name} {status}: {job.failure_reason}")
     artifacts = job.model_artifacts.s3_model_artifacts
