@@ -306,6 +306,9 @@ def test_ctrl_c_stops_the_training_job(aws, tmp_path):
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # Ctrl-C as in a terminal even when the suite itself runs under nohup (SIGINT ignored and
+            # inherited: the command would rightly ignore it, and this test would wait 120 s for nothing)
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         name = wait_for_job()
         time.sleep(1.0)  # let it reach the wait loop
@@ -357,9 +360,14 @@ def test_a_ctrl_c_during_an_aws_call_is_counted_and_stops_the_job_at_the_next_po
             self.stops += 1
 
     job = Job()
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in an interactive shell
     with deferred_interrupts() as interrupts:
         with pytest.raises(TrainingJobError, match="interrupted: training job j stopped"):
             wait_for_training_job(job, 0.01, False, sleep=lambda s: None, interrupts=interrupts)
         assert interrupts() == 2
     assert job.stops == 1 and job.refreshes == 4  # polled once after the first, stopped, then left
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is restored
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a nohup'd process ignores Ctrl-C: left so
+    with deferred_interrupts() as interrupts:
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN and interrupts() == 0
+    signal.signal(signal.SIGINT, before)

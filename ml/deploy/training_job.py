@@ -207,10 +207,14 @@ def deferred_interrupts() -> Iterator[Callable[[], int]]:
     """Ctrl-C counted, not raised, while AWS calls run: a KeyboardInterrupt raised inside a client
     library's call (a retry, a describe after create) could be swallowed there and leave the job
     running unwatched. Yields the number of Ctrl-C so far; the waiting loop checks it between calls.
-    Outside the main thread signals cannot be handled: the count stays 0 (Ctrl-C raises as usual)."""
+    Outside the main thread, or where SIGINT is ignored (a process started under nohup inherits
+    that), nothing is installed and the count stays 0."""
     hits: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: 0
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) in (
+        signal.SIG_IGN,
+        None,
+    ):
+        yield lambda: 0  # no handler here, or Ctrl-C ignored on purpose (nohup): leave it so
         return
     previous = signal.signal(signal.SIGINT, lambda signum, frame: hits.append(signum))
     try:
