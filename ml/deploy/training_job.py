@@ -257,7 +257,7 @@ def wait_for_job(
         deadline = time.monotonic() + 300
         try:
             while str(job.training_job_status) not in TERMINAL and time.monotonic() < deadline:
-                if interrupts() > max(seen, 1):
+                if interrupts() > seen:
                     break  # a second Ctrl-C: StopTrainingJob is sent, stop waiting for it
                 time.sleep(min(poll_s, 5))
                 job.refresh()
